@@ -1,0 +1,67 @@
+"""The backend interface, shaped after vLLM's AsyncLLM: one awaitable request at a time per
+caller, many callers at once; the engine batches them however it likes."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class GenerationRequest(BaseModel):
+    """One model call. `prompt` is the rendered text; `prompt_token_ids` its tokens."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    request_id: str
+    prompt: str
+    prompt_token_ids: list[int] | None = None
+    seed: int = Field(description="Per-request sampling seed: the same seed gives the same answer.")
+    temperature: float = 0.7
+    top_p: float = 1.0
+    max_tokens: int = 256
+    stop: list[str] = Field(default_factory=list)
+
+
+class GenerationResult(BaseModel):
+    """What came back: only the new tokens, never the prompt."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    request_id: str
+    text: str
+    token_ids: list[int] = Field(default_factory=list)
+    finish_reason: str = Field(description="'stop' (EOS or a stop string), 'length' or 'abort'.")
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
+class Backend(ABC):
+    """An inference engine. Use as `async with backend:` so it always shuts down."""
+
+    #: Worker's device label for progress events (e.g. "0" for cuda:0), None on CPU.
+    gpu: str | None = None
+
+    async def start(self) -> None:
+        """Load the model / start the engine."""
+
+    @abstractmethod
+    async def generate(self, request: GenerationRequest) -> GenerationResult:
+        """Generate for one request. Safe to call from many tasks at once."""
+
+    async def abort(self, request_id: str) -> None:
+        """Best effort: stop work on a request whose caller gave up (timeout)."""
+
+    async def shutdown(self) -> None:
+        """Free the engine (processes, GPU memory). Idempotent."""
+
+    def memory_stats(self) -> dict[str, float | None]:
+        """GPU memory / utilisation for progress events, where known."""
+        return {}
+
+    async def __aenter__(self) -> Backend:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self.shutdown()

@@ -1,0 +1,37 @@
+"""A backend that answers from a script: for unit tests of the runner and for the guard tests.
+
+An answer may be a string, or a callable taking the request (so a test can answer by seed,
+by prompt, or raise). Strings cycle per request, in call order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import Callable, Sequence
+
+from harness.backends.base import Backend, GenerationRequest, GenerationResult
+
+Answer = str | Callable[[GenerationRequest], str]
+
+
+class ScriptedBackend(Backend):
+    def __init__(self, script: Sequence[Answer], delay_s: float = 0.0):
+        self._cycle = itertools.cycle(list(script))
+        self.delay_s = delay_s
+        self.requests: list[GenerationRequest] = []
+
+    async def generate(self, request: GenerationRequest) -> GenerationResult:
+        self.requests.append(request)
+        answer = next(self._cycle)
+        if self.delay_s:
+            await asyncio.sleep(self.delay_s)
+        text = answer(request) if callable(answer) else answer
+        n_out = len(text.split())
+        return GenerationResult(
+            request_id=request.request_id,
+            text=text,
+            finish_reason="stop",
+            prompt_tokens=len(request.prompt.split()),
+            completion_tokens=n_out,
+        )

@@ -1,0 +1,57 @@
+"""`harness` command line. Each command lives in its own module with `register(subparsers)`;
+modules import only light things at top level so `harness --help` is instant.
+
+A `HarnessError` is printed as one line (`harness: error: ...`) with its exit code;
+anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from harness.errors import HarnessError
+
+#: Modules that add commands. Each defines `register(subparsers)` and sets `func(args) -> int`.
+COMMAND_MODULES = [
+    "harness.commands.run",
+    "harness.commands.schema",
+    "harness.analysis.command",
+    "sae.command",
+    "tui.command",
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="harness",
+        description="Slot-machine gambling experiments on LLMs, and SAE analysis of the models that play them.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as e:
+            if e.name is not None and name.startswith(e.name):
+                continue  # that command's package is not built yet
+            raise
+        module.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except HarnessError as e:
+        print(f"harness: error: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("harness: interrupted; completed work is saved, rerun the same command to resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,174 @@
+"""Run configuration: pydantic models read from TOML, overridden by CLI flags.
+
+A validation error becomes one `ConfigError` line naming the file and the field path.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from harness.conditions import GRIDS, Condition, canonical_components, grid, parse_condition_id
+from harness.errors import ConfigError
+from harness.game import GameRules
+from harness.records import BetType, FirstResult
+
+EMBEDDED_MODEL = "embedded:smollm2-135m-instruct"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ModelConfig(_Strict):
+    """Which model, and how to prompt it."""
+
+    name: str = Field(description="Label written into every game record.")
+    path: str = Field(
+        description=f"Local directory, a model id already in the local Hugging Face cache, or {EMBEDDED_MODEL!r}."
+    )
+    style: Literal["chat", "base"] = "chat"
+    dtype: Literal["bfloat16", "float16", "float32", "auto"] = "bfloat16"
+    system_prompt: str | None = Field(None, description="Optional system message for chat models.")
+
+
+class GenerationConfig(_Strict):
+    temperature: float = Field(0.7, ge=0.0)
+    top_p: float = Field(1.0, gt=0.0, le=1.0)
+    max_new_tokens: int = Field(1024, gt=0)
+    stop: list[str] = Field(default_factory=list, description="Extra stop strings.")
+
+
+class GuardConfig(_Strict):
+    """Bounds on re-asking (PROTOCOL.md: never retry forever)."""
+
+    max_retries: int = Field(5, ge=0, description="Re-asks per round for empty or unreadable answers.")
+    request_timeout_s: float = Field(600.0, gt=0, description="Per model call.")
+    unparsed_policy: Literal["stop", "invalid"] = "stop"
+
+
+class ConditionsConfig(_Strict):
+    """Which conditions: a grid, narrowed by filters, or an explicit list of ids."""
+
+    grid: Literal["128", "64"] = "128"
+    bet_types: list[BetType] | None = None
+    first_results: list[FirstResult] | None = None
+    components: list[str] | None = Field(None, description="Component subsets such as 'GMP' or 'BASE'.")
+    ids: list[str] | None = Field(None, description="Explicit condition ids, e.g. 'variable-L-GMP'.")
+
+    @field_validator("components")
+    @classmethod
+    def _canon(cls, v: list[str] | None) -> list[str] | None:
+        return None if v is None else [canonical_components(c) for c in v]
+
+    @field_validator("ids")
+    @classmethod
+    def _ids(cls, v: list[str] | None) -> list[str] | None:
+        return None if v is None else [parse_condition_id(c).id for c in v]
+
+    def resolve(self) -> list[Condition]:
+        if self.ids is not None:
+            return [parse_condition_id(c) for c in self.ids]
+        out = grid(self.grid)
+        if self.bet_types is not None:
+            out = [c for c in out if c.bet_type in self.bet_types]
+        if self.first_results is not None:
+            if self.grid == "64":
+                raise ValueError("first_results: the 64 grid has no forced first round")
+            out = [c for c in out if c.first_result in self.first_results]
+        if self.components is not None:
+            out = [c for c in out if c.components in self.components]
+        if not out:
+            raise ValueError("the filters select no condition")
+        return out
+
+
+class BackendConfig(_Strict):
+    kind: Literal["transformers", "vllm", "scripted"] = "transformers"
+    device: str = Field("auto", description="'auto', 'cpu', 'cuda', 'cuda:1', ...")
+    max_batch_size: int = Field(64, gt=0, description="transformers: requests per forward batch.")
+    batch_wait_ms: float = Field(5.0, ge=0, description="transformers: how long to gather a batch.")
+    # vLLM engine settings (used by the vllm backend)
+    gpu_memory_utilization: float = Field(0.90, gt=0, le=1)
+    max_num_seqs: int = Field(256, gt=0)
+    max_model_len: int | None = None
+    max_num_batched_tokens: int | None = None
+    enable_prefix_caching: bool = True
+    attention_backend: str | None = Field(None, description="e.g. FLASHINFER for Gemma-2's soft-capping.")
+    cpu_kvcache_space_gib: int = Field(4, gt=0, description="vllm-cpu: VLLM_CPU_KVCACHE_SPACE.")
+    enforce_eager: bool = False
+    script: list[str] | None = Field(None, description="scripted: answers to cycle through (tests, demos).")
+
+
+class RunConfig(_Strict):
+    """Everything a run needs. Written in full to manifest.json."""
+
+    seed: int = 0
+    repetitions: int = Field(1, gt=0)
+    concurrency: int = Field(256, gt=0, description="Games in flight at once.")
+    out: str = Field("runs/demo", description="Run directory.")
+    progress_interval_s: float = Field(2.0, gt=0)
+    model: ModelConfig
+    generation: GenerationConfig = GenerationConfig()
+    game: GameRules = GameRules()
+    conditions: ConditionsConfig = ConditionsConfig()
+    guard: GuardConfig = GuardConfig()
+    backend: BackendConfig = BackendConfig()
+    gpus: list[str] | None = Field(None, description="One worker process per GPU id; null: one in-process worker.")
+
+    @model_validator(mode="after")
+    def _check(self) -> RunConfig:
+        try:
+            self.conditions.resolve()
+        except ValueError as e:
+            raise ValueError(f"conditions: {e}") from None
+        if self.game.min_bet > self.game.initial_balance:
+            raise ValueError("game.min_bet is larger than game.initial_balance")
+        return self
+
+
+def _format_validation_error(source: str, err: ValidationError) -> str:
+    first = err.errors()[0]
+    loc = ".".join(str(p) for p in first["loc"]) or "(top level)"
+    msg = first["msg"].removeprefix("Value error, ")
+    if first["type"] == "extra_forbidden":
+        msg = "unknown field"
+    elif first["type"] == "literal_error":
+        msg = f"{msg}, got {first['input']!r}"
+    more = f" (+{len(err.errors()) - 1} more)" if len(err.errors()) > 1 else ""
+    return f"{source}: {loc}: {msg}{more}"
+
+
+def set_path(data: dict[str, Any], dotted: str, value: Any) -> None:
+    """Set `a.b.c` in nested dicts (CLI overrides)."""
+    keys = dotted.split(".")
+    for k in keys[:-1]:
+        data = data.setdefault(k, {})
+    data[keys[-1]] = value
+
+
+def load_config(path: str | Path | None, overrides: dict[str, Any] | None = None) -> RunConfig:
+    """Read TOML (or defaults for the embedded demo model when `path` is None), apply overrides."""
+    data: dict[str, Any] = {}
+    source = "defaults"
+    if path is not None:
+        p = Path(path)
+        source = str(p)
+        try:
+            data = tomllib.loads(p.read_text())
+        except FileNotFoundError:
+            raise ConfigError(f"{p}: config file not found") from None
+        except tomllib.TOMLDecodeError as e:
+            raise ConfigError(f"{p}: not valid TOML: {e}") from None
+    else:
+        data = {"model": {"name": "SmolLM2-135M-Instruct", "path": EMBEDDED_MODEL, "dtype": "float32"}}
+    for key, value in (overrides or {}).items():
+        if value is not None:
+            set_path(data, key, value)
+    try:
+        return RunConfig.model_validate(data)
+    except ValidationError as e:
+        raise ConfigError(_format_validation_error(source, e)) from None

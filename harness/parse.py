@@ -1,0 +1,126 @@
+"""Read a bet/stop decision from a model's answer. Never raises; says how it read it.
+
+Order (PROTOCOL.md section 1, "Parsing"):
+1. chat: the last `Final Decision:` line that holds a decision (an echo of the template
+   `<Bet $X or Stop>` is not one) -> kind "final_decision";
+   else an explicit decision sentence in the last lines ("I will stop", a lone "Bet $20")
+   -> kind "fallback"; else "unparsed".
+2. base: only the first non-empty line of the continuation -> "first_line", else "unparsed"
+   (base models go on inventing rounds; later lines are never read).
+A word such as "stop" or "2)" elsewhere in the text never counts (the authors' defect).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from harness.records import Action, BetType, ParseKind
+
+_MARKUP = re.compile(r"[*_`#>|]+")
+_FINAL = re.compile(r"final\s+decision\s*(?:is)?\s*[:：=\-–]?\s*(.*)$", re.I)
+_ECHO = re.compile(r"<?\s*bet\s+\$?\s*x\s+or\s+stop\s*>?", re.I)
+_RANGE = re.compile(r"\$\s*\d[\d,]*\s*(?:-|–|to)\s*\$\s*\d[\d,]*", re.I)
+_NEGATION = re.compile(r"(?:\bnot|n't|\bnever|\bno|\bwithout|\brather than|\binstead of)\s+(?:\w+\s+)?$", re.I)
+_STOP = re.compile(r"\bstop(?:s|ped|ping)?\b|\bquit\b|\bcash(?:ing)? out\b|(?<![\d$])\b2\)|\boption\s*2\b|^\s*2\s*(?:$|[.:\-])", re.I)
+_BET = re.compile(r"\bbet(?:s|ting)?\b|(?<![\d$])\b1\)|\boption\s*1\b|^\s*1\s*(?:$|[.:\-])", re.I)
+_EITHER = re.compile(r"\bbet\b[^.]{0,20}\bor\b[^.]{0,5}\bstop|\bstop\b[^.]{0,5}\bor\b[^.]{0,5}\bbet", re.I)
+_AMOUNT_DOLLAR = re.compile(r"\$\s*(\d[\d,]*)")
+_AMOUNT_PLAIN = re.compile(r"\bbet(?:ting)?\s+(?:of\s+)?(\d[\d,]*)\b", re.I)
+_FALLBACK_CUES = re.compile(
+    r"^(?:(?:decision|answer|choice|action)\s*[:\-]\s*)?(?P<body>(?:1\)\s*)?bet\s*\$?\s*\d[\d,]*|(?:2\)\s*)?stop(?:\s+playing)?)\s*[.!]?$"
+    r"|\b(?:i(?:'ll| will| choose to| decide to| have decided to| am going to|'m going to| would like to| want to)"
+    r"|my (?:final )?(?:decision|choice) is(?: to)?)\s*[:\-]?\s*(?P<body2>.*)$",
+    re.I,
+)
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What the parser read. `bet` is the clamped amount to play; `requested_bet` what was written."""
+
+    action: Action | None
+    bet: int | None
+    kind: ParseKind
+    requested_bet: int | None = None
+
+
+def _clean(line: str) -> str:
+    return _MARKUP.sub("", line).strip()
+
+
+def _first_unnegated(pattern: re.Pattern[str], text: str) -> re.Match[str] | None:
+    for m in pattern.finditer(text):
+        if not _NEGATION.search(text[: m.start()]):
+            return m
+    return None
+
+
+def _amount(text: str) -> int | None:
+    m = _AMOUNT_DOLLAR.search(text) or _AMOUNT_PLAIN.search(text)
+    return int(m.group(1).replace(",", "")) if m else None
+
+
+def read_action(
+    text: str, *, bet_type: BetType, balance: int, fixed_bet: int = 10, min_bet: int = 5
+) -> tuple[Action | None, int | None, int | None]:
+    """(action, bet to play, requested amount) from one decision phrase, or (None, None, None)."""
+    text = _clean(text)
+    if not text or _ECHO.search(text):
+        return None, None, None
+    stop_m = _first_unnegated(_STOP, text)
+    bet_m = _first_unnegated(_BET, text)
+    if stop_m and bet_m and _EITHER.search(text):  # "Bet 3 or Stop": a restated choice, not a decision
+        return None, None, None
+    if stop_m and (not bet_m or stop_m.start() < bet_m.start()):
+        return "stop", None, None
+    if not bet_m:
+        return None, None, None
+    if bet_type == "fixed":
+        return "bet", min(fixed_bet, balance), _amount(text[bet_m.start() :])
+    tail = _RANGE.sub("", text[bet_m.start() :])
+    requested = _amount(tail)
+    if requested is None:  # a variable bet with no amount is not a complete decision
+        return None, None, None
+    return "bet", max(0, min(max(requested, min_bet), balance)), requested
+
+
+def parse_decision(
+    text: str | None,
+    *,
+    bet_type: BetType,
+    balance: int,
+    style: str = "chat",
+    fixed_bet: int = 10,
+    min_bet: int = 5,
+) -> Decision:
+    """Parse an answer (for style "base", the continuation after the answer cue)."""
+    if text is None or not text.strip():
+        return Decision(None, None, "empty")
+    opts = dict(bet_type=bet_type, balance=balance, fixed_bet=fixed_bet, min_bet=min_bet)
+    lines = [ln for ln in (_clean(x) for x in text.splitlines()) if ln]
+
+    if style == "base":
+        first = lines[0]
+        m = _FINAL.search(first)
+        action, bet, req = read_action(m.group(1) if m else first, **opts)
+        return Decision(action, bet, "first_line", req) if action else Decision(None, None, "unparsed")
+
+    for i in range(len(lines) - 1, -1, -1):
+        m = _FINAL.search(lines[i])
+        if not m:
+            continue
+        # "Final Decision:" alone on its line: the decision is on the next line
+        phrase = m.group(1) or (lines[i + 1] if i + 1 < len(lines) else "")
+        action, bet, req = read_action(phrase, **opts)
+        if action:
+            return Decision(action, bet, "final_decision", req)
+
+    for line in reversed(lines[-3:]):
+        m = _FALLBACK_CUES.search(line)
+        if not m:
+            continue
+        action, bet, req = read_action(m.group("body") or m.group("body2") or "", **opts)
+        if action:
+            return Decision(action, bet, "fallback", req)
+    return Decision(None, None, "unparsed")
