@@ -1,0 +1,69 @@
+"""`harness analyze RUN_DIR [RUN_DIR ...]`: the paper's behavioural measurements for one run or
+several side by side. Only argparse is imported here; pandas and matplotlib load when it runs."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from harness.errors import ConfigError
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "analyze",
+        help="behavioural metrics, tables, figures and report.md for one or more runs",
+        description=(
+            "Compute PROTOCOL.md section 2 for each run (one per model) from games.jsonl: per-game indices, "
+            "per-condition and per-run rates and means with bootstrap 95%% intervals, index-bankruptcy "
+            "correlation, component effects, streak chasing. Writes report.md, figures/*.png and "
+            "tables/*.csv|parquet. A run still in progress can be analysed."
+        ),
+    )
+    p.add_argument(
+        "run_dirs", nargs="+", type=Path, metavar="RUN_DIR", help="run directories (or games.jsonl files)"
+    )
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="output directory (default: RUN_DIR/analysis for one run, ./analysis for several)",
+    )
+    p.add_argument(
+        "--exclude-guessed",
+        action="store_true",
+        help="leave out games with a round read by fallback or left unparsed (default: included, counted)",
+    )
+    p.add_argument(
+        "--include-invalid",
+        action="store_true",
+        help="use games that ended 'invalid' (default: excluded, counted)",
+    )
+    p.add_argument(
+        "--bootstrap", type=int, default=1000, metavar="B", help="bootstrap resamples (default 1000)"
+    )
+    p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+    p.add_argument("--no-figures", action="store_true", help="skip the PNG figures")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from harness.analysis.pipeline import run_analysis
+    from harness.analysis.stats import Boot
+    from harness.analysis.tables import Exclusion
+
+    if args.bootstrap < 10:
+        raise ConfigError(f"--bootstrap: needs at least 10 resamples, got {args.bootstrap}")
+    for d in args.run_dirs:
+        if not d.exists():
+            raise ConfigError(f"{d}: no such run directory")
+    out = args.out or (args.run_dirs[0] / "analysis" if len(args.run_dirs) == 1 else Path("analysis"))
+    report = run_analysis(
+        list(args.run_dirs),
+        out,
+        Exclusion(invalid=not args.include_invalid, guessed=args.exclude_guessed),
+        Boot(resamples=args.bootstrap, seed=args.seed),
+        figures=not args.no_figures,
+    )
+    print(f"wrote {report} (tables in {out / 'tables'}, figures in {out / 'figures'})")
+    return 0

@@ -1,0 +1,120 @@
+"""`harness analyze` end to end: load runs, compute every table, write CSV + Parquet, the
+figures and `report.md`. Pure computation (`analyse`) is kept apart from writing (`write`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from harness.analysis import effects as fx
+from harness.analysis import plots
+from harness.analysis.load import RunData, load_run, unique_labels
+from harness.analysis.stats import Boot
+from harness.analysis.tables import Exclusion, PreparedRun, completeness_row, prepare, run_tables
+
+#: Table name -> what it holds (written as NAME.csv and NAME.parquet; listed in the report).
+TABLES = {
+    "completeness": "games read vs expected, torn/bad lines, invalid and guessed counts per run",
+    "runs": "per run and bet type (scope): rates, means and 95% intervals",
+    "conditions": "per condition: rates, means and 95% intervals",
+    "correlation": "index vs bankruptcy rate across conditions (Pearson r, p)",
+    "effects": "with vs without each component, variable vs fixed, first result W vs L",
+    "n_components": "per number of prompt components",
+    "component_trend": "game-level Pearson r of the number of components with each metric",
+    "first_result": "per forced first result (W/L)",
+    "streaks": "win/loss streak chasing, k = 1..5",
+    "games": "one row per game with its metrics and whether it was used",
+}
+FIGURES = {
+    "bankruptcy_heatmap": "bankruptcy % by condition",
+    "index_vs_bankruptcy": "condition mean index vs bankruptcy rate, with r",
+    "component_effects": "effect of each prompt component (with - without)",
+    "streak_curves": "win/loss streak chasing",
+}
+
+
+@dataclass
+class Results:
+    """Every table of an analysis, plus what the report needs to say about it."""
+
+    tables: dict[str, pd.DataFrame]
+    runs: list[PreparedRun]
+    exclusion: Exclusion
+    boot: Boot
+    figures: dict[str, Path] = field(default_factory=dict)
+
+
+DEFAULT_EXCLUSION = Exclusion()
+DEFAULT_BOOT = Boot()
+
+
+def analyse(
+    runs: list[RunData], exclusion: Exclusion = DEFAULT_EXCLUSION, boot: Boot = DEFAULT_BOOT
+) -> Results:
+    """Compute all tables for one or more runs (one per model, side by side)."""
+    unique_labels(runs)
+    prepared = [prepare(r, exclusion) for r in runs]
+    parts: dict[str, list[pd.DataFrame]] = {}
+
+    def add(name: str, df: pd.DataFrame) -> None:
+        if len(df):
+            parts.setdefault(name, []).append(df)
+
+    for i, p in enumerate(prepared):
+        for name, df in run_tables(p, boot, i).items():
+            add(name, df)
+        add("effects", fx.effects(p, boot, i))
+        add("component_trend", fx.component_trend(p))
+        add("streaks", fx.streaks(p, boot, i))
+        games = p.games.drop(columns=list("GMHWP")).copy()
+        games.insert(0, "run", p.label)
+        add("games", games)
+    tables = {k: pd.concat(v, ignore_index=True) for k, v in parts.items()}
+    tables["completeness"] = pd.DataFrame([completeness_row(p) for p in prepared])
+    if "conditions" in tables:
+        tables["correlation"] = fx.correlation(tables["conditions"])
+    for name in TABLES:
+        tables.setdefault(name, pd.DataFrame())
+    return Results({k: tables[k] for k in TABLES}, prepared, exclusion, boot)
+
+
+def write(results: Results, out: Path, *, figures: bool = True) -> Path:
+    """Write tables (CSV + Parquet), figures (PNG) and report.md into `out`; returns the report."""
+    from harness.analysis.report import render
+
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "tables").mkdir(exist_ok=True)
+    for name, df in results.tables.items():
+        df.to_csv(out / "tables" / f"{name}.csv", index=False)
+        df.to_parquet(out / "tables" / f"{name}.parquet", index=False)
+    if figures:
+        t = results.tables
+        fig_dir = out / "figures"
+        fig_dir.mkdir(exist_ok=True)
+        if len(t["conditions"]):
+            results.figures["bankruptcy_heatmap"] = plots.bankruptcy_heatmap(
+                t["conditions"], fig_dir / "bankruptcy_heatmap.png"
+            )
+            results.figures["index_vs_bankruptcy"] = plots.index_scatter(
+                t["conditions"], t["correlation"], fig_dir / "index_vs_bankruptcy.png"
+            )
+        results.figures["component_effects"] = plots.component_effects(
+            t["effects"], fig_dir / "component_effects.png"
+        )
+        results.figures["streak_curves"] = plots.streak_curves(t["streaks"], fig_dir / "streak_curves.png")
+    report = out / "report.md"
+    report.write_text(render(results, out))
+    return report
+
+
+def run_analysis(
+    run_dirs: list[Path],
+    out: Path,
+    exclusion: Exclusion = DEFAULT_EXCLUSION,
+    boot: Boot = DEFAULT_BOOT,
+    figures: bool = True,
+) -> Path:
+    """Load, analyse, write. Returns the path of report.md."""
+    return write(analyse([load_run(d) for d in run_dirs], exclusion, boot), out, figures=figures)

@@ -1,0 +1,328 @@
+"""`report.md`: the tables a person reads, every figure with the number of games it stands on.
+Rates are shown in %, intervals as [low, high] (95%)."""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+
+import pandas as pd
+
+from harness.analysis.metrics import MAX_STREAK
+from harness.analysis.pipeline import FIGURES, TABLES, Results
+from harness.analysis.published import PUBLISHED_R, match_published
+from harness.analysis.tables import RATE
+
+
+def _num(v, digits: int = 3) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "–"
+    if isinstance(v, float):
+        return f"{v:.{digits}f}"
+    return str(v)
+
+
+def _ci(row, col: str, scale: float = 1.0, digits: int = 3) -> str:
+    v = row[col]
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "–"
+    lo, hi = row.get(f"{col}_lo"), row.get(f"{col}_hi")
+    if lo is None or (isinstance(lo, float) and math.isnan(lo)):
+        return f"{scale * v:.{digits}f}"
+    return f"{scale * v:.{digits}f} [{scale * lo:.{digits}f}, {scale * hi:.{digits}f}]"
+
+
+def _p(v) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "–"
+    return f"{v:.2g}" if v >= 1e-4 else f"{v:.1e}"
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    if not rows:
+        return "_(no data)_\n"
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
+    return "\n".join(lines) + "\n"
+
+
+def _summary_rows(df: pd.DataFrame, keys: list[str]) -> list[list[str]]:
+    return [
+        [
+            *(str(r[k]) for k in keys),
+            r["n_games"],
+            _ci(r, RATE, 100, 1),
+            _ci(r, "n_rounds", 1, 1),
+            _ci(r, "total_bet", 1, 0),
+            _ci(r, "final_balance", 1, 0),
+            _ci(r, "index"),
+            _num(r["i_ba"]),
+            _num(r["i_lc_v1"]),
+            _num(r["i_lc_v2"]),
+            _num(r["i_eb"]),
+            r["n_invalid"],
+            r["n_guessed"],
+        ]
+        for _, r in df.iterrows()
+    ]
+
+
+SUMMARY_HEADER = [
+    "n",
+    "bankrupt %",
+    "rounds",
+    "total bet $",
+    "final balance $",
+    "index",
+    "I_BA",
+    "I_LC v1",
+    "I_LC v2",
+    "I_EB",
+    "invalid",
+    "guessed",
+]
+
+
+def _completeness(res: Results) -> str:
+    t = res.tables["completeness"]
+    out = [
+        _table(
+            [
+                "run",
+                "path",
+                "games read",
+                "expected",
+                "complete",
+                "torn lines",
+                "bad lines",
+                "duplicates",
+                "invalid",
+                "guessed",
+                "used",
+            ],
+            [
+                [
+                    r["run"],
+                    f"`{r['path']}`",
+                    r["games_read"],
+                    _num(r["games_expected"]),
+                    "unknown"
+                    if r["complete_pct"] is None or pd.isna(r["complete_pct"])
+                    else f"{r['complete_pct']} %",
+                    r["torn_lines"],
+                    r["bad_lines"],
+                    r["duplicates"],
+                    r["invalid"],
+                    r["guessed"],
+                    r["games_used"],
+                ]
+                for _, r in t.iterrows()
+            ],
+        )
+    ]
+    for p in res.runs:
+        c = p.run.completeness
+        if c is not None and c < 1:
+            out.append(
+                f"\n**{p.label}: run incomplete** ({len(p.games)} of {p.run.expected_games} games, "
+                f"{100 * c:.1f} %); figures cover the games written so far.\n"
+            )
+        for line in p.run.bad_lines[:5]:
+            out.append(f"\n- {p.label}: skipped {line}")
+    return "".join(out) + "\n"
+
+
+def _published(res: Results) -> str:
+    runs = res.tables["runs"]
+    out = []
+    for p in res.runs:
+        pub = match_published(p.run.model)
+        if pub is None:
+            out.append(f"- {p.label}: no published row matches model `{p.run.model}`.\n")
+            continue
+        rows = []
+        for bet_type, b_pct, idx in (
+            ("fixed", pub.bankrupt_fixed_pct, pub.index_fixed),
+            ("variable", pub.bankrupt_variable_pct, pub.index_variable),
+        ):
+            only = set(p.games["bet_type"]) == {bet_type}  # one bet type: its rows are scope "all"
+            mine = runs[(runs["run"] == p.label) & (runs["scope"] == ("all" if only else bet_type))]
+            if len(mine):
+                r = mine.iloc[0]
+                rows.append(
+                    [bet_type, f"{b_pct:.2f}", _ci(r, RATE, 100, 2), _num(idx), _ci(r, "index"), r["n_games"]]
+                )
+            else:
+                rows.append([bet_type, f"{b_pct:.2f}", "–", _num(idx), "–", 0])
+        out.append(f"**{p.label}** vs published **{pub.name}**\n\n")
+        out.append(
+            _table(
+                [
+                    "bet type",
+                    "published bankrupt %",
+                    "this run bankrupt %",
+                    "published index",
+                    "this run index",
+                    "n (this run)",
+                ],
+                rows,
+            )
+            + "\n"
+        )
+    out.append(
+        "The published figures come from the paper's 64-condition grid (no forced first round, "
+        "50 repetitions); a 128-condition run also holds the forced W/L opening round, so compare "
+        "with that in mind.\n"
+    )
+    return "".join(out)
+
+
+def _effects(res: Results, factors: list[str], scopes: list[str] | None = None) -> str:
+    e = res.tables["effects"]
+    if not len(e):
+        return "_(no data)_\n"
+    e = e[e["factor"].isin(factors)]
+    if scopes:
+        e = e[e["scope"].isin(scopes)]
+    rows = []
+    for (run, scope, factor), g in e.groupby(["run", "scope", "factor"], sort=False):
+        g = g.set_index("metric")
+        b, i = g.loc[RATE], g.loc["index"]
+        rows.append(
+            [
+                run,
+                scope,
+                factor,
+                f"{b['group_a']} / {b['group_b']}",
+                f"{b['n_a']} / {b['n_b']}",
+                f"{100 * b['a']:.1f} / {100 * b['b']:.1f}",
+                _ci(b, "diff", 100, 1),
+                _p(b["p"]),
+                _p(b.get("q_bh")),
+                f"{i['a']:.3f} / {i['b']:.3f}",
+                _ci(i, "diff"),
+                _p(i["p"]),
+                _ci(g.loc["n_rounds"], "diff", 1, 2),
+            ]
+        )
+    return _table(
+        [
+            "run",
+            "scope",
+            "factor",
+            "a / b",
+            "n a / b",
+            "bankrupt % a / b",
+            "diff pp",
+            "p (Fisher)",
+            "q (BH)",
+            "index a / b",
+            "diff",
+            "p (Welch)",
+            "rounds diff",
+        ],
+        rows,
+    )
+
+
+def render(res: Results, out: Path) -> str:
+    t = res.tables
+    s = [
+        f"# Behavioural analysis\n\nGenerated {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime())} by "
+        f"`harness analyze`. Runs: {', '.join(p.label for p in res.runs)}.\n\n"
+        f"**Games used (default stated):** {res.exclusion.describe()}. Counts of both are in every table.\n\n"
+        f"Intervals: 95 %, percentile bootstrap with B = {res.boot.resamples} resamples (seed {res.boot.seed}); "
+        "rates resampled exactly as Binomial(n, p)/n; large groups use the normal approximation "
+        "(column `ci` of the CSV tables). Definitions: docs/analysis.md.\n\n"
+    ]
+    s.append("## Runs and completeness\n\n" + _completeness(res))
+    s.append("## Summary per run and bet type\n\n")
+    runs = t["runs"]
+    s.append(_table(["run", "scope", *SUMMARY_HEADER], _summary_rows(runs, ["run", "scope"])) + "\n")
+    s.append("## Published figures beside this run\n\n" + _published(res) + "\n")
+    corr = t["correlation"]
+    s.append(
+        f"## Index vs bankruptcy across conditions\n\nPaper: r between {PUBLISHED_R[0]} and {PUBLISHED_R[1]} "
+        "across its 64 conditions.\n\n"
+    )
+    s.append(
+        _table(
+            ["run", "scope", "conditions", "games", "Pearson r", "p"],
+            [
+                [r["run"], r["scope"], r["n_conditions"], r["n_games"], _num(r["r"]), _p(r["p"])]
+                for _, r in corr.iterrows()
+            ],
+        )
+        + "\n"
+    )
+    s.append("## Prompt components: with vs without\n\n" + _effects(res, list("GMHWP")) + "\n")
+    s.append("## Number of prompt components\n\n")
+    nc = t["n_components"]
+    s.append(
+        _table(
+            ["run", "scope", "components", *SUMMARY_HEADER],
+            _summary_rows(nc, ["run", "scope", "n_components"]),
+        )
+    )
+    trend = t["component_trend"]
+    s.append("\nTrend (game-level Pearson r with the number of components):\n\n")
+    s.append(
+        _table(
+            ["run", "scope", "metric", "games", "r", "p"],
+            [
+                [r["run"], r["scope"], r["metric"], r["n_games"], _num(r["r"]), _p(r["p"])]
+                for _, r in trend.iterrows()
+            ],
+        )
+        + "\n"
+    )
+    s.append("## Fixed vs variable betting\n\n" + _effects(res, ["bet_type"]) + "\n")
+    s.append("## First result: W vs L\n\n" + _effects(res, ["first_result"]))
+    fr = t["first_result"]
+    if len(fr):
+        s.append(
+            "\n"
+            + _table(
+                ["run", "scope", "first", *SUMMARY_HEADER],
+                _summary_rows(fr, ["run", "scope", "first_result"]),
+            )
+        )
+    s.append(
+        f"\n## Streak chasing (k = 1..{MAX_STREAK})\n\nAfter exactly k consecutive wins or losses: "
+        "*continued* = share of next decisions that bet again; *rose* = share of next bets larger than "
+        "the last bet. n = streak events followed by a decision (events within a game are not independent; "
+        "intervals treat them as if they were).\n\n"
+    )
+    st = t["streaks"]
+    s.append(
+        _table(
+            ["run", "scope", "streak", "k", "events", "continued", "next bets", "rose"],
+            [
+                [
+                    r["run"],
+                    r["scope"],
+                    r["streak"],
+                    r["k"],
+                    r["n_events"],
+                    _ci(r, "continued"),
+                    r["n_next_bets"],
+                    _ci(r, "rose"),
+                ]
+                for _, r in st.iterrows()
+            ],
+        )
+        + "\n"
+    )
+    s.append("## Per condition\n\n")
+    s.append(
+        _table(["run", "condition", *SUMMARY_HEADER], _summary_rows(t["conditions"], ["run", "condition"]))
+        + "\n"
+    )
+    s.append("## Figures\n\n")
+    for name, caption in FIGURES.items():
+        if name in res.figures:
+            s.append(f"![{caption}]({res.figures[name].relative_to(out)})\n\n*{caption}*\n\n")
+    s.append("## Machine-readable tables\n\n")
+    s += [f"- `tables/{name}.csv` / `.parquet`: {what}\n" for name, what in TABLES.items()]
+    return "".join(s)

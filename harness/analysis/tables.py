@@ -1,0 +1,156 @@
+"""Per-group summaries: bankruptcy rate and metric means with 95% intervals, and the counts
+each figure stands on (games used, games read, invalid games, games with a guessed parse)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from harness.analysis.load import RunData
+from harness.analysis.metrics import condition_columns, game_metrics, streak_events
+from harness.analysis.stats import EXACT_MAX_N, EXACT_MAX_TOTAL, Boot, interval, mean_draws, rate_draws
+
+#: Means reported for every group, in report order.
+MEANS = ["n_rounds", "total_bet", "final_balance", "index", "i_ba", "i_lc_v1", "i_lc_v2", "i_eb"]
+RATE = "bankrupt_rate"
+
+
+@dataclass(frozen=True)
+class Exclusion:
+    """Which games the figures leave out (they are always counted)."""
+
+    invalid: bool = True
+    guessed: bool = False
+
+    def describe(self) -> str:
+        inv = "excluded" if self.invalid else "included"
+        gue = "excluded" if self.guessed else "included"
+        return (
+            f"games that ended `invalid` are {inv} (flag `--include-invalid` / default excluded: they have no "
+            f"behavioural outcome); games with a guessed parse (a round read by `fallback` or left `unparsed`) "
+            f"are {gue} (flag `--exclude-guessed`)"
+        )
+
+
+@dataclass
+class PreparedRun:
+    """A run's games with their metrics, condition columns and an `included` flag, plus the
+    streak events of the included games."""
+
+    run: RunData
+    games: pd.DataFrame
+    streaks: pd.DataFrame
+
+    @property
+    def label(self) -> str:
+        return self.run.label
+
+
+def prepare(run: RunData, exclusion: Exclusion) -> PreparedRun:
+    metrics = game_metrics(run.rounds, len(run.games))
+    games = pd.concat([condition_columns(run.games), metrics], axis=1)
+    invalid = games["outcome"].to_numpy() == "invalid"
+    included = np.ones(len(games), dtype=bool)
+    if exclusion.invalid:
+        included &= ~invalid
+    if exclusion.guessed:
+        included &= ~games["guessed"].to_numpy()
+    games["included"] = included
+    events = streak_events(run.rounds)
+    events = events[included[events["game"].to_numpy()]] if len(events) else events
+    events = events.assign(bet_type=games["bet_type"].to_numpy()[events["game"].to_numpy()])
+    return PreparedRun(run, games, events.reset_index(drop=True))
+
+
+def scopes(frame: pd.DataFrame, column: str = "bet_type") -> Iterator[tuple[str, pd.DataFrame]]:
+    """('all', frame) then one (bet type, part) per bet type when there are several."""
+    yield "all", frame
+    values = sorted(frame[column].unique())
+    if len(values) > 1:
+        for value in values:
+            yield str(value), frame[frame[column] == value]
+
+
+def summarise(frame: pd.DataFrame, by: list[str], boot: Boot, salt: int = 0) -> pd.DataFrame:
+    """One row per group of `by` (all rows when `by` is empty)."""
+    inc = frame["included"].to_numpy()
+    values = frame[MEANS].to_numpy(dtype=float)
+    bankrupt = frame["bankrupt"].to_numpy()
+    invalid = frame["outcome"].to_numpy() == "invalid"
+    guessed = frame["guessed"].to_numpy()
+    exact_ok = int(inc.sum()) <= EXACT_MAX_TOTAL
+    groups = frame.groupby(by, sort=True).indices if by else {(): np.arange(len(frame))}
+    rows = []
+    for i, (key, pos) in enumerate(groups.items()):
+        use = pos[inc[pos]]
+        n = len(use)
+        exact = exact_ok and n <= EXACT_MAX_N
+        rng = boot.rng(salt, i)
+        draws = mean_draws(values[use], boot, rng, exact)
+        lo, hi = interval(draws)
+        k = int(bankrupt[use].sum())
+        r_lo, r_hi = interval(rate_draws(np.array([k]), np.array([n]), boot, rng))
+        key = key if isinstance(key, tuple) else (key,)
+        row = dict(zip(by, key, strict=True))
+        row.update(
+            n_games=n,
+            n_read=len(pos),
+            n_invalid=int(invalid[pos].sum()),
+            n_guessed=int(guessed[pos].sum()),
+            ci=f"bootstrap B={boot.resamples}" if exact else "normal approx.",
+        )
+        row[RATE] = k / n if n else np.nan
+        row[f"{RATE}_lo"], row[f"{RATE}_hi"] = r_lo[0], r_hi[0]
+        means = values[use].mean(axis=0) if n else np.full(len(MEANS), np.nan)
+        for j, name in enumerate(MEANS):
+            row[name], row[f"{name}_lo"], row[f"{name}_hi"] = means[j], lo[j], hi[j]
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def with_run(df: pd.DataFrame, label: str, **extra: str) -> pd.DataFrame:
+    """Put the run label (and e.g. the scope) in front."""
+    front = {"run": label, **extra}
+    for i, (k, v) in enumerate(front.items()):
+        df.insert(i, k, v)
+    return df
+
+
+def run_tables(prep: PreparedRun, boot: Boot, run_no: int) -> dict[str, pd.DataFrame]:
+    """The summary tables of one run: by scope, by condition, by first result, by component count."""
+    g, label = prep.games, prep.label
+    salt = 1000 * run_no
+    parts: dict[str, list[pd.DataFrame]] = {"runs": [], "first_result": [], "n_components": []}
+    for s, (scope, part) in enumerate(scopes(g)):
+        parts["runs"].append(with_run(summarise(part, [], boot, salt + 10 * s), label, scope=scope))
+        if (part["first_result"] != "none").any():
+            fr = summarise(part, ["first_result"], boot, salt + 10 * s + 1)
+            parts["first_result"].append(with_run(fr, label, scope=scope))
+        nc = summarise(part, ["n_components"], boot, salt + 10 * s + 2)
+        parts["n_components"].append(with_run(nc, label, scope=scope))
+    cond = summarise(g, ["condition", "bet_type", "first_result", "components"], boot, salt + 99)
+    out = {k: pd.concat(v, ignore_index=True) for k, v in parts.items() if v}
+    out["conditions"] = with_run(cond, label)
+    return out
+
+
+def completeness_row(prep: PreparedRun) -> dict:
+    """How much of the run is there and what was skipped or excluded."""
+    r, g = prep.run, prep.games
+    return {
+        "run": r.label,
+        "model": r.model,
+        "path": str(r.path),
+        "games_read": len(g),
+        "games_expected": r.expected_games,
+        "complete_pct": None if r.completeness is None else round(100 * r.completeness, 1),
+        "torn_lines": r.torn_lines,
+        "bad_lines": len(r.bad_lines),
+        "duplicates": r.duplicates,
+        "invalid": int((g["outcome"] == "invalid").sum()),
+        "guessed": int(g["guessed"].sum()),
+        "games_used": int(g["included"].sum()),
+    }
