@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from harness.conditions import GRIDS, Condition, canonical_components, grid, parse_condition_id
+from harness.conditions import Condition, canonical_components, grid, parse_condition_id
 from harness.errors import ConfigError
 from harness.game import GameRules
 from harness.records import BetType, FirstResult

@@ -1,0 +1,1 @@
+"""CLI commands of the game harness (see harness.cli.COMMAND_MODULES)."""

@@ -1,0 +1,82 @@
+"""`harness run games`: play a condition grid into a run directory (resumable)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    run = sub.add_parser("run", help="Run experiments.", description="Run experiments.")
+    run_sub = run.add_subparsers(dest="what", metavar="WHAT", required=True)
+    games = run_sub.add_parser(
+        "games",
+        help="Play slot-machine games (resumes an existing run directory).",
+        description="Play the slot-machine games of a condition grid. Rerunning the same command on the "
+        "same --out plays only the games not yet complete.",
+    )
+    games.add_argument("--config", help="TOML config (default: the embedded SmolLM2 demo model).")
+    games.add_argument("--out", help="Run directory (config: out).")
+    games.add_argument("--reps", type=int, help="Games per condition (config: repetitions).")
+    games.add_argument(
+        "--conditions",
+        help="Comma-separated condition ids such as 'variable-L-GMP,fixed-none-BASE' "
+        "(BETTYPE-FIRST-COMPONENTS; FIRST is W, L or none), or 'grid64' / 'grid128'.",
+    )
+    games.add_argument("--seed", type=int, help="Run seed (config: seed).")
+    games.add_argument("--max-rounds", type=int, help="Rounds per game at most (config: game.max_rounds).")
+    games.add_argument("--max-new-tokens", type=int, help="config: generation.max_new_tokens.")
+    games.add_argument("--concurrency", type=int, help="Games in flight at once (config: concurrency).")
+    games.add_argument("--backend", choices=["transformers", "vllm", "scripted"], help="config: backend.kind.")
+    games.add_argument("--device", help="config: backend.device, e.g. cpu, cuda, cuda:1.")
+    games.add_argument("--quiet", action="store_true", help="No progress bar.")
+    games.set_defaults(func=run_games_command)
+
+
+def overrides_from_args(args: argparse.Namespace) -> dict:
+    over = {
+        "out": args.out,
+        "repetitions": args.reps,
+        "seed": args.seed,
+        "game.max_rounds": args.max_rounds,
+        "generation.max_new_tokens": args.max_new_tokens,
+        "concurrency": args.concurrency,
+        "backend.kind": args.backend,
+        "backend.device": args.device,
+    }
+    if args.conditions:
+        text = args.conditions.strip()
+        if text in ("grid64", "grid128"):
+            over["conditions"] = {"grid": text.removeprefix("grid")}
+        else:
+            over["conditions"] = {"ids": [c for c in text.split(",") if c.strip()]}
+    return over
+
+
+def run_games_command(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from harness.config import load_config
+    from harness.display import GameProgress, print_summary
+    from harness.models import resolve_model_path
+    from harness.session import pending_games, run_worker
+    from harness.store import RunDir
+
+    config = load_config(args.config, overrides_from_args(args))
+    if config.backend.kind != "scripted":
+        resolve_model_path(config.model)  # a missing model is a config error, before anything is written
+    run_dir = RunDir(config.out)
+    todo, done = pending_games(config, run_dir)
+    manifest = run_dir.prepare(config.model_dump(mode="json"), done + len(todo), sys.argv)
+    if not todo:
+        print(f"{config.out}: all {done} games already complete")
+        return 0
+    if config.gpus:
+        from harness.workers import run_multi_worker
+
+        return run_multi_worker(config, manifest, todo, done, quiet=args.quiet)
+    with GameProgress(total=done + len(todo), done=done, enabled=not args.quiet) as progress:
+        result = asyncio.run(run_worker(config, todo, run_id=manifest["run_id"], already_done=done,
+                                        on_game=progress.update))
+    print_summary(config.out, result)
+    return 0 if result.status == "complete" else 1

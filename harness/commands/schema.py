@@ -1,0 +1,24 @@
+"""`harness schema`: write the JSON Schemas of games.jsonl and events.jsonl lines."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("schema", help="Write the JSON Schemas of the run files (default: docs/schemas).")
+    p.add_argument("--out", default="docs/schemas", help="Directory to write *.schema.json into.")
+    p.set_defaults(func=schema_command)
+
+
+def schema_command(args: argparse.Namespace) -> int:
+    from harness.records import json_schemas
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    for name, schema in json_schemas().items():
+        (out / name).write_text(json.dumps(schema, indent=2) + "\n")
+        print(out / name)
+    return 0

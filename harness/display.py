@@ -1,0 +1,56 @@
+"""Terminal output of `harness run games`: a live progress bar and the closing summary."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+from harness.records import GameRecord
+
+
+class GameProgress:
+    """A rich progress bar fed by `update(record, stats)` after each game."""
+
+    def __init__(self, total: int, done: int = 0, enabled: bool = True):
+        self.enabled = enabled
+        self.progress = Progress(
+            TextColumn("[bold]games"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
+            TimeElapsedColumn(), TimeRemainingColumn(), console=Console(stderr=True), disable=not enabled,
+        )
+        self.task = self.progress.add_task("games", total=total, completed=done, info="")
+
+    def __enter__(self) -> GameProgress:
+        self.progress.__enter__()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.progress.__exit__(*exc)
+
+    def update(self, record: GameRecord, stats) -> None:
+        o = stats.outcomes
+        info = (
+            f"bankrupt {o.get('bankrupt', 0)} stopped {o.get('stopped', 0)} invalid {o.get('invalid', 0)} "
+            f"retries {stats.retries}"
+        )
+        self.progress.update(self.task, advance=1, info=info)
+
+
+def print_summary(out: str, result) -> None:
+    """Closing summary: games, outcomes, retries, wall time, requests/s, tokens/s."""
+    s = result.stats
+    wall = max(result.wall_s, 1e-9)
+    o = s.outcomes
+    print(
+        f"{out}: {result.games_done}/{result.games_total} games ({s.games_done} this run) | "
+        f"bankrupt {o.get('bankrupt', 0)} stopped {o.get('stopped', 0)} max_rounds {o.get('max_rounds', 0)} "
+        f"invalid {o.get('invalid', 0)} | retries {s.retries} (empty {s.empty_retries}) errors {s.errors} | "
+        f"wall {wall:.1f} s | {s.requests / wall:.2f} requests/s | {s.tokens_out / wall:.1f} tokens/s"
+        + ("" if result.status == "complete" else f" | status {result.status}: rerun to resume")
+    )

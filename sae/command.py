@@ -1,0 +1,151 @@
+"""`harness sae ...`: SAE analysis of a finished run.
+
+Each sub-command is a registrar in `SUBCOMMANDS` (a function adding one parser to the `sae`
+sub-parsers and setting `func`); a new one (e.g. `patch`, `words`) is one function and one line in
+that list. Heavy imports (torch, transformers) happen inside the `run_*` functions only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def add_model_args(p: argparse.ArgumentParser) -> None:
+    """RUN_DIR, --sae, --layers and the model / device flags every SAE pass shares."""
+    p.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="Run directory (games.jsonl, manifest.json).")
+    p.add_argument(
+        "--sae", required=True, metavar="SPEC",
+        help="SAE folder per layer: a template like 'saes/L{layer}R-8x', a folder with layer_{L} "
+        "subfolders, or one SAE folder (with one layer). See docs/sae.md.",
+    )
+    p.add_argument("--layers", required=True, help="Block indices, e.g. '25-31' or '1,5,9'.")
+    p.add_argument("--model", help="Model path (default: the run manifest's config.model.path).")
+    p.add_argument("--style", choices=["chat", "base"], help="Prompt style (default: from the manifest).")
+    p.add_argument("--device", default="auto", help="'auto', 'cpu', 'cuda', 'cuda:1', ... (default auto).")
+    p.add_argument("--dtype", help="Model dtype (default: the manifest's config.model.dtype).")
+    p.add_argument("--sae-dtype", default="float32", choices=["float32", "bfloat16", "float16"])
+    p.add_argument("--batch-size", type=int, default=16, help="Prompts per forward pass (default 16).")
+    p.add_argument("--out", type=Path, help="Output folder (default RUN_DIR/sae/<command>).")
+
+
+def open_run(args):
+    """(games, reader, saes) for a command's args; every user error is a HarnessError."""
+    from sae.extract import read_games
+    from sae.reader import ResidualReader, run_model_config
+    from sae.spec import load_layers, parse_layers
+
+    layers = parse_layers(args.layers)
+    games = read_games(args.run_dir)
+    reader = ResidualReader(
+        run_model_config(args.run_dir, args.model, args.style),
+        device=args.device, dtype=args.dtype, batch_size=args.batch_size,
+    )
+    if layers[-1] >= reader.n_layers:
+        from harness.errors import ConfigError
+
+        raise ConfigError(f"--layers: {layers[-1]} out of range; the model has blocks 0..{reader.n_layers - 1}")
+    saes = load_layers(args.sae, layers, device=reader.device, dtype=args.sae_dtype, d_model=reader.d_model)
+    return games, reader, saes
+
+
+def _progress(label: str):
+    def report(done: int, total: int) -> None:
+        print(f"\r{label}: {done}/{total} prompts", end="" if done < total else "\n", file=sys.stderr)
+
+    return report
+
+
+# --- features ------------------------------------------------------------------------------------
+
+
+def register_features(sub) -> None:
+    p = sub.add_parser("features", help="Bankrupt vs stopped games: SAE features at the last decision.")
+    add_model_args(p)
+    p.add_argument("--min-d", type=float, default=0.3, help="Minimum |Cohen's d| (default 0.3).")
+    p.add_argument("--max-p", type=float, default=1e-3, help="Maximum Welch p (default 0.001).")
+    p.add_argument("--max-q", type=float, default=0.05, help="Maximum BH q over all layers (default 0.05).")
+    p.set_defaults(func=run_features)
+
+
+def run_features(args) -> int:
+    from sae.extract import extract_features, write_result
+    from sae.stats import Thresholds
+
+    games, reader, saes = open_run(args)
+    result = extract_features(
+        games, saes, reader, Thresholds(args.min_d, args.max_p, args.max_q), progress=_progress("features")
+    )
+    result.meta.update(run_dir=str(args.run_dir), sae_spec=args.sae)
+    paths = write_result(result, args.out or args.run_dir / "sae" / "features")
+    print(result.summary.to_string(index=False))
+    print(f"{int(result.table['significant'].sum())} significant features; wrote {paths['table']} and {paths['csv']}")
+    return 0
+
+
+# --- pathway -------------------------------------------------------------------------------------
+
+
+def register_pathway(sub) -> None:
+    p = sub.add_parser("pathway", help="Every decision of selected games, every layer: sparse shards + comparison.")
+    add_model_args(p)
+    p.add_argument("--games", type=int, default=50, help="Games to take, half bankrupt if possible (default 50).")
+    p.add_argument("--all-games", action="store_true", help="Every bankrupt and stopped game.")
+    p.add_argument("--game-ids", help="Comma-separated game ids (overrides --games).")
+    p.add_argument("--top-k", type=int, default=10, help="Top features per layer to follow (default 10).")
+    p.add_argument("--rows-per-shard", type=int, default=8192)
+    p.set_defaults(func=run_pathway)
+
+
+def run_pathway(args) -> int:
+    from sae.pathway import compare_pathway, extract_pathway, select_games, write_pathway
+    from sae.shards import ShardStore
+
+    games, reader, saes = open_run(args)
+    ids = [s.strip() for s in args.game_ids.split(",")] if args.game_ids else None
+    chosen = select_games(games, None if args.all_games else args.games, ids)
+    out = args.out or args.run_dir / "sae" / "pathway"
+    index = extract_pathway(chosen, saes, reader, out / "shards", args.rows_per_shard, _progress("pathway"))
+    store = ShardStore(out / "shards")
+    size = sum(f.stat().st_size for f in (out / "shards").glob("shard-*.safetensors"))
+    outcomes = set(index["outcome"]) if len(index) else set()
+    if {"bankrupt", "stopped"} <= outcomes:
+        result = compare_pathway(store, top_k=args.top_k)
+        write_pathway(result, out)
+        print(result.layers.to_string(index=False))
+    else:
+        print("comparison skipped: the selected games are not both bankrupt and stopped", file=sys.stderr)
+    print(f"{len(chosen)} games, {len(index)} rows, {store.meta['shards']} shards ({size / 2**20:.1f} MiB) in {out}")
+    return 0
+
+
+# --- convert -------------------------------------------------------------------------------------
+
+
+def register_convert(sub) -> None:
+    p = sub.add_parser("convert", help="Write Gemma Scope params.npz as params.safetensors (once) for fast loads.")
+    p.add_argument("--sae", required=True, metavar="SPEC", help="As for `features`.")
+    p.add_argument("--layers", required=True)
+    p.set_defaults(func=run_convert)
+
+
+def run_convert(args) -> int:
+    from sae.loading import convert_npz
+    from sae.spec import parse_layers, resolve_spec
+
+    for layer, folder in resolve_spec(args.sae, parse_layers(args.layers)).items():
+        if (folder / "params.npz").is_file():
+            print(f"layer {layer}: {convert_npz(folder)}")
+    return 0
+
+
+#: `harness sae` sub-commands; append a registrar to add one.
+SUBCOMMANDS = [register_features, register_pathway, register_convert]
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser("sae", help="SAE analysis of a run: features, pathway.")
+    sub = parser.add_subparsers(dest="sae_command", metavar="SAE_COMMAND", required=True)
+    for registrar in SUBCOMMANDS:
+        registrar(sub)

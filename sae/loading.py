@@ -1,0 +1,294 @@
+"""Read an SAE from disk: one loader per file layout in a registry, the layout detected from the files.
+
+Tensors go straight from the file to the target device and dtype, one tensor at a time through
+`safetensors.safe_open` (the authors' loader converted weights element-wise in Python and hung for
+hours). Peak extra memory is one tensor, so loading 31 layers never holds two copies of any of them.
+Gemma Scope ships `params.npz`; `convert_npz` writes `params.safetensors` beside it once, and the
+loader prefers that file afterwards.
+
+Every problem with a file (missing, truncated, wrong key or shape, wrong d_model) is an
+`SAELoadError` naming the file.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from sae.model import SAE, SAEConfig, SAELoadError
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+@dataclass(frozen=True)
+class LayoutLoader:
+    name: str
+    detect: Callable[[Path], bool]
+    load: Callable[[Path, torch.device, torch.dtype | None], SAE]
+
+
+#: Layouts in detection order; add one with `register_layout`.
+LAYOUTS: dict[str, LayoutLoader] = {}
+
+
+def register_layout(name: str, detect: Callable[[Path], bool]):
+    def wrap(fn: Callable[[Path, torch.device, torch.dtype | None], SAE]):
+        LAYOUTS[name] = LayoutLoader(name, detect, fn)
+        return fn
+
+    return wrap
+
+
+def as_dtype(dtype: torch.dtype | str | None) -> torch.dtype | None:
+    if dtype is None or isinstance(dtype, torch.dtype):
+        return dtype
+    if dtype not in DTYPES:
+        raise SAELoadError(f"SAE dtype {dtype!r} not supported; choose one of {sorted(DTYPES)}")
+    return DTYPES[dtype]
+
+
+def read_tensors(
+    file: Path, names: dict[str, str], device: torch.device, dtype: torch.dtype | None
+) -> dict[str, torch.Tensor]:
+    """Tensors `names` (our name -> key in the file) from a safetensors file, on `device` in `dtype`."""
+    from safetensors import safe_open
+
+    if not file.is_file():
+        raise SAELoadError(f"{file}: file not found")
+    out: dict[str, torch.Tensor] = {}
+    try:
+        with safe_open(str(file), framework="pt", device=str(device)) as f:
+            keys = set(f.keys())
+            missing = [key for key in names.values() if key not in keys]
+            if missing:
+                raise SAELoadError(f"{file}: missing tensor(s) {missing}; the file has {sorted(keys)}")
+            for ours, key in names.items():
+                t = f.get_tensor(key)
+                out[ours] = t if dtype is None else t.to(dtype)
+    except SAELoadError:
+        raise
+    except Exception as e:  # safetensors raises its own error types for truncated or corrupt files
+        raise SAELoadError(f"{file}: cannot read safetensors file (truncated or corrupt?): {e}") from None
+    return out
+
+
+def read_json(file: Path) -> dict:
+    try:
+        return json.loads(file.read_text())
+    except FileNotFoundError:
+        raise SAELoadError(f"{file}: file not found") from None
+    except json.JSONDecodeError as e:
+        raise SAELoadError(f"{file}: not valid JSON: {e}") from None
+
+
+def need(cfg: dict, key: str, file: Path):
+    if key not in cfg:
+        raise SAELoadError(f"{file}: missing field {key!r}")
+    return cfg[key]
+
+
+def layer_of_hook(hook: str | None) -> int | None:
+    """Block index whose output a hook point reads: blocks.L.hook_resid_post -> L, resid_pre -> L-1."""
+    if not hook:
+        return None
+    m = re.search(r"blocks\.(\d+)\.hook_resid_(post|pre)$", hook)
+    if m is None:
+        return None
+    return int(m.group(1)) - (1 if m.group(2) == "pre" else 0)
+
+
+# --- LlamaScope ---------------------------------------------------------------------------------
+
+
+@register_layout("llamascope", lambda d: (d / "hyperparams.json").is_file())
+def load_llamascope(folder: Path, device: torch.device, dtype: torch.dtype | None) -> SAE:
+    hp_file = folder / "hyperparams.json"
+    hp = read_json(hp_file)
+    d_model, d_sae = int(need(hp, "d_model", hp_file)), int(need(hp, "d_sae", hp_file))
+    norm = hp.get("norm_activation", "dataset-wise")
+    scale_in = scale_out = 1.0
+    if norm == "dataset-wise":
+        avg = need(hp, "dataset_average_activation_norm", hp_file)
+        scale_in = math.sqrt(d_model) / float(avg["in"])
+        scale_out = math.sqrt(d_model) / float(avg.get("out", avg["in"]))
+    elif norm not in (None, "none"):
+        raise SAELoadError(f"{hp_file}: norm_activation {norm!r} not supported (only 'dataset-wise')")
+    t = read_tensors(
+        folder / "checkpoints" / "final.safetensors",
+        {"enc": "encoder.weight", "b_enc": "encoder.bias", "dec": "decoder.weight", "b_dec": "decoder.bias"},
+        device,
+        dtype,
+    )
+    cfg = SAEConfig(
+        layout="llamascope",
+        path=str(folder),
+        d_model=d_model,
+        d_sae=d_sae,
+        input_scale=scale_in,
+        output_scale=scale_out,
+        apply_b_dec_to_input=bool(hp.get("apply_decoder_bias_to_pre_encoder", False)),
+        hook_name=hp.get("hook_point_in"),
+        layer=layer_of_hook(hp.get("hook_point_in")),
+    )
+    # nn.Linear weights: encoder (d_sae, d_model), decoder (d_model, d_sae); .T is a view, no copy.
+    sae = SAE(cfg, t["enc"].T, t["dec"].T, t["b_enc"], t["b_dec"], float(need(hp, "jump_relu_threshold", hp_file)))
+    if hp.get("sparsity_include_decoder_norm", False):
+        fold_decoder_norm(sae)
+    return sae
+
+
+def fold_decoder_norm(sae: SAE) -> None:
+    """LlamaScope gates on pre * ||W_dec[f]||; fold the norm into the weights, in place, so the plain
+    JumpReLU applies (same reconstruction, activations in decoder-norm units)."""
+    norms = sae.W_dec.float().norm(dim=1)
+    if torch.allclose(norms, torch.ones_like(norms), atol=1e-4):
+        return
+    n = norms.to(sae.dtype)
+    sae.W_enc.mul_(n)
+    sae.b_enc.mul_(n)
+    sae.W_dec.div_(n[:, None])
+
+
+# --- Gemma Scope ---------------------------------------------------------------------------------
+
+GEMMA_KEYS = {"W_enc": "W_enc", "W_dec": "W_dec", "b_enc": "b_enc", "b_dec": "b_dec", "threshold": "threshold"}
+
+
+@register_layout(
+    "gemmascope", lambda d: (d / "params.safetensors").is_file() or (d / "params.npz").is_file()
+)
+def load_gemmascope(folder: Path, device: torch.device, dtype: torch.dtype | None) -> SAE:
+    st = folder / "params.safetensors"
+    if st.is_file():
+        t = read_tensors(st, GEMMA_KEYS, device, dtype)
+    else:
+        t = {k: v.to(device=device, dtype=dtype or v.dtype) for k, v in read_npz(folder / "params.npz").items()}
+    d_model, d_sae = t["W_enc"].shape if t["W_enc"].dim() == 2 else (0, 0)
+    if not d_model:
+        raise SAELoadError(f"{folder}: W_enc has shape {tuple(t['W_enc'].shape)}, expected (d_model, d_sae)")
+    found = re.findall(r"layer_(\d+)", str(folder))  # Gemma Scope: .../layer_20/width_16k/average_l0_71
+    cfg = SAEConfig(
+        layout="gemmascope", path=str(folder), d_model=d_model, d_sae=d_sae, layer=int(found[-1]) if found else None
+    )
+    return SAE(cfg, t["W_enc"], t["W_dec"], t["b_enc"], t["b_dec"], t["threshold"])
+
+
+def read_npz(file: Path) -> dict[str, torch.Tensor]:
+    import numpy as np
+
+    if not file.is_file():
+        raise SAELoadError(f"{file}: file not found")
+    try:
+        with np.load(file) as z:
+            missing = [k for k in GEMMA_KEYS if k not in z.files]
+            if missing:
+                raise SAELoadError(f"{file}: missing array(s) {missing}; the file has {sorted(z.files)}")
+            return {k: torch.from_numpy(np.ascontiguousarray(z[k])) for k in GEMMA_KEYS}
+    except SAELoadError:
+        raise
+    except Exception as e:
+        raise SAELoadError(f"{file}: cannot read npz file (truncated or corrupt?): {e}") from None
+
+
+def convert_npz(folder: str | Path) -> Path:
+    """Write Gemma Scope's `params.npz` as `params.safetensors` beside it (once; atomic)."""
+    from safetensors.torch import save_file
+
+    folder = Path(folder)
+    target = folder / "params.safetensors"
+    if target.is_file():
+        return target
+    tmp = folder / ".params.safetensors.tmp"
+    save_file(read_npz(folder / "params.npz"), str(tmp))
+    tmp.rename(target)
+    return target
+
+
+# --- SAELens ------------------------------------------------------------------------------------
+
+
+@register_layout(
+    "saelens", lambda d: (d / "cfg.json").is_file() and (d / "sae_weights.safetensors").is_file()
+)
+def load_saelens(folder: Path, device: torch.device, dtype: torch.dtype | None) -> SAE:
+    cfg_file = folder / "cfg.json"
+    raw = read_json(cfg_file)
+    arch = raw.get("architecture", "standard")
+    if arch not in ("standard", "jumprelu"):
+        raise SAELoadError(f"{cfg_file}: architecture {arch!r} not supported (standard or jumprelu)")
+    norm = raw.get("normalize_activations") or "none"
+    if norm not in ("none", "expected_average_only_in"):  # the latter is folded into the weights on save
+        raise SAELoadError(f"{cfg_file}: normalize_activations {norm!r} not supported")
+    file = folder / "sae_weights.safetensors"
+    names = {"W_enc": "W_enc", "W_dec": "W_dec", "b_enc": "b_enc", "b_dec": "b_dec"}
+    t = read_tensors(file, names, device, dtype)
+    if arch == "jumprelu":
+        from safetensors import safe_open
+
+        with safe_open(str(file), framework="pt") as f:
+            key = "threshold" if "threshold" in f.keys() else "log_threshold"
+        th = read_tensors(file, {"th": key}, device, dtype)["th"]
+        threshold: torch.Tensor | float = th.exp() if key == "log_threshold" else th
+    else:
+        threshold = 0.0
+    hook = raw.get("hook_name") or (raw.get("metadata") or {}).get("hook_name")
+    cfg = SAEConfig(
+        layout="saelens",
+        path=str(folder),
+        d_model=int(need(raw, "d_in", cfg_file)),
+        d_sae=int(need(raw, "d_sae", cfg_file)),
+        apply_b_dec_to_input=bool(raw.get("apply_b_dec_to_input", False)),
+        hook_name=hook,
+        layer=layer_of_hook(hook),
+    )
+    return SAE(cfg, t["W_enc"], t["W_dec"], t["b_enc"], t["b_dec"], threshold)
+
+
+# --- entry point --------------------------------------------------------------------------------
+
+
+def detect_layout(path: str | Path) -> tuple[str, Path]:
+    """(layout name, folder) for an SAE folder, or for a weights file inside one."""
+    p = Path(path)
+    if p.is_file():
+        p = p.parent.parent if p.parent.name == "checkpoints" else p.parent
+    if not p.is_dir():
+        raise SAELoadError(f"{path}: no such SAE folder")
+    for layout in LAYOUTS.values():
+        if layout.detect(p):
+            return layout.name, p
+    raise SAELoadError(
+        f"{p}: not an SAE folder (expected hyperparams.json + checkpoints/final.safetensors (LlamaScope), "
+        "params.npz or params.safetensors (Gemma Scope), or cfg.json + sae_weights.safetensors (SAELens))"
+    )
+
+
+def load(
+    path: str | Path,
+    *,
+    device: str | torch.device = "cpu",
+    dtype: torch.dtype | str | None = None,
+    d_model: int | None = None,
+    layer: int | None = None,
+) -> SAE:
+    """Load the SAE at `path` (any registered layout) onto `device` in `dtype` (None: the file's).
+
+    `d_model` / `layer`, when given, are checked against the SAE (the model's width; the block the
+    caller will read), so an SAE for another model or another layer fails here, by name.
+    """
+    name, folder = detect_layout(path)
+    sae = LAYOUTS[name].load(folder, torch.device(device), as_dtype(dtype))
+    if d_model is not None and sae.d_model != d_model:
+        raise SAELoadError(f"{folder}: SAE d_model {sae.d_model} does not match the model's hidden size {d_model}")
+    if layer is not None and sae.cfg.layer is not None and sae.cfg.layer != layer:
+        raise SAELoadError(
+            f"{folder}: SAE reads the output of block {sae.cfg.layer} ({sae.cfg.hook_name or 'from its folder name'}),"
+            f" but is used for layer {layer}"
+        )
+    return sae

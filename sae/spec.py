@@ -1,0 +1,92 @@
+"""`--sae SPEC` and `--layers`: which SAE folder serves which layer.
+
+A SPEC is one string, tried in this order:
+
+1. a template with `{layer}`: `saes/Llama3_1-8B-Base-L{layer}R-8x` -> one folder per layer;
+2. a folder holding `layer_{L}` subfolders (`layer_{L}` itself, or the single SAE folder below it,
+   e.g. Gemma Scope's `layer_20/width_16k/average_l0_71` when there is only one);
+3. a single SAE folder, allowed only when exactly one layer is asked for.
+
+Layers are block indices: layer L reads the output of block L (`hidden_states[L + 1]`).
+`--layers` takes `25-31`, `1,5,9` or a mix (`1-3,30`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from harness.errors import ConfigError
+from sae.loading import LAYOUTS, SAELoadError, load
+from sae.model import SAE
+
+
+def parse_layers(text: str) -> list[int]:
+    """`1-3,30` -> [1, 2, 3, 30] (sorted, unique). ConfigError on anything else."""
+    layers: set[int] = set()
+    try:
+        for part in text.split(","):
+            part = part.strip()
+            if "-" in part:
+                lo, hi = (int(x) for x in part.split("-", 1))
+                if hi < lo:
+                    raise ValueError
+                layers.update(range(lo, hi + 1))
+            else:
+                layers.add(int(part))
+    except ValueError:
+        raise ConfigError(f"--layers: {text!r} is not a list of layers like '25-31' or '1,5,9'") from None
+    if not layers or min(layers) < 0:
+        raise ConfigError(f"--layers: {text!r}: layers are block indices >= 0")
+    return sorted(layers)
+
+
+def _is_sae_folder(p: Path) -> bool:
+    return p.is_dir() and any(layout.detect(p) for layout in LAYOUTS.values())
+
+
+def _single_sae_below(p: Path, depth: int = 3) -> Path:
+    if _is_sae_folder(p):
+        return p
+    found = [d for k in range(1, depth + 1) for d in sorted(p.glob("/".join(["*"] * k))) if _is_sae_folder(d)]
+    if len(found) == 1:
+        return found[0]
+    if not found:
+        raise SAELoadError(f"{p}: no SAE folder in it")
+    names = ", ".join(str(d.relative_to(p)) for d in found[:5])
+    raise SAELoadError(f"{p}: {len(found)} SAE folders below it ({names}...); name one with a {{layer}} template")
+
+
+def resolve_spec(spec: str, layers: list[int]) -> dict[int, Path]:
+    """Layer -> SAE folder for every requested layer (checked to exist and to be an SAE folder)."""
+    if "{layer}" in spec:
+        out = {L: Path(spec.format(layer=L)) for L in layers}
+        for L, p in out.items():
+            if not _is_sae_folder(p):
+                raise SAELoadError(f"{p}: no SAE folder for layer {L} (from --sae {spec})")
+        return out
+    root = Path(spec)
+    if not root.is_dir():
+        raise SAELoadError(f"{root}: --sae is neither a folder nor a template with {{layer}}")
+    if any((root / f"layer_{L}").is_dir() for L in layers):
+        out = {}
+        for L in layers:
+            sub = root / f"layer_{L}"
+            if not sub.is_dir():
+                raise SAELoadError(f"{sub}: no SAE folder for layer {L}")
+            out[L] = _single_sae_below(sub)
+        return out
+    if _is_sae_folder(root):
+        if len(layers) != 1:
+            raise ConfigError(f"--sae {spec} is one SAE but --layers names {len(layers)}; use a {{layer}} template")
+        return {layers[0]: root}
+    raise SAELoadError(f"{root}: not an SAE folder, and it holds no layer_{{L}} subfolders for layers {layers}")
+
+
+def load_layers(
+    spec: str, layers: list[int], *, device: str = "cpu", dtype: str | None = "float32", d_model: int | None = None
+) -> dict[int, SAE]:
+    """Load the SAE of every layer, one after another (never two copies of one in memory)."""
+    return {
+        L: load(folder, device=device, dtype=dtype, d_model=d_model, layer=L)
+        for L, folder in resolve_spec(spec, layers).items()
+    }

@@ -1,0 +1,52 @@
+"""`harness monitor RUN_DIR [RUN_DIR ...]`: watch runs live. Textual is imported only when
+the command runs, so `harness --help` stays instant."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from harness.errors import ConfigError
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The monitor's arguments (shared by `harness monitor` and `python -m tui`)."""
+    parser.add_argument(
+        "runs", nargs="+", type=Path, metavar="RUN_DIR",
+        help="run directories (or events.jsonl files); ones that do not exist yet are waited for",
+    )
+    parser.add_argument(
+        "--stall-after", type=float, default=120.0, metavar="SECONDS",
+        help="warn when a running worker has written no event for this long (default: 120)",
+    )
+    parser.add_argument(
+        "--interval", type=float, default=1.0, metavar="SECONDS",
+        help="how often to read the files (default: 1)",
+    )
+
+
+def run_monitor(args: argparse.Namespace) -> int:
+    """Open the app until the user quits."""
+    if args.stall_after <= 0:
+        raise ConfigError(f"--stall-after must be > 0 seconds, got {args.stall_after}")
+    if args.interval <= 0:
+        raise ConfigError(f"--interval must be > 0 seconds, got {args.interval}")
+    for run in args.runs:
+        if run.exists() and not run.is_dir() and run.suffix != ".jsonl":
+            raise ConfigError(f"{run}: not a run directory or a .jsonl event file")
+    from tui.app import MonitorApp
+
+    MonitorApp(args.runs, stall_after=args.stall_after, interval=args.interval).run()
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "monitor",
+        help="watch runs live: one panel per GPU/worker (reads events.jsonl, never writes)",
+        description="Live terminal monitor of runs: progress, rates, ETA, errors and stalls per "
+        "worker, following each RUN_DIR/events.jsonl as it grows. Keys: q quit, p pause, "
+        "c per-condition view, arrows move, ? help.",
+    )
+    add_arguments(parser)
+    parser.set_defaults(func=run_monitor)

@@ -1,0 +1,80 @@
+"""The per-condition view (`c`) and the key help (`?`)."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.reactive import reactive
+from textual.screen import ModalScreen, Screen
+from textual.widgets import DataTable, Footer, Static
+
+from tui.state import MonitorView
+
+HELP = """\
+[b]harness monitor[/b]: reads the runs' events.jsonl, never writes.
+
+  [b]←/→ ↑/↓[/b]  move between worker panels
+  [b]c[/b]        bankrupt / stopped per condition
+  [b]p[/b]        pause / resume updates
+  [b]?[/b]        this help      [b]q[/b]  quit
+
+A panel turns red and says STALLED when its
+worker has written nothing for --stall-after s.
+Times in the error log are UTC.
+"""
+
+
+class ConditionTable(DataTable):
+    """Outcome counts per condition, one row per (run, pass, condition)."""
+
+    view: reactive[MonitorView | None] = reactive(None)
+
+    def on_mount(self) -> None:
+        self.cursor_type = "row"
+        self.add_columns("run", "pass", "condition", "games", "bankrupt", "stopped", "max", "inval", "bankr%")
+        self.watch_view(self.view)
+
+    def watch_view(self, view: MonitorView | None) -> None:
+        if view is None or not self.columns:
+            return
+        self.clear()
+        for r in view.conditions:
+            share = f"{100 * r.bankrupt / r.games:.0f}" if r.games else "--"
+            self.add_row(r.run, r.kind, r.condition, r.games, r.bankrupt, r.stopped, r.max_rounds, r.invalid, share)
+        if not view.conditions:
+            self.add_row("", "", "no game_done events yet", "", "", "", "", "", "")
+
+
+class ConditionsScreen(Screen):
+    """Bankrupt and stopped games so far per condition, from game_done events."""
+
+    BINDINGS = [
+        Binding("c,escape", "app.pop_screen", "Back"),
+        Binding("p", "app.toggle_pause", "Pause"),
+        Binding("q", "app.quit", "Quit"),
+    ]
+
+    view: reactive[MonitorView | None] = reactive(None)
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="conditions-box"):
+            yield ConditionTable(id="conditions")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#conditions-box").border_title = "Per condition"
+        self.watch_view(self.view)
+
+    def watch_view(self, view: MonitorView | None) -> None:
+        if self.is_mounted:
+            self.query_one(ConditionTable).view = view
+
+
+class HelpScreen(ModalScreen[None]):
+    """Keys, and what the panels mean."""
+
+    BINDINGS = [Binding("escape,question_mark,q", "dismiss", "Close")]
+
+    def compose(self) -> ComposeResult:
+        yield Static(HELP, id="help")

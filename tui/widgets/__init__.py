@@ -1,0 +1,7 @@
+"""The monitor's pieces; each renders a slice of a `MonitorView`."""
+
+from tui.widgets.errors import ErrorLog
+from tui.widgets.panel import WorkerGrid, WorkerPanel
+from tui.widgets.summary import RunSummary
+
+__all__ = ["ErrorLog", "RunSummary", "WorkerGrid", "WorkerPanel"]

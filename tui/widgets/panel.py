@@ -1,0 +1,89 @@
+"""One panel per worker (a GPU or a CPU process), and the scrolling grid that holds them."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.containers import ScrollableContainer
+from textual.reactive import reactive
+from textual.widget import Widget
+from textual.widgets import ProgressBar, Static
+
+from tui import format as fmt
+from tui.state import MonitorView, WorkerView
+
+
+class WorkerPanel(Widget, can_focus=True):
+    """Progress, rates, ETA, retries/invalid/errors and GPU figures of one worker.
+
+    A stalled worker (running but silent for longer than --stall-after) gets the `-stalled`
+    class and says so in its border, so it stands out in a grid of busy panels.
+    """
+
+    view: reactive[WorkerView | None] = reactive(None)
+
+    def compose(self) -> ComposeResult:
+        yield ProgressBar(total=1, show_eta=False)
+        yield Static(classes="stats")
+
+    def watch_view(self, v: WorkerView | None) -> None:
+        if v is None or not self.is_mounted:
+            return
+        self.border_title = f"{fmt.gpu_label(v.gpu)} · w{v.worker} · {v.kind}"
+        self.query_one(ProgressBar).update(total=max(v.games_total, 1), progress=v.games_done)
+        self.query_one(".stats", Static).update(stats_text(v))
+        self.set_class(v.stalled, "-stalled")
+        self.set_class(v.status == "complete", "-complete")
+        self.set_class(v.status in ("failed", "interrupted", "incomplete"), "-failed")
+        if v.stalled:
+            self.border_subtitle = f"STALLED {fmt.duration(v.age_s)}"
+        elif v.status == "running":
+            self.border_subtitle = f"{fmt.duration(v.age_s)} ago"
+        else:
+            self.border_subtitle = v.status
+
+    def on_mount(self) -> None:
+        self.watch_view(self.view)
+
+
+def stats_text(v: WorkerView) -> str:
+    """The panel's text lines (markup), kept under 36 cells to fit two columns at 80."""
+    mem = fmt.memory(v.gpu_memory_used_mb, v.gpu_memory_total_mb)
+    util = "--" if v.gpu_utilization is None else f"{v.gpu_utilization:.0f}%"
+    gpu_line = f"mem {mem or '--'}  util {util}" if mem or v.gpu_utilization is not None else "[dim]no GPU figures[/]"
+    bad = "[b $error]" if v.errors or v.invalid else ""
+    return "\n".join(
+        [
+            f"{'games' if v.kind == 'games' else 'done'} [b]{v.games_done}/{v.games_total}[/b]"
+            f"  ETA {fmt.duration(v.eta_s)}",
+            f"req/s {fmt.rate(v.requests_per_s):>5} avg {fmt.rate(v.avg_requests_per_s):>5} in {v.in_flight}",
+            f"tok/s {fmt.rate(v.tokens_per_s):>5} avg {fmt.rate(v.avg_tokens_per_s):>5}",
+            f"retry {v.retries} empty {v.empty_retries} {bad}inval {v.invalid} err {v.errors}{'[/]' if bad else ''}",
+            gpu_line,
+        ]
+    )
+
+
+class WorkerGrid(ScrollableContainer, can_focus=False):
+    """Mounts a panel the first time a worker is seen, then feeds each panel its view."""
+
+    view: reactive[MonitorView | None] = reactive(None)
+
+    def watch_view(self, view: MonitorView | None) -> None:
+        if view is None:
+            return
+        wanted = {w.id: w for w in view.workers}
+        for panel in list(self.query_children(WorkerPanel)):
+            if panel.id not in wanted:
+                panel.remove()  # its file was truncated or replaced
+        existing = {p.id for p in self.query_children(WorkerPanel)}
+        new = []
+        for w in view.workers:
+            if w.id in existing:
+                self.get_child_by_id(w.id, WorkerPanel).view = w
+            else:
+                panel = WorkerPanel(id=w.id)
+                panel.set_reactive(WorkerPanel.view, w)
+                new.append(panel)
+        if new:
+            self.mount_all(new)
+        self.set_class(not view.workers, "-empty")
