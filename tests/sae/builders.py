@@ -138,7 +138,7 @@ def write_run(run_dir: Path, games: list[GameRecord], model_path: str, style: st
 GAME_PLANS = [
     ([(10, False)] * 10, "bankrupt"),
     ([(50, False), (50, False)], "bankrupt"),
-    ([(30, True), (100, False), (90, False)], "bankrupt"),
+    ([(30, True), (100, False), (60, False)], "bankrupt"),
     ([(10, True)], "stopped"),
     ([(10, False), (10, True), (10, False)], "stopped"),
     ([], "stopped"),
