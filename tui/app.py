@@ -40,6 +40,7 @@ class MonitorApp(App[None]):
     CSS_PATH = "app.tcss"
     TITLE = "harness monitor"
     ENABLE_COMMAND_PALETTE = False
+    AUTO_FOCUS = None  # panels come and go; the arrows pick one
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (120, "-wide")]
     BINDINGS = [
         Binding("q", "quit", "Quit"),
@@ -73,7 +74,7 @@ class MonitorApp(App[None]):
         self.follow = follow
         self.follower = RunFollower(self.runs)
         self.state = MonitorState(run_labels(self.runs))
-        self.sub_title = " ".join(str(r) for r in self.runs)
+        self.sub_title = " ".join(self.state.labels)
 
     def compose(self) -> ComposeResult:
         yield RunSummary(id="summary").data_bind(MonitorApp.view)

@@ -67,8 +67,8 @@ class ConditionsScreen(Screen):
         self.watch_view(self.view)
 
     def watch_view(self, view: MonitorView | None) -> None:
-        if self.is_mounted:
-            self.query_one(ConditionTable).view = view
+        for table in self.query(ConditionTable):
+            table.view = view
 
 
 class HelpScreen(ModalScreen[None]):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from textual.app import ComposeResult
+from textual.binding import Binding
 from textual.containers import ScrollableContainer
 from textual.reactive import reactive
 from textual.widget import Widget
@@ -19,6 +20,14 @@ class WorkerPanel(Widget, can_focus=True):
     class and says so in its border, so it stands out in a grid of busy panels.
     """
 
+    # Here rather than only on the app: the scrolling grid would take the arrows for itself.
+    BINDINGS = [
+        Binding("left", "app.move(-1)", "Prev", show=False),
+        Binding("right", "app.move(1)", "Next", show=False),
+        Binding("up", "app.move_row(-1)", "Up", show=False),
+        Binding("down", "app.move_row(1)", "Down", show=False),
+    ]
+
     view: reactive[WorkerView | None] = reactive(None)
 
     def compose(self) -> ComposeResult:
@@ -26,10 +35,11 @@ class WorkerPanel(Widget, can_focus=True):
         yield Static(classes="stats")
 
     def watch_view(self, v: WorkerView | None) -> None:
-        if v is None or not self.is_mounted:
-            return
+        bars = self.query_children(ProgressBar)
+        if v is None or not bars:
+            return  # not composed yet: on_mount calls again
         self.border_title = f"{fmt.gpu_label(v.gpu)} · w{v.worker} · {v.kind}"
-        self.query_one(ProgressBar).update(total=max(v.games_total, 1), progress=v.games_done)
+        bars.first().update(total=max(v.games_total, 1), progress=v.games_done)
         self.query_one(".stats", Static).update(stats_text(v))
         self.set_class(v.stalled, "-stalled")
         self.set_class(v.status == "complete", "-complete")

@@ -26,8 +26,10 @@ class RunSummary(Static):
         self._render_view()
 
     def _render_view(self) -> None:
-        if self.view is not None and self.size.width:
-            self.update(summary_text(self.view, self.size.width))
+        # Before the first layout the width is 0: render for 80 columns anyway, so the auto
+        # height (one line per row, whatever the width) is right from the start.
+        if self.view is not None:
+            self.update(summary_text(self.view, self.size.width or 76))
 
 
 def _cell(text: str, width: int, right: bool) -> str:
