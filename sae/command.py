@@ -31,12 +31,14 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
 
 
 def open_run(args):
-    """(games, reader, saes) for a command's args; every user error is a HarnessError."""
+    """(games, reader, saes) for a command's args; every user error is a HarnessError, and the
+    cheap checks (layers, SAE folders, games file) come before the model is loaded."""
     from sae.extract import read_games
     from sae.reader import ResidualReader, run_model_config
-    from sae.spec import load_layers, parse_layers
+    from sae.spec import load_folders, parse_layers, resolve_spec
 
     layers = parse_layers(args.layers)
+    folders = resolve_spec(args.sae, layers)
     games = read_games(args.run_dir)
     reader = ResidualReader(
         run_model_config(args.run_dir, args.model, args.style),
@@ -46,7 +48,7 @@ def open_run(args):
         from harness.errors import ConfigError
 
         raise ConfigError(f"--layers: {layers[-1]} out of range; the model has blocks 0..{reader.n_layers - 1}")
-    saes = load_layers(args.sae, layers, device=reader.device, dtype=args.sae_dtype, d_model=reader.d_model)
+    saes = load_folders(folders, device=reader.device, dtype=args.sae_dtype, d_model=reader.d_model)
     return games, reader, saes
 
 

@@ -55,6 +55,7 @@ class ResidualReader:
 
     def __init__(self, model_cfg: ModelConfig, *, device: str = "auto", dtype: str | None = None, batch_size: int = 16):
         from transformers import AutoModelForCausalLM
+        from transformers.utils import logging as hf_logging
 
         from harness.models import PromptFormatter, resolve_model_path
 
@@ -65,6 +66,7 @@ class ResidualReader:
         self.device = pick_device(device)
         self.batch_size = batch_size
         self.formatter = PromptFormatter.from_pretrained(path, model_cfg.style, model_cfg.system_prompt)
+        hf_logging.disable_progress_bar()  # the CLI prints its own progress
         lm = AutoModelForCausalLM.from_pretrained(
             path, dtype=TORCH_DTYPES.get(dtype, "auto"), local_files_only=True
         )

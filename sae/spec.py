@@ -82,11 +82,15 @@ def resolve_spec(spec: str, layers: list[int]) -> dict[int, Path]:
     raise SAELoadError(f"{root}: not an SAE folder, and it holds no layer_{{L}} subfolders for layers {layers}")
 
 
+def load_folders(
+    folders: dict[int, Path], *, device: str = "cpu", dtype: str | None = "float32", d_model: int | None = None
+) -> dict[int, SAE]:
+    """Load the SAE of every layer, one after another (never two copies of one in memory)."""
+    return {L: load(folder, device=device, dtype=dtype, d_model=d_model, layer=L) for L, folder in folders.items()}
+
+
 def load_layers(
     spec: str, layers: list[int], *, device: str = "cpu", dtype: str | None = "float32", d_model: int | None = None
 ) -> dict[int, SAE]:
-    """Load the SAE of every layer, one after another (never two copies of one in memory)."""
-    return {
-        L: load(folder, device=device, dtype=dtype, d_model=d_model, layer=L)
-        for L, folder in resolve_spec(spec, layers).items()
-    }
+    """`resolve_spec` then `load_folders`."""
+    return load_folders(resolve_spec(spec, layers), device=device, dtype=dtype, d_model=d_model)
