@@ -37,7 +37,7 @@ class TailRead:
 class JsonlTail:
     """One file followed by byte offset. Only whole lines (ending in a newline) advance it."""
 
-    def __init__(self, path: Path, *, max_lines: int = 20_000) -> None:
+    def __init__(self, path: Path, *, max_lines: int = 5_000) -> None:
         self.path = Path(path)
         self.offset = 0
         self.max_lines = max_lines
