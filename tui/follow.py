@@ -3,7 +3,8 @@
 The monitor must never disturb a run, so it only opens files for reading and keeps its own
 offset. It hands out complete lines only: a writer may be mid-line (a torn last line), and that
 line is read on a later poll once its newline lands. A file that does not exist yet is simply
-empty; one that shrinks or is replaced (another inode) is read again from byte 0.
+empty; one that shrinks, is replaced (another inode) or is rewritten in place (the bytes just
+before the offset differ) is read again from byte 0.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pydantic import ValidationError
 from harness.records import EVENT_ADAPTER, Event
 
 EVENTS_FILE = "events.jsonl"
+SEAM_BYTES = 4096  # more than one event line, so a rewritten last line is noticed
 
 
 @dataclass
@@ -42,6 +44,7 @@ class JsonlTail:
         self.offset = 0
         self.max_lines = max_lines
         self._identity: tuple[int, int] | None = None
+        self._seam = b""  # the last bytes before `offset`, to notice a file rewritten in place
 
     def read(self) -> TailRead:
         """New complete lines since the last call (at most `max_lines`; call again for more)."""
@@ -60,18 +63,26 @@ class JsonlTail:
             pos = self.offset
             if st.st_size < pos or (self._identity is not None and identity != self._identity):
                 pos, reset = 0, True
+            elif pos and self._seam:
+                # Rewritten in place to the same size or longer: the bytes before the offset changed.
+                f.seek(pos - len(self._seam))
+                if f.read(len(self._seam)) != self._seam:
+                    pos, reset = 0, True
             f.seek(pos)
-            lines: list[bytes] = []
-            while len(lines) < self.max_lines:
+            consumed: list[bytes] = []
+            while len(consumed) < self.max_lines:
                 line = f.readline()
                 if not line.endswith(b"\n"):
                     break  # EOF, or a torn line still being written
-                pos += len(line)
-                if line.strip():
-                    lines.append(line)
+                consumed.append(line)
         # Committed only once all reads succeeded, so an I/O error loses no lines.
-        self.offset, self._identity = pos, identity
-        return TailRead(lines=lines, reset=reset, more=len(lines) >= self.max_lines)
+        if consumed or reset:
+            self._seam = (b"" if reset else self._seam) + b"".join(consumed[-SEAM_BYTES:])
+            self._seam = self._seam[-SEAM_BYTES:]
+        self.offset = pos + sum(len(line) for line in consumed)
+        self._identity = identity
+        lines = [line for line in consumed if line.strip()]
+        return TailRead(lines=lines, reset=reset, more=len(consumed) >= self.max_lines)
 
 
 @dataclass

@@ -117,6 +117,11 @@ async def test_resume_and_truncation(tmp_path):
         events.write_text(start(299, total=3).model_dump_json() + "\n")  # a new run in the same place
         await until(pilot, lambda: app.view.workers[0].games_total == 3)
         assert app.view.workers[0].games_done == 0
+        events.write_text(start(299, worker=5, gpu="5").model_dump_json() + "\n")  # and again, other worker
+        await until(pilot, lambda: [p.id for p in panels(app) if p.display] == ["w-0-games-5"])
+        append(events, start(299, worker=0, gpu="0"))  # the old worker comes back: same panel, shown again
+        await until(pilot, lambda: sum(p.display for p in panels(app)) == 2)
+        assert len(panels(app)) == 2
 
 
 async def test_keys_pause_move_conditions_help_quit(tmp_path):

@@ -79,6 +79,27 @@ def test_replaced_file_restarts_from_zero(tmp_path):
     assert got.reset and len(got.lines) == 3
 
 
+def test_file_rewritten_in_place_to_the_same_size_restarts_from_zero(tmp_path):
+    path = tmp_path / "events.jsonl"
+    path.write_text(start(0, worker=0, gpu="0").model_dump_json() + "\n")
+    tail = JsonlTail(path)
+    tail.read()
+    size = path.stat().st_size
+    path.write_text(start(0, worker=5, gpu="5").model_dump_json() + "\n")  # same inode, same size
+    assert path.stat().st_size == size
+    got = tail.read()
+    assert got.reset and b'"worker":5' in got.lines[0]
+
+
+def test_blank_lines_and_appends_never_look_like_a_rewrite(tmp_path):
+    path = tmp_path / "events.jsonl"
+    tail = JsonlTail(path)
+    for i in range(4):
+        append(path, progress(i, i), raw="\n")
+        got = tail.read()
+        assert not got.reset and len(got.lines) == 1
+
+
 def test_max_lines_reads_in_chunks(tmp_path):
     path = tmp_path / "events.jsonl"
     append(path, *[progress(i, i) for i in range(5)])

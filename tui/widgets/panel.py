@@ -81,15 +81,15 @@ class WorkerGrid(ScrollableContainer, can_focus=False):
     def watch_view(self, view: MonitorView | None) -> None:
         if view is None:
             return
-        wanted = {w.id: w for w in view.workers}
-        for panel in list(self.query_children(WorkerPanel)):
-            if panel.id not in wanted:
-                panel.remove()  # its file was truncated or replaced
-        existing = {p.id for p in self.query_children(WorkerPanel)}
+        existing = {p.id: p for p in self.query_children(WorkerPanel)}
+        wanted = {w.id for w in view.workers}
+        for panel_id, panel in existing.items():
+            # Hidden, not removed: a truncated file may bring the same worker back a moment later.
+            panel.display = panel_id in wanted
         new = []
         for w in view.workers:
             if w.id in existing:
-                self.get_child_by_id(w.id, WorkerPanel).view = w
+                existing[w.id].view = w
             else:
                 panel = WorkerPanel(id=w.id)
                 panel.set_reactive(WorkerPanel.view, w)
