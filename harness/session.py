@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from harness.backends import Backend, create_backend
 from harness.config import RunConfig
+from harness.gpu import nvml_stats
 from harness.models import PromptFormatter, resolve_model_path
 from harness.records import ErrorEvent, GameDoneEvent, GameRecord, ProgressEvent, RunEndEvent, RunStartEvent
 from harness.runner import GameRunner, GameSpec, RunStats, plan_games
@@ -99,7 +100,8 @@ async def run_worker(
                         tokens_per_s=(stats.tokens_out - last_tok) / dt,
                         avg_requests_per_s=stats.requests / elapsed, avg_tokens_per_s=stats.tokens_out / elapsed,
                         retries=stats.retries, empty_retries=stats.empty_retries, invalid=stats.invalid,
-                        errors=stats.errors, in_flight=stats.in_flight, **backend.memory_stats(),
+                        errors=stats.errors, in_flight=stats.in_flight,
+                        **(backend.memory_stats() | (nvml_stats(gpu) if gpu is not None else {})),
                     ))
                     last_t, last_req, last_tok = now, stats.requests, stats.tokens_out
 

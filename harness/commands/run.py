@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from harness.errors import ConfigError
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     run = sub.add_parser("run", help="Run experiments.", description="Run experiments.")
@@ -29,6 +31,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     games.add_argument("--concurrency", type=int, help="Games in flight at once (config: concurrency).")
     games.add_argument("--backend", choices=["transformers", "vllm", "scripted"], help="config: backend.kind.")
     games.add_argument("--device", help="config: backend.device, e.g. cpu, cuda, cuda:1.")
+    games.add_argument(
+        "--gpus",
+        help="One worker process per GPU: ids such as '0,1,2,3', or 'all' (config: gpus). "
+        "Conditions are split between the workers; see docs/workers.md.",
+    )
+    games.add_argument("--workers", type=int, metavar="N", help="N worker processes on CPU (no GPU).")
+    games.add_argument(
+        "--ray", metavar="ADDRESS",
+        help="Run the workers as Ray actors: 'auto' (a cluster started with `ray start`), 'local' "
+        "(a throwaway one-machine Ray) or a cluster address. --out must be on a shared filesystem.",
+    )
     games.add_argument("--quiet", action="store_true", help="No progress bar.")
     games.set_defaults(func=run_games_command)
 
@@ -44,6 +57,18 @@ def overrides_from_args(args: argparse.Namespace) -> dict:
         "backend.kind": args.backend,
         "backend.device": args.device,
     }
+    if args.gpus is not None and args.workers is not None:
+        raise ConfigError("--gpus and --workers: give one (GPU workers, or N CPU workers)")
+    if args.workers is not None:
+        if args.workers < 1:
+            raise ConfigError(f"--workers: need at least 1, got {args.workers}")
+        over["gpus"] = ["cpu"] * args.workers
+    elif args.gpus is not None and getattr(args, "ray", None):
+        over["gpus"] = [g for g in args.gpus.split(",") if g.strip()]  # Ray counts the cluster's GPUs
+    elif args.gpus is not None:
+        from harness.gpu import resolve_gpus
+
+        over["gpus"] = resolve_gpus(args.gpus)  # 'all' fails here, before the run directory is touched
     if args.conditions:
         text = args.conditions.strip()
         if text in ("grid64", "grid128"):
@@ -71,6 +96,10 @@ def run_games_command(args: argparse.Namespace) -> int:
     if not todo:
         print(f"{config.out}: all {done} games already complete")
         return 0
+    if args.ray:
+        from harness.ray_runner import run_ray
+
+        return run_ray(config, manifest, todo, done, address=args.ray, quiet=args.quiet)
     if config.gpus:
         from harness.workers import run_multi_worker
 

@@ -1,0 +1,98 @@
+"""One worker process of a multi-GPU (or multi-CPU) run: `python -m harness.worker --job FILE|-`.
+
+The parent (`harness.workers`, or a Ray actor in `harness.ray_runner`) hands it a `WorkerJob`:
+the resolved config as JSON, the run id, its worker index and GPU, and the ids of its games.
+It plays the ones not yet in games.jsonl into the shared run directory, through the same
+`run_worker` as a single-process run. The parent has set CUDA_VISIBLE_DEVICES to this worker's
+GPU alone (or "" for CPU), so the engine sees it as device `cuda`; events carry the physical id.
+
+Exit codes: 0 all games complete, 75 some games failed (reported as error events, left for a
+resume), anything else is a crash the parent reports and recovers from.
+
+HARNESS_SCRIPTED_DELAY_S (scripted backend only) makes each answer wait that long, so tests and
+demos can watch, or kill, a worker mid-run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+
+from pydantic import BaseModel, ConfigDict, Field
+
+EXIT_INCOMPLETE = 75  # EX_TEMPFAIL: games errored, a rerun resumes them; not a crash
+
+
+class WorkerJob(BaseModel):
+    """What the parent passes a worker (JSON on stdin or in a file)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    config: dict = Field(description="The resolved RunConfig (model_dump(mode='json')).")
+    run_id: str
+    worker: int = Field(description="Worker index, unique within the run.")
+    gpu: str | None = Field(description="Physical GPU id for events and NVML; None for a CPU worker.")
+    game_ids: list[str] = Field(description="The games this worker owns (done ones are skipped).")
+    already_done: int = Field(0, description="Games of this worker's share finished before (restarts).")
+
+
+def worker_config(job: WorkerJob):
+    """The config as the child must use it: device `cuda` (its one visible GPU) or `cpu`."""
+    from harness.config import RunConfig
+
+    config = RunConfig.model_validate(job.config)
+    backend = config.backend.model_copy(update={"device": "cpu" if job.gpu is None else "cuda"})
+    return config.model_copy(update={"backend": backend, "gpus": None})
+
+
+async def run_job(job: WorkerJob):
+    """Play the job's unfinished games; returns the session's WorkerResult."""
+    from harness.runner import plan_games
+    from harness.session import run_worker
+    from harness.store import RunDir, read_games
+
+    config = worker_config(job)
+    wanted = set(job.game_ids)
+    done, _ = read_games(RunDir(config.out).games_path)
+    specs = [s for s in plan_games(config) if s.game_id in wanted and s.game_id not in done]
+    already = job.already_done + len(wanted) - len(specs)
+    backend = None
+    delay = float(os.environ.get("HARNESS_SCRIPTED_DELAY_S", "0") or 0)
+    if config.backend.kind == "scripted" and delay > 0:
+        from harness.backends.scripted import ScriptedBackend
+
+        backend = ScriptedBackend(config.backend.script or ["Final Decision: Stop"], delay_s=delay)
+    return await run_worker(config, specs, run_id=job.run_id, already_done=already, worker=job.worker,
+                            gpu=job.gpu, backend=backend)
+
+
+def exit_code(status: str) -> int:
+    return 0 if status == "complete" else EXIT_INCOMPLETE if status == "incomplete" else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    from harness.errors import HarnessError
+
+    parser = argparse.ArgumentParser(prog="python -m harness.worker", description=__doc__.split("\n")[0])
+    parser.add_argument("--job", default="-", help="WorkerJob JSON file, or '-' for stdin (default).")
+    args = parser.parse_args(argv)
+    text = sys.stdin.read() if args.job == "-" else open(args.job).read()
+    job = WorkerJob.model_validate(json.loads(text))
+    print(f"worker {job.worker}: pid {os.getpid()}, gpu {job.gpu}, "
+          f"CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES')!r}, {len(job.game_ids)} games",
+          file=sys.stderr)
+    try:
+        result = asyncio.run(run_job(job))
+    except HarnessError as e:
+        print(f"harness worker {job.worker}: error: {e}", file=sys.stderr)
+        return e.exit_code
+    print(f"worker {job.worker}: {result.games_done}/{result.games_total} games, status {result.status}",
+          file=sys.stderr)
+    return exit_code(result.status)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
