@@ -22,7 +22,8 @@ from textual.worker import get_current_worker
 
 from tui.follow import RunFollower, SourceBatch
 from tui.screens import ConditionsScreen, HelpScreen
-from tui.state import MonitorState, MonitorView
+from tui.state import MonitorState
+from tui.views import MonitorView
 from tui.widgets import ErrorLog, RunSummary, WorkerGrid, WorkerPanel
 
 

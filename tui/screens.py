@@ -9,7 +9,7 @@ from textual.reactive import reactive
 from textual.screen import ModalScreen, Screen
 from textual.widgets import DataTable, Footer, Static
 
-from tui.state import MonitorView
+from tui.views import MonitorView
 
 HELP = """\
 [b]harness monitor[/b]: reads the runs' events.jsonl, never writes.
@@ -19,8 +19,9 @@ HELP = """\
   [b]p[/b]        pause / resume updates
   [b]?[/b]        this help      [b]q[/b]  quit
 
-A panel turns red and says STALLED when its
-worker has written nothing for --stall-after s.
+A panel turns red after --stall-after seconds of
+STALLED (nothing written) or NO PROGRESS
+(heartbeats, but no game or request done).
 Times in the error log are UTC.
 """
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from harness.records import ErrorEvent, Event, GameDoneEvent, ProgressEvent, RunEndEvent, RunStartEvent
 from tui.follow import SourceBatch
+from tui.views import ConditionRow, ErrorLine, MonitorView, WorkerView, summarize
 
 WorkerKey = tuple[int, str, int]  # (source index, kind, worker)
 
@@ -45,6 +46,9 @@ class WorkerState:
     gpu_utilization: float | None = None
     last_time: float = 0.0
     progress_time: float = 0.0
+    # Last time games or requests moved. The runner's progress events are a heartbeat from
+    # their own task, so a hung engine keeps writing them: silence alone misses that stall.
+    moved_time: float = 0.0
     # Baseline of the games/s rate behind the ETA: set at (re)start, so a resume does not
     # count the games it found already done as fast work.
     base_time: float | None = None
@@ -54,13 +58,15 @@ class WorkerState:
         self.last_time = max(self.last_time, ev.time)
         self.gpu = ev.gpu if ev.gpu is not None else self.gpu
         if isinstance(ev, RunStartEvent):
-            self.model, self.status = ev.model, "running"
+            self.model, self.status, self.moved_time = ev.model, "running", ev.time
             # The runner counts games found done on resume in games_total (harness/session.py).
             self.games_done = ev.games_already_done
             self.games_total = max(ev.games_total, ev.games_already_done)
             self.base_time, self.base_done = ev.time, ev.games_already_done
             self.requests_per_s = self.tokens_per_s = 0.0
         elif isinstance(ev, ProgressEvent):
+            if (ev.games_done, ev.requests) != (self.games_done, self.requests) or not self.moved_time:
+                self.moved_time = ev.time
             for name in (
                 "games_done", "games_total", "requests", "requests_per_s", "tokens_per_s",
                 "avg_requests_per_s", "avg_tokens_per_s", "retries", "empty_retries", "invalid",
@@ -73,6 +79,7 @@ class WorkerState:
         elif isinstance(ev, GameDoneEvent) and ev.time >= self.progress_time:
             # Progress events come every few seconds; count games in between so bars move.
             self.games_done = min(self.games_done + 1, self.games_total or self.games_done + 1)
+            self.moved_time = ev.time
         elif isinstance(ev, ErrorEvent):
             self.error_events += 1
             if ev.fatal:
@@ -88,98 +95,6 @@ class WorkerState:
             return None
         elapsed, done = self.last_time - self.base_time, self.games_done - self.base_done
         return left * elapsed / done if elapsed > 0 and done > 0 else None
-
-
-@dataclass(frozen=True)
-class WorkerView:
-    """A worker as one panel shows it."""
-
-    id: str
-    run: str
-    kind: str
-    worker: int
-    gpu: str | None
-    model: str
-    status: str
-    stalled: bool
-    age_s: float
-    games_done: int
-    games_total: int
-    requests_per_s: float
-    tokens_per_s: float
-    avg_requests_per_s: float
-    avg_tokens_per_s: float
-    eta_s: float | None
-    retries: int
-    empty_retries: int
-    invalid: int
-    errors: int
-    in_flight: int
-    gpu_memory_used_mb: float | None
-    gpu_memory_total_mb: float | None
-    gpu_utilization: float | None
-
-
-@dataclass(frozen=True)
-class SummaryRow:
-    """One run, model and pass kind, summed over its workers."""
-
-    run: str
-    model: str
-    kind: str
-    workers: int
-    games_done: int
-    games_total: int
-    requests_per_s: float
-    tokens_per_s: float
-    errors: int
-    invalid: int
-    stalled: int
-    eta_s: float | None
-    status: str
-
-
-@dataclass(frozen=True)
-class ConditionRow:
-    """Outcomes so far of one condition (from game_done events, each game counted once)."""
-
-    run: str
-    kind: str
-    condition: str
-    games: int
-    bankrupt: int
-    stopped: int
-    max_rounds: int
-    invalid: int
-
-
-@dataclass(frozen=True)
-class ErrorLine:
-    """One ErrorEvent, for the log pane."""
-
-    time: float
-    source: int
-    run: str
-    worker: int
-    gpu: str | None
-    message: str
-    fatal: bool
-
-
-@dataclass(frozen=True)
-class MonitorView:
-    """Everything the screens show, as of `now`."""
-
-    workers: tuple[WorkerView, ...]
-    summary: tuple[SummaryRow, ...]
-    conditions: tuple[ConditionRow, ...]
-    errors: tuple[ErrorLine, ...]
-    malformed: int
-    last_malformed: str | None
-    waiting: tuple[str, ...]
-    """Runs whose event file does not exist (yet)."""
-    read_errors: tuple[str, ...] = ()
-    """Files that could not be read at the last poll, with why."""
 
 
 @dataclass
@@ -250,12 +165,15 @@ class MonitorState:
         )
 
     def _worker_view(self, w: WorkerState, now: float, stall_after: float) -> WorkerView:
-        age = max(0.0, now - w.last_time)
+        age, idle = max(0.0, now - w.last_time), max(0.0, now - w.moved_time)
+        stall = None
+        if w.status == "running":
+            stall = "silent" if age > stall_after else "no progress" if idle > stall_after else None
         return WorkerView(
             id=f"w-{w.source}-{w.kind}-{w.worker}",
-            run=self.labels[w.source],
+            run=self.labels[w.source], show_run=len(self.labels) > 1,
             kind=w.kind, worker=w.worker, gpu=w.gpu, model=w.model, status=w.status,
-            stalled=w.status == "running" and age > stall_after, age_s=age,
+            stalled=stall is not None, stall=stall, age_s=age, idle_s=idle,
             games_done=w.games_done, games_total=w.games_total,
             requests_per_s=w.requests_per_s, tokens_per_s=w.tokens_per_s,
             avg_requests_per_s=w.avg_requests_per_s, avg_tokens_per_s=w.avg_tokens_per_s,
@@ -278,22 +196,3 @@ class MonitorState:
                     c.get("stopped", 0), c.get("max_rounds", 0), c.get("invalid", 0),
                 ))
         return tuple(rows)
-
-
-def summarize(workers: tuple[WorkerView, ...]) -> tuple[SummaryRow, ...]:
-    """Sum workers per (run, model, kind). Workers run in parallel, so the ETA is the slowest's."""
-    groups: dict[tuple[str, str, str], list[WorkerView]] = {}
-    for w in workers:
-        groups.setdefault((w.run, w.model, w.kind), []).append(w)
-    rows = []
-    for (run, model, kind), ws in groups.items():
-        etas = [w.eta_s for w in ws if w.eta_s is not None]
-        statuses = {w.status for w in ws}
-        status = statuses.pop() if len(statuses) == 1 else "running" if "running" in statuses else "mixed"
-        rows.append(SummaryRow(
-            run, model, kind, len(ws), sum(w.games_done for w in ws), sum(w.games_total for w in ws),
-            sum(w.requests_per_s for w in ws), sum(w.tokens_per_s for w in ws),
-            sum(w.errors for w in ws), sum(w.invalid for w in ws), sum(w.stalled for w in ws),
-            max(etas) if etas else None, status,
-        ))
-    return tuple(rows)

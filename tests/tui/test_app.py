@@ -81,6 +81,10 @@ async def test_a_stall_appears_and_clears(tmp_path):
         assert panel.border_subtitle == "STALLED 3m10s"
         append(run / "events.jsonl", progress(199, 4))
         await until(pilot, lambda: not panel.has_class("-stalled"))
+        append(run / "events.jsonl", *[progress(t, 4) for t in range(210, 280, 10)])  # heartbeats only
+        clock.now = T0 + 271
+        await until(pilot, lambda: panel.has_class("-stalled"))
+        assert panel.border_subtitle == "NO PROGRESS 1m12s"
 
 
 async def test_a_torn_line_and_garbage_are_survived(tmp_path):

@@ -29,11 +29,21 @@ def test_progress_rates_and_gpu_figures_reach_the_worker_view():
 def test_stall_appears_after_the_threshold_and_not_once_finished():
     state = fold(start(0), progress(10, 3))
     assert not state.view(T0 + 130, stall_after=120).workers[0].stalled
-    assert state.view(T0 + 131, stall_after=120).workers[0].stalled
+    assert state.view(T0 + 131, stall_after=120).workers[0].stall == "silent"
     assert state.view(T0 + 131, stall_after=120).summary[0].stalled == 1
     state.apply([SourceBatch(0, [end(20, 10)])])
     w = state.view(T0 + 10_000, stall_after=120).workers[0]
     assert not w.stalled and w.status == "complete" and w.eta_s is None
+
+
+def test_heartbeats_without_progress_are_a_stall_too():
+    """The runner's progress task keeps writing while a hung engine answers nothing."""
+    beats = [progress(t, 3, requests=24) for t in range(10, 200, 10)]
+    state = fold(start(0), *beats)
+    w = state.view(T0 + 191, stall_after=120).workers[0]
+    assert w.stalled and w.stall == "no progress" and w.idle_s == pytest.approx(181) and w.age_s < 2
+    state.apply([SourceBatch(0, [progress(200, 3, requests=25)])])  # one more answer: moving again
+    assert not state.view(T0 + 201, stall_after=120).workers[0].stalled
 
 
 def test_game_done_moves_the_bar_between_progress_events():

@@ -7,7 +7,7 @@ from textual.reactive import reactive
 from textual.widgets import RichLog
 
 from tui import format as fmt
-from tui.state import MonitorView
+from tui.views import MonitorView
 
 
 class ErrorLog(RichLog, can_focus=False):

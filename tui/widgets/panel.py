@@ -10,14 +10,14 @@ from textual.widget import Widget
 from textual.widgets import ProgressBar, Static
 
 from tui import format as fmt
-from tui.state import MonitorView, WorkerView
+from tui.views import MonitorView, WorkerView
 
 
 class WorkerPanel(Widget, can_focus=True):
     """Progress, rates, ETA, retries/invalid/errors and GPU figures of one worker.
 
-    A stalled worker (running but silent for longer than --stall-after) gets the `-stalled`
-    class and says so in its border, so it stands out in a grid of busy panels.
+    A stalled worker (running, but silent or without progress for longer than --stall-after)
+    gets the `-stalled` class and says so in its border, so it stands out among busy panels.
     """
 
     # Here rather than only on the app: the scrolling grid would take the arrows for itself.
@@ -38,14 +38,17 @@ class WorkerPanel(Widget, can_focus=True):
         bars = self.query_children(ProgressBar)
         if v is None or not bars:
             return  # not composed yet: on_mount calls again
-        self.border_title = f"{fmt.gpu_label(v.gpu)} · w{v.worker} · {v.kind}"
+        title = f"{fmt.gpu_label(v.gpu)} · w{v.worker} · {v.kind}"
+        self.border_title = f"{v.run} · {title}" if v.show_run else title
         bars.first().update(total=max(v.games_total, 1), progress=v.games_done)
         self.query_one(".stats", Static).update(stats_text(v))
         self.set_class(v.stalled, "-stalled")
         self.set_class(v.status == "complete", "-complete")
         self.set_class(v.status in ("failed", "interrupted", "incomplete"), "-failed")
-        if v.stalled:
+        if v.stall == "silent":
             self.border_subtitle = f"STALLED {fmt.duration(v.age_s)}"
+        elif v.stall == "no progress":
+            self.border_subtitle = f"NO PROGRESS {fmt.duration(v.idle_s)}"
         elif v.status == "running":
             self.border_subtitle = f"{fmt.duration(v.age_s)} ago"
         else:

@@ -7,7 +7,7 @@ from textual.reactive import reactive
 from textual.widgets import Static
 
 from tui import format as fmt
-from tui.state import MonitorView, SummaryRow
+from tui.views import MonitorView, SummaryRow
 
 # (header, width, right-aligned). Run and model share what is left of the width.
 FIXED = (("pass", 8, False), ("games", 13, True), ("req/s", 5, True), ("tok/s", 5, True),
