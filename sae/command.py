@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 
@@ -28,6 +29,7 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sae-dtype", default="float32", choices=["float32", "bfloat16", "float16"])
     p.add_argument("--batch-size", type=int, default=16, help="Prompts per forward pass (default 16).")
     p.add_argument("--out", type=Path, help="Output folder (default RUN_DIR/sae/<command>).")
+    p.add_argument("--no-events", action="store_true", help="Do not append progress events to RUN_DIR/events.jsonl.")
 
 
 def open_run(args):
@@ -52,11 +54,21 @@ def open_run(args):
     return games, reader, saes
 
 
-def _progress(label: str):
-    def report(done: int, total: int) -> None:
-        print(f"\r{label}: {done}/{total} prompts", end="" if done < total else "\n", file=sys.stderr)
+@contextmanager
+def progress(args, kind: str, reader):
+    """A `PassProgress` for the pass; its run_end event says how the pass ended."""
+    from sae.progress import PassProgress
 
-    return report
+    report = PassProgress(args.run_dir, kind, reader.model_name, events=not args.no_events)
+    status = "failed"
+    try:
+        yield report
+        status = "complete"
+    except KeyboardInterrupt:
+        status = "interrupted"
+        raise
+    finally:
+        report.finish(status)
 
 
 # --- features ------------------------------------------------------------------------------------
@@ -76,9 +88,8 @@ def run_features(args) -> int:
     from sae.stats import Thresholds
 
     games, reader, saes = open_run(args)
-    result = extract_features(
-        games, saes, reader, Thresholds(args.min_d, args.max_p, args.max_q), progress=_progress("features")
-    )
+    with progress(args, "features", reader) as report:
+        result = extract_features(games, saes, reader, Thresholds(args.min_d, args.max_p, args.max_q), report)
     result.meta.update(run_dir=str(args.run_dir), sae_spec=args.sae)
     paths = write_result(result, args.out or args.run_dir / "sae" / "features")
     print(result.summary.to_string(index=False))
@@ -107,8 +118,13 @@ def run_pathway(args) -> int:
     games, reader, saes = open_run(args)
     ids = [s.strip() for s in args.game_ids.split(",")] if args.game_ids else None
     chosen = select_games(games, None if args.all_games else args.games, ids)
+    if not chosen:
+        from harness.errors import RunDirError
+
+        raise RunDirError(f"{args.run_dir}: no bankrupt or stopped games to track")
     out = args.out or args.run_dir / "sae" / "pathway"
-    index = extract_pathway(chosen, saes, reader, out / "shards", args.rows_per_shard, _progress("pathway"))
+    with progress(args, "pathway", reader) as report:
+        index = extract_pathway(chosen, saes, reader, out / "shards", args.rows_per_shard, report)
     store = ShardStore(out / "shards")
     size = sum(f.stat().st_size for f in (out / "shards").glob("shard-*.safetensors"))
     outcomes = set(index["outcome"]) if len(index) else set()

@@ -63,12 +63,18 @@ class ResidualReader:
         dtype = dtype or model_cfg.dtype
         if dtype != "auto" and dtype not in TORCH_DTYPES:
             raise ConfigError(f"--dtype: {dtype!r} not one of {sorted(TORCH_DTYPES)}")
+        self.model_name = model_cfg.name
         self.device = pick_device(device)
         self.batch_size = batch_size
         self.formatter = PromptFormatter.from_pretrained(path, model_cfg.style, model_cfg.system_prompt)
         hf_logging.disable_progress_bar()  # the CLI prints its own progress
+        from transformers import AutoConfig
+
+        extra = {}
+        if AutoConfig.from_pretrained(path, local_files_only=True).model_type.startswith("gemma2"):
+            extra["attn_implementation"] = "eager"  # Gemma-2's attention soft-capping needs eager
         lm = AutoModelForCausalLM.from_pretrained(
-            path, dtype=TORCH_DTYPES.get(dtype, "auto"), local_files_only=True
+            path, dtype=TORCH_DTYPES.get(dtype, "auto"), local_files_only=True, **extra
         )
         self.model = getattr(lm, "model", lm).to(self.device).eval()  # base model: no LM head
         self.d_model = int(lm.config.hidden_size)
@@ -81,6 +87,7 @@ class ResidualReader:
         """Wrap an already loaded base model (tests, benchmarks)."""
         self = cls.__new__(cls)
         self.model, self.formatter, self.batch_size = model.eval(), formatter, batch_size
+        self.model_name = type(model).__name__
         self.device = str(next(model.parameters()).device)
         self.d_model = int(model.config.hidden_size)
         self.n_layers = int(model.config.num_hidden_layers)

@@ -7,6 +7,7 @@ import pytest
 
 from harness.cli import main
 from harness.models import PromptFormatter
+from harness.records import EVENT_ADAPTER
 from tests.sae.builders import (
     GAME_PLANS,
     played_game,
@@ -43,6 +44,10 @@ def test_features_cli(run_dir, tmp_path, capsys):
     meta = json.loads((out / "features_meta.json").read_text())
     assert meta["n_bankrupt"] == 3 and meta["n_stopped"] == 3
     assert "significant features" in capsys.readouterr().out
+    events = [EVENT_ADAPTER.validate_json(line) for line in (run_dir / "events.jsonl").read_text().splitlines()]
+    mine = [e for e in events if e.kind == "features"]
+    assert [e.type for e in (mine[0], mine[-1])] == ["run_start", "run_end"] and mine[-1].status == "complete"
+    assert mine[-1].games_done == 6 and mine[0].model == "test-model"
 
 
 def test_pathway_cli(run_dir, tmp_path):

@@ -1,0 +1,61 @@
+"""Progress of an SAE pass: a line on stderr, and events in RUN_DIR/events.jsonl for the monitor.
+
+The events are the run's own record types (`harness.records`) with `kind` = `features` or
+`pathway`, so `harness monitor` shows an SAE pass next to the games that produced it. A "game" in
+these events is one prompt read through the model.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+from harness.records import ProgressEvent, RunEndEvent, RunStartEvent
+
+
+class PassProgress:
+    """Call with (done, total) after each batch; `finish(status)` at the end."""
+
+    def __init__(self, run_dir: Path, kind: str, model: str, *, events: bool = True, interval_s: float = 2.0):
+        self.kind, self.model, self.interval_s = kind, model, interval_s
+        self.file = run_dir / "events.jsonl" if events else None
+        try:
+            self.run_id = json.loads((run_dir / "manifest.json").read_text()).get("run_id", run_dir.name)
+        except (OSError, ValueError):
+            self.run_id = run_dir.name
+        self.started = self.last_time = time.time()
+        self.last_done = self.done = self.total = 0
+        self._began = False
+
+    def _write(self, event) -> None:
+        if self.file is None:
+            return
+        fd = os.open(self.file, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, (event.model_dump_json() + "\n").encode())  # one append: safe beside other writers
+        finally:
+            os.close(fd)
+
+    def __call__(self, done: int, total: int) -> None:
+        now = time.time()
+        self.done, self.total = done, total
+        if not self._began:
+            self._began = True
+            self._write(RunStartEvent(time=self.started, run_id=self.run_id, kind=self.kind, model=self.model,
+                                      games_total=total, pid=os.getpid()))
+        print(f"\rsae {self.kind}: {done}/{total} prompts", end="" if done < total else "\n", file=sys.stderr)
+        if now - self.last_time >= self.interval_s or done == total:
+            rate = (done - self.last_done) / max(now - self.last_time, 1e-9)
+            self._write(ProgressEvent(
+                time=now, run_id=self.run_id, kind=self.kind, games_done=done, games_total=total, requests=done,
+                requests_per_s=rate, tokens_per_s=0.0, avg_requests_per_s=done / max(now - self.started, 1e-9),
+            ))
+            self.last_time, self.last_done = now, done
+
+    def finish(self, status: str = "complete") -> None:
+        if self._began:
+            self._write(RunEndEvent(time=time.time(), run_id=self.run_id, kind=self.kind, games_done=self.done,
+                                    games_total=self.total, wall_s=time.time() - self.started, status=status))
