@@ -1,4 +1,5 @@
-"""One worker process of a multi-GPU (or multi-CPU) run: `python -m harness.worker --job FILE|-`.
+"""One worker process of a multi-GPU (or multi-CPU) run: `python -m harness.worker --job FILE|-`,
+and `ProcessLauncher`, the parent's side of it (start with its own environment, watch, log).
 
 The parent (`harness.workers`, or a Ray actor in `harness.ray_runner`) hands it a `WorkerJob`:
 the resolved config as JSON, the run id, its worker index and GPU, and the ids of its games.
@@ -19,9 +20,14 @@ import argparse
 import asyncio
 import json
 import os
+import signal
+import subprocess
 import sys
+import time
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from harness.gpu import worker_env
 
 EXIT_INCOMPLETE = 75  # EX_TEMPFAIL: games errored, a rerun resumes them; not a crash
 
@@ -69,6 +75,76 @@ async def run_job(job: WorkerJob):
                             gpu=job.gpu, backend=backend)
 
 
+def _die_with_parent() -> None:
+    """In the child before exec: SIGTERM when the parent dies, so no orphan keeps writing."""
+    import ctypes
+
+    try:
+        ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+class ProcessLauncher:
+    """Workers as local child processes, each with its own environment; logs in RUN/workers/."""
+
+    def __init__(self, run_dir, n_cpu_workers: int):
+        self.log_dir = run_dir.path / "workers"
+        self.n_cpu_workers = n_cpu_workers
+        self.procs: dict[int, subprocess.Popen] = {}
+
+    def start(self, slot, job: WorkerJob) -> None:
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        with open(self.log_dir / f"worker-{slot.index}.log", "ab") as log:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "harness.worker", "--job", "-"], stdin=subprocess.PIPE, stdout=log,
+                stderr=subprocess.STDOUT, env=worker_env(slot.gpu, self.n_cpu_workers),
+                preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+            )
+        assert proc.stdin is not None
+        try:
+            proc.stdin.write(job.model_dump_json().encode())
+            proc.stdin.close()
+        except BrokenPipeError:
+            pass  # it died at once: poll() reports it
+        self.procs[slot.index] = proc
+
+    def _detail(self, index: int, rc: int) -> str:
+        if rc < 0:
+            return f"killed by {signal.Signals(-rc).name}"
+        try:
+            tail = (self.log_dir / f"worker-{index}.log").read_text(errors="replace").strip().splitlines()[-1:]
+        except OSError:
+            tail = []
+        return f"exit code {rc}" + (f" ({tail[0][:300]})" if tail else "")
+
+    def poll(self, timeout: float) -> list[tuple[int, bool, str]]:
+        deadline = time.monotonic() + timeout
+        while True:
+            ended = [(i, p.returncode) for i, p in self.procs.items() if p.poll() is not None]
+            if ended or time.monotonic() >= deadline:
+                break
+            time.sleep(0.05)
+        for i, _ in ended:
+            del self.procs[i]
+        return [(i, rc in (0, EXIT_INCOMPLETE), "ok" if rc == 0 else self._detail(i, rc)) for i, rc in ended]
+
+    def stop(self) -> None:
+        """After Ctrl-C (which reaches the children too) or a parent error: let the children
+        write their run_end, then SIGTERM and SIGKILL what is left."""
+        deadline = time.monotonic() + 5
+        for proc in self.procs.values():
+            for action, wait in ((None, max(deadline - time.monotonic(), 0.1)), (proc.terminate, 10), (proc.kill, None)):
+                if action:
+                    action()
+                try:
+                    proc.wait(timeout=wait)
+                    break
+                except subprocess.TimeoutExpired:
+                    continue
+        self.procs.clear()
+
+
 def exit_code(status: str) -> int:
     return 0 if status == "complete" else EXIT_INCOMPLETE if status == "incomplete" else 1
 
@@ -89,6 +165,9 @@ def main(argv: list[str] | None = None) -> int:
     except HarnessError as e:
         print(f"harness worker {job.worker}: error: {e}", file=sys.stderr)
         return e.exit_code
+    except KeyboardInterrupt:  # Ctrl-C reaches the whole process group; the parent is stopping too
+        print(f"worker {job.worker}: interrupted", file=sys.stderr)
+        return 130
     print(f"worker {job.worker}: {result.games_done}/{result.games_total} games, status {result.status}",
           file=sys.stderr)
     return exit_code(result.status)

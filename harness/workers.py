@@ -17,9 +17,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -27,11 +24,11 @@ from pathlib import Path
 from typing import Protocol
 
 from harness.config import RunConfig
-from harness.gpu import CPU, resolve_gpus, worker_env
+from harness.gpu import CPU, resolve_gpus
 from harness.records import ErrorEvent, RunEndEvent
 from harness.runner import GameSpec
 from harness.store import RunDir, read_games
-from harness.worker import EXIT_INCOMPLETE, WorkerJob
+from harness.worker import ProcessLauncher, WorkerJob
 
 
 @dataclass(frozen=True)
@@ -227,57 +224,6 @@ def drive(launcher: Launcher, slots: list[Slot], shares: list[list[str]], *, con
 
 def describe(gpu: str | None) -> str:
     return "CPU" if gpu is None else f"GPU {gpu}"
-
-
-class ProcessLauncher:
-    """Workers as local child processes, each with its own environment; logs in RUN/workers/."""
-
-    def __init__(self, run_dir: RunDir, n_cpu_workers: int):
-        self.log_dir = run_dir.path / "workers"
-        self.n_cpu_workers = n_cpu_workers
-        self.procs: dict[int, subprocess.Popen] = {}
-
-    def start(self, slot: Slot, job: WorkerJob) -> None:
-        self.log_dir.mkdir(parents=True, exist_ok=True)
-        with open(self.log_dir / f"worker-{slot.index}.log", "ab") as log:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "harness.worker", "--job", "-"], stdin=subprocess.PIPE, stdout=log,
-                stderr=subprocess.STDOUT, env=worker_env(slot.gpu, self.n_cpu_workers),
-            )
-        assert proc.stdin is not None
-        proc.stdin.write(job.model_dump_json().encode())
-        proc.stdin.close()
-        self.procs[slot.index] = proc
-
-    def _detail(self, index: int, rc: int) -> str:
-        if rc < 0:
-            return f"killed by {signal.Signals(-rc).name}"
-        try:
-            tail = (self.log_dir / f"worker-{index}.log").read_text(errors="replace").strip().splitlines()[-1:]
-        except OSError:
-            tail = []
-        return f"exit code {rc}" + (f" ({tail[0][:300]})" if tail else "")
-
-    def poll(self, timeout: float) -> list[tuple[int, bool, str]]:
-        deadline = time.monotonic() + timeout
-        while True:
-            ended = [(i, p.returncode) for i, p in self.procs.items() if p.poll() is not None]
-            if ended or time.monotonic() >= deadline:
-                break
-            time.sleep(0.05)
-        for i, _ in ended:
-            del self.procs[i]
-        return [(i, rc in (0, EXIT_INCOMPLETE), "ok" if rc == 0 else self._detail(i, rc)) for i, rc in ended]
-
-    def stop(self) -> None:
-        """Ctrl-C reaches the children too (same process group); wait, then end stragglers."""
-        for proc in self.procs.values():
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        self.procs.clear()
 
 
 def make_slots(gpus: list[str]) -> list[Slot]:

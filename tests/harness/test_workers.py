@@ -21,7 +21,7 @@ from harness.gpu import nvml_stats, resolve_gpus, worker_env
 from harness.ray_runner import RAY_GPU, ray_slots
 from harness.records import EVENT_ADAPTER, ErrorEvent, GameDoneEvent, ProgressEvent, RunStartEvent
 from harness.runner import GameSpec
-from harness.workers import Scheduler, Slot, split_conditions
+from harness.workers import Scheduler, Slot, close_torn_line, split_conditions
 
 CONDITIONS = ["variable-L-GMP", "fixed-none-BASE", "variable-W-BASE", "fixed-L-G"]
 SCRIPT = ["Final Decision: Bet $10", "Final Decision: Bet $5", "Final Decision: Stop"]
@@ -119,6 +119,16 @@ def test_scheduler_leaves_errored_games_and_reports_games_nobody_could_run():
     assert s.on_exit(1, False, ["b1"]) == [(0, ["b1"], 1)]  # no restarts: straight to the idle survivor
     assert s.on_exit(0, False, ["b1"]) == []
     assert sorted(s.unfinished()) == ["a1", "b1"] and not s.running
+
+
+def test_close_torn_line_ends_a_killed_writers_half_line(tmp_path):
+    path = tmp_path / "games.jsonl"
+    path.write_bytes(b'{"a": 1}\n{"game_id": "x", "rou')
+    assert close_torn_line(path)
+    with open(path, "ab") as f:
+        f.write(b'{"b": 2}\n')
+    assert path.read_bytes().splitlines()[-1] == b'{"b": 2}'
+    assert not close_torn_line(path) and not close_torn_line(tmp_path / "missing.jsonl")
 
 
 # --- GPU ids, environments, NVML --------------------------------------------------------------
