@@ -12,14 +12,13 @@ from scipy import stats as sps
 
 from harness.analysis.metrics import MAX_STREAK
 from harness.analysis.stats import (
-    EXACT_MAX_N,
-    EXACT_MAX_TOTAL,
     Boot,
     fisher_p,
     interval,
     mean_draws,
     pearson,
     rate_draws,
+    use_exact,
     welch_p,
 )
 from harness.analysis.tables import RATE, PreparedRun, scopes
@@ -32,7 +31,7 @@ COMPARED = [RATE, "index", "n_rounds", "total_bet", "final_balance"]
 def compare(a: pd.DataFrame, b: pd.DataFrame, boot: Boot, rng: np.random.Generator) -> list[dict]:
     """One row per compared metric: group means, difference a - b with its interval, test p."""
     a, b = a[a["included"]], b[b["included"]]
-    exact = len(a) + len(b) <= EXACT_MAX_TOTAL and max(len(a), len(b)) <= EXACT_MAX_N
+    exact = use_exact(max(len(a), len(b)), len(a) + len(b))
     rows = []
     ka, kb = int(a["bankrupt"].sum()), int(b["bankrupt"].sum())
     da = rate_draws(np.array([ka]), np.array([len(a)]), boot, rng)[:, 0]
@@ -70,6 +69,7 @@ def compare(a: pd.DataFrame, b: pd.DataFrame, boot: Boot, rng: np.random.Generat
                 diff_hi=d_hi[0],
                 p=p,
                 test=test,
+                ci="bootstrap" if exact or m == RATE else "normal approx.",
             )
         )
     return rows

@@ -14,6 +14,7 @@ import io
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import get_args
 
 import numpy as np
 import pandas as pd
@@ -23,7 +24,7 @@ import pyarrow.json as pajson
 from pydantic import ValidationError
 
 from harness.errors import HarnessError
-from harness.records import GAME_ADAPTER
+from harness.records import GAME_ADAPTER, Action, BetType, Outcome, ParseKind
 
 _COND = pa.struct(
     [
@@ -96,6 +97,26 @@ def _arrow_table(data: bytes) -> pa.Table:
     )
 
 
+def _values_ok(table: pa.Table) -> bool:
+    """Arrow checks types, not the allowed values or required fields: check those, vectorised."""
+    cond = table.column("condition").combine_chunks()
+    rounds = pc.list_flatten(table.column("rounds").combine_chunks())
+    checks = [
+        (table.column("outcome"), get_args(Outcome), False),
+        (cond.field("bet_type"), get_args(BetType), False),
+        (rounds.field("decision"), get_args(Action), True),
+        (rounds.field("parse_kind"), get_args(ParseKind), True),
+    ]
+    for column, allowed, nullable in checks:
+        ok = pc.is_in(column, value_set=pa.array(allowed))
+        ok = pc.or_kleene(ok, column.is_null()) if nullable else ok
+        if not pc.all(ok.fill_null(False)).as_py():
+            return False
+    required = [table.column(c) for c in ("game_id", "final_balance", "n_rounds", "total_bet")]
+    required += [rounds.field("round"), rounds.field("balance_before")]
+    return all(c.null_count == 0 for c in required)
+
+
 def _table_slow(data: bytes, bad: list[str]) -> pa.Table:
     """Line by line through pydantic: slower, but names every unreadable line and keeps the rest."""
     good = []
@@ -131,6 +152,8 @@ def read_games(path: Path) -> tuple[pa.Table, int, list[str]]:
         return _GAME.empty_table(), torn, bad
     try:
         table = _arrow_table(data)
+        if not _values_ok(table):
+            table = _table_slow(data, bad)
     except (pa.ArrowInvalid, pa.ArrowTypeError):
         table = _table_slow(data, bad)
     return table, torn, bad

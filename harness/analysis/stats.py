@@ -6,7 +6,8 @@
   all metrics of a group share one resample. Groups larger than EXACT_MAX_N games, or any group
   of a table over more than EXACT_MAX_TOTAL games, use the normal approximation of the bootstrap
   distribution (mean, sd / sqrt(n)), which at that size differs from it by less than its own
-  Monte Carlo error. Every summary row says which method it used.
+  Monte Carlo error. Groups of up to ALWAYS_EXACT_N games are always resampled. Every summary
+  row says which method it used.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ import numpy as np
 from scipy import stats
 
 EXACT_MAX_N = 5000
-EXACT_MAX_TOTAL = 25_000
+EXACT_MAX_TOTAL = 10_000
+ALWAYS_EXACT_N = 100
 ALPHA = 0.05
 
 
@@ -31,6 +33,11 @@ class Boot:
 
     def rng(self, *salt: int) -> np.random.Generator:
         return np.random.default_rng([self.seed, *salt])
+
+
+def use_exact(n: int, table_total: int) -> bool:
+    """Resample exactly, or use the normal approximation (see the module docstring)."""
+    return n <= ALWAYS_EXACT_N or (n <= EXACT_MAX_N and table_total <= EXACT_MAX_TOTAL)
 
 
 def mean_draws(x: np.ndarray, boot: Boot, rng: np.random.Generator, exact: bool) -> np.ndarray:
@@ -61,9 +68,8 @@ def interval(draws: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     if draws.shape[0] == 0 or np.all(np.isnan(draws)):
         nan = np.full(draws.shape[1], np.nan)
         return nan, nan
-    with warnings.catch_warnings():  # an empty group's column is all NaN: its interval is NaN
-        warnings.simplefilter("ignore", RuntimeWarning)
-        lo, hi = np.nanpercentile(draws, [100 * ALPHA / 2, 100 * (1 - ALPHA / 2)], axis=0)
+    # Only an empty group's column holds NaN (all of it); percentile gives NaN there.
+    lo, hi = np.percentile(draws, [100 * ALPHA / 2, 100 * (1 - ALPHA / 2)], axis=0)
     return lo, hi
 
 
@@ -80,7 +86,9 @@ def welch_p(a: np.ndarray, b: np.ndarray) -> float:
         return float("nan")
     if np.ptp(a) == 0 and np.ptp(b) == 0:  # no spread: the t statistic is undefined
         return 1.0 if a[0] == b[0] else 0.0
-    return float(stats.ttest_ind(a, b, equal_var=False).pvalue)
+    with warnings.catch_warnings():  # near-constant groups: scipy warns, the p-value is still right
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return float(stats.ttest_ind(a, b, equal_var=False).pvalue)
 
 
 def pearson(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:

@@ -11,7 +11,7 @@ import pandas as pd
 
 from harness.analysis.load import RunData
 from harness.analysis.metrics import condition_columns, game_metrics, streak_events
-from harness.analysis.stats import EXACT_MAX_N, EXACT_MAX_TOTAL, Boot, interval, mean_draws, rate_draws
+from harness.analysis.stats import Boot, interval, mean_draws, rate_draws, use_exact
 
 #: Means reported for every group, in report order.
 MEANS = ["n_rounds", "total_bet", "final_balance", "index", "i_ba", "i_lc_v1", "i_lc_v2", "i_eb"]
@@ -81,13 +81,13 @@ def summarise(frame: pd.DataFrame, by: list[str], boot: Boot, salt: int = 0) -> 
     bankrupt = frame["bankrupt"].to_numpy()
     invalid = frame["outcome"].to_numpy() == "invalid"
     guessed = frame["guessed"].to_numpy()
-    exact_ok = int(inc.sum()) <= EXACT_MAX_TOTAL
+    total = int(inc.sum())
     groups = frame.groupby(by, sort=True).indices if by else {(): np.arange(len(frame))}
     rows = []
     for i, (key, pos) in enumerate(groups.items()):
         use = pos[inc[pos]]
         n = len(use)
-        exact = exact_ok and n <= EXACT_MAX_N
+        exact = use_exact(n, total)
         rng = boot.rng(salt, i)
         draws = mean_draws(values[use], boot, rng, exact)
         lo, hi = interval(draws)

@@ -1,0 +1,110 @@
+"""`harness analyze` end to end: hand-built runs side by side, a run in progress, and a real run of
+the embedded model (the `demo_run` fixture)."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import pandas as pd
+
+from harness.analysis.pipeline import FIGURES, TABLES
+from harness.cli import main
+from harness.conditions import grid
+from tests.helpers import make_game, write_games
+
+SECTIONS = [
+    "## Runs and completeness",
+    "## Summary per run and bet type",
+    "## Published figures beside this run",
+    "## Index vs bankruptcy across conditions",
+    "## Prompt components: with vs without",
+    "## Number of prompt components",
+    "## Fixed vs variable betting",
+    "## First result: W vs L",
+    "## Streak chasing",
+    "## Per condition",
+    "## Figures",
+    "## Machine-readable tables",
+]
+
+
+def _random_run(path, model, seed, n_conditions=24, reps=3):
+    rng = random.Random(seed)
+    games = []
+    conditions = grid("128")
+    for cond in rng.sample(conditions, n_conditions):
+        for rep in range(reps):
+            bets, balance = [(10, cond.first_result == "W")], 100
+            balance += 20 if bets[0][1] else -10
+            for _ in range(rng.randint(0, 6)):
+                bet = min(balance, rng.choice([5, 10, 25, 60]) if cond.bet_type == "variable" else 10)
+                win = rng.random() < 0.3
+                bets.append((bet, win))
+                balance += 2 * bet if win else -bet
+                if balance <= 0:
+                    break
+            games.append(make_game(bets, condition=cond.id, repetition=rep, forced_first=True, model=model))
+    return write_games(path, games), len(games)
+
+
+def _check_output(out, runs: int) -> str:
+    report = (out / "report.md").read_text()
+    for section in SECTIONS:
+        assert section in report, section
+    for name in FIGURES:
+        png = out / "figures" / f"{name}.png"
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
+        assert f"figures/{name}.png" in report
+    for name in TABLES:
+        assert (out / "tables" / f"{name}.csv").exists()
+        df = pd.read_parquet(out / "tables" / f"{name}.parquet")
+        if name in ("runs", "conditions", "completeness", "games"):
+            assert df["run"].nunique() == runs, name
+    assert "`invalid` are excluded" in report  # the default is stated
+    return report
+
+
+def test_two_runs_side_by_side_one_in_progress(tmp_path, capsys):
+    llama, n_llama = _random_run(tmp_path / "llama", "Meta-Llama-3.1-8B-Instruct", 1)
+    gemma, n_gemma = _random_run(tmp_path / "gemma", "gemma-2-9b-it", 2)
+    manifest = {"run_id": "g", "games_total": 2 * n_gemma}
+    (gemma / "manifest.json").write_text(json.dumps(manifest))
+    with open(gemma / "games.jsonl", "a") as f:
+        f.write('{"type": "game", "game_id": "torn')
+    out = tmp_path / "analysis"
+    assert main(["analyze", str(llama), str(gemma), "--out", str(out), "--bootstrap", "200"]) == 0
+    assert "report.md" in capsys.readouterr().out
+    report = _check_output(out, runs=2)
+    assert "published **LLaMA-3.1-8B**" in report and "published **Gemma-2-9B**" in report
+    assert "gemma-2-9b-it: run incomplete** (72 of 144 games, 50.0 %)" in report
+    completeness = pd.read_csv(out / "tables" / "completeness.csv").set_index("run")
+    assert completeness.loc["gemma-2-9b-it", "torn_lines"] == 1
+    assert completeness.loc["Meta-Llama-3.1-8B-Instruct", "games_read"] == n_llama
+
+
+def test_exclude_guessed_flag(tmp_path):
+    games = [make_game([(10, True)], repetition=i) for i in range(4)]
+    games[0].rounds[0].parse_kind = "fallback"
+    run = write_games(tmp_path / "run", games)
+    assert main(["analyze", str(run), "--exclude-guessed", "--no-figures", "--bootstrap", "50"]) == 0
+    runs = pd.read_csv(run / "analysis" / "tables" / "runs.csv")
+    assert (runs.loc[0, "n_games"], runs.loc[0, "n_guessed"]) == (3, 1)
+    assert "guessed parse" in (run / "analysis" / "report.md").read_text()
+
+
+def test_missing_run_dir_is_one_line_error(tmp_path, capsys):
+    assert main(["analyze", str(tmp_path / "nope")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("harness: error:") and "nope" in err and "\n" not in err
+
+
+def test_analyze_real_embedded_model_run(demo_run, tmp_path):
+    out = tmp_path / "analysis"
+    assert main(["analyze", str(demo_run), "--out", str(out), "--bootstrap", "200"]) == 0
+    _check_output(out, runs=1)
+    lines = [ln for ln in (demo_run / "games.jsonl").read_text().splitlines() if ln.strip()]
+    games = pd.read_parquet(out / "tables" / "games.parquet")
+    assert len(games) == len(lines)
+    assert games["index"].between(0, 1).all() and games["i_ba"].between(0, 1).all()
+    assert (games["n_bets"] <= games["n_rounds"]).all()
