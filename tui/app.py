@@ -103,7 +103,7 @@ class MonitorApp(App[None]):
                 worker.cancelled_event.wait(self.interval)
 
     def on_events_read(self, message: EventsRead) -> None:
-        if not self.paused:
+        if not self.paused and self.screen_stack:  # no screens: the app is closing
             self.state.apply(message.batches)
             self.refresh_view()
 
@@ -116,8 +116,9 @@ class MonitorApp(App[None]):
         self.view = self.state.view(self.clock(), self.stall_after)
 
     def watch_view(self, view: MonitorView | None) -> None:
-        if isinstance(self.screen, ConditionsScreen):
-            self.screen.view = view
+        stack = self.screen_stack
+        if stack and isinstance(stack[-1], ConditionsScreen):
+            stack[-1].view = view
 
     def watch_paused(self, paused: bool) -> None:
         summary = self.query_one("#summary")

@@ -1,4 +1,5 @@
-"""Event builders for monitor tests: real `harness.records` events written with `model_dump_json()`."""
+"""Event builders for monitor tests (real `harness.records` events written with `model_dump_json()`),
+a settable clock, and a wait for the app's follower thread."""
 
 from __future__ import annotations
 
@@ -74,3 +75,22 @@ def busy_run(path: Path) -> None:
         start(0, worker=0, gpu=None, total=6, kind="patching"),
         progress(55, 2, worker=0, gpu=None, total=6, kind="patching"),
     )
+
+
+class Clock:
+    """A settable "now" for the app."""
+
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def until(pilot, predicate, timeout: float = 10.0) -> None:
+    """Let the follower thread poll until `predicate()` holds."""
+    for _ in range(int(timeout / 0.02)):
+        if predicate():
+            return
+        await pilot.pause(0.02)
+    raise AssertionError("condition not reached")

@@ -4,29 +4,10 @@ from __future__ import annotations
 
 from textual.widgets import DataTable, ProgressBar
 
-from tests.tui.builders import T0, append, end, error, game, progress, start
+from tests.tui.builders import T0, Clock, append, end, error, game, progress, start, until
 from tui.app import MonitorApp
 from tui.screens import ConditionsScreen, HelpScreen
 from tui.widgets import ErrorLog, WorkerPanel
-
-
-class Clock:
-    """A settable "now" for the app."""
-
-    def __init__(self, now: float) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-
-async def until(pilot, predicate, timeout: float = 10.0) -> None:
-    """Let the follower thread poll until `predicate()` holds."""
-    for _ in range(int(timeout / 0.02)):
-        if predicate():
-            return
-        await pilot.pause(0.02)
-    raise AssertionError("condition not reached")
 
 
 def panels(app: MonitorApp) -> list[WorkerPanel]:
