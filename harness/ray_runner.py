@@ -62,14 +62,16 @@ def _actor_class(ray):
     class WorkerActor:
         """Runs one WorkerJob in this actor's process (its GPU is the one Ray gave it)."""
 
+        def gpu(self) -> str | None:
+            ids = ray.get_gpu_ids()
+            return str(ids[0]) if ids else None
+
         def run(self, job: dict) -> int:
             import asyncio
 
             from harness.worker import exit_code, run_job
 
-            job = WorkerJob.model_validate(job)
-            ids = ray.get_gpu_ids()
-            job = job.model_copy(update={"gpu": str(ids[0]) if ids else None})
+            job = WorkerJob.model_validate(job).model_copy(update={"gpu": self.gpu()})
             manifest = Path(job.config["out"]) / "manifest.json"
             if not manifest.exists():
                 raise BackendError(f"{manifest} is not visible on node {socket.gethostname()}: "
@@ -86,18 +88,32 @@ class RayLauncher:
         self.ray = ray
         self.actor_cls = _actor_class(ray)
         self.running: dict = {}  # ObjectRef -> (slot index, actor)
+        self.placing: dict = {}  # ObjectRef of actor.gpu() -> slot, for the GPU id in messages
 
     def start(self, slot: Slot, job: WorkerJob) -> None:
         opts = {"num_gpus": 1} if slot.gpu is not None else {"num_gpus": 0, "num_cpus": 1}
         env = {"CUDA_VISIBLE_DEVICES": ""} if slot.gpu is None else {}
         actor = self.actor_cls.options(**opts, runtime_env={"env_vars": env}).remote()
+        if slot.gpu is not None:
+            self.placing[actor.gpu.remote()] = slot  # an actor runs calls in order: this comes first
         self.running[actor.run.remote(job.model_dump(mode="json"))] = (slot.index, actor)
+
+    def _placed(self) -> None:
+        ready, _ = self.ray.wait(list(self.placing), num_returns=len(self.placing), timeout=0)
+        for ref in ready:
+            slot = self.placing.pop(ref)
+            try:
+                slot.gpu = self.ray.get(ref) or slot.gpu
+            except self.ray.exceptions.RayError:
+                pass
 
     def poll(self, timeout: float) -> list[tuple[int, bool, str]]:
         if not self.running:
             time.sleep(timeout)
             return []
         ready, _ = self.ray.wait(list(self.running), num_returns=len(self.running), timeout=timeout)
+        if self.placing:
+            self._placed()
         out = []
         for ref in ready:
             index, actor = self.running.pop(ref)
@@ -115,7 +131,10 @@ class RayLauncher:
         self.running.clear()
 
 
-def connect(ray, address: str) -> None:
+def connect(ray, address: str) -> bool:
+    """Connect (True), or use the connection this process already has (False)."""
+    if ray.is_initialized():
+        return False
     try:
         if address == "local":
             ray.init(address="local", include_dashboard=False, log_to_driver=False)
@@ -124,13 +143,14 @@ def connect(ray, address: str) -> None:
     except ConnectionError as e:
         raise BackendError(f"--ray {address}: cannot connect ({e}); start a cluster with "
                            "`ray start --head`, or use --ray local") from None
+    return True
 
 
 def run_ray(config: RunConfig, manifest: dict, todo: list[GameSpec], done: int, *, address: str,
             quiet: bool = False) -> int:
     """The `harness run games --ray ADDRESS` path: returns the exit code."""
     ray = import_ray()
-    connect(ray, address)
+    connected = connect(ray, address)
     try:
         slots = ray_slots(config.gpus, int(ray.cluster_resources().get("GPU", 0)))
         config = shared_paths(config)
@@ -138,4 +158,5 @@ def run_ray(config: RunConfig, manifest: dict, todo: list[GameSpec], done: int, 
         return run_and_report(RayLauncher(ray), slots, shares, config=config, manifest=manifest, done=done,
                               total=done + len(todo), quiet=quiet)
     finally:
-        ray.shutdown()
+        if connected:
+            ray.shutdown()

@@ -31,9 +31,10 @@ from harness.store import RunDir, read_games
 from harness.worker import ProcessLauncher, WorkerJob
 
 
-@dataclass(frozen=True)
+@dataclass
 class Slot:
-    """A worker place: index (unique in the run) and physical GPU id, None on CPU."""
+    """A worker place: index (unique in the run) and physical GPU id, None on CPU (a Ray
+    launcher fills the id in once Ray has placed the actor)."""
 
     index: int
     gpu: str | None

@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -252,37 +253,25 @@ def test_gpus_all_without_gpu_is_a_clear_error(tmp_path, capsys, monkeypatch):
     assert main(["run", "games", "--config", str(config), "--gpus", "0", "--workers", "2"]) == 2
 
 
-def wait_for_worker(run: Path, worker: int, proc, timeout: float = 60) -> int:
+def wait_for_worker(run: Path, worker: int, alive, timeout: float = 60) -> int:
     """The pid of `worker` (from its run_start) once it has finished a game."""
     deadline = time.time() + timeout
-    while time.time() < deadline and proc.poll() is None:
+    while time.time() < deadline and alive():
         path = run / "events.jsonl"
         evs = [json.loads(x) for x in path.read_text().splitlines() if x] if path.exists() else []
         starts = [e["pid"] for e in evs if e["type"] == "run_start" and e["worker"] == worker]
         if starts and any(e["type"] == "game_done" and e["worker"] == worker for e in evs):
             return starts[0]
         time.sleep(0.02)
-    raise AssertionError(f"worker {worker} never finished a game; output: {proc.communicate()}")
+    raise AssertionError(f"worker {worker} never finished a game")
 
 
-def run_and_kill(tmp_path: Path, extra: list[str]) -> tuple[Path, str]:
-    config = scripted_config(tmp_path, reps=8, concurrency=2)
-    run = tmp_path / "run"
-    env = dict(os.environ, HARNESS_SCRIPTED_DELAY_S="0.05")
-    proc = subprocess.Popen([sys.executable, "-m", "harness", "run", "games", "--config", str(config), "--quiet",
-                             *extra], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    os.kill(wait_for_worker(run, 1, proc), signal.SIGKILL)
-    out, _ = proc.communicate(timeout=120)
-    assert proc.returncode == 0, out
-    return run, out
-
-
-def assert_killed_worker_recovered(run: Path, out: str) -> None:
-    assert "harness: worker 1 (CPU) died" in out and "restarting it once" in out
+def assert_killed_worker_recovered(run: Path, out: str, label: str = "CPU") -> None:
+    assert f"harness: worker 1 ({label}) died" in out and "restarting it once" in out
     assert "32/32 games" in out and "worker failures 1" in out
     evs = events(run)
     fatal = [e for e in evs if isinstance(e, ErrorEvent) and e.fatal]
-    assert len(fatal) == 1 and fatal[0].worker == 1 and "worker 1 (CPU) died" in fatal[0].message
+    assert len(fatal) == 1 and fatal[0].worker == 1 and f"worker 1 ({label}) died" in fatal[0].message
     restarts = [e for e in evs if isinstance(e, RunStartEvent) and e.worker == 1]
     assert len(restarts) == 2 and restarts[1].resumed and restarts[1].games_already_done >= 1
     assert_one_line_per_game(run, 32)
@@ -291,7 +280,16 @@ def assert_killed_worker_recovered(run: Path, out: str) -> None:
 
 
 def test_sigkilled_worker_is_reported_and_its_games_rerun(tmp_path):
-    run, out = run_and_kill(tmp_path, ["--workers", "2"])
+    config = scripted_config(tmp_path, reps=8, concurrency=2)
+    run = tmp_path / "run"
+    env = dict(os.environ, HARNESS_SCRIPTED_DELAY_S="0.05")
+    proc = subprocess.Popen([sys.executable, "-m", "harness", "run", "games", "--config", str(config), "--quiet",
+                             "--workers", "2"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        os.kill(wait_for_worker(run, 1, lambda: proc.poll() is None), signal.SIGKILL)
+    finally:
+        out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 0, out
     assert_killed_worker_recovered(run, out)
 
 
@@ -324,7 +322,26 @@ device = "cpu"
 
 
 @pytest.mark.slow
-def test_ray_local_cpu_actors_recover_from_a_killed_actor(tmp_path):
-    pytest.importorskip("ray")
-    run, out = run_and_kill(tmp_path, ["--workers", "2", "--ray", "local"])
-    assert_killed_worker_recovered(run, out)
+def test_ray_gpu_actors_recover_from_a_killed_actor(tmp_path, capsys, monkeypatch):
+    """One actor per (pretend) GPU of a local Ray; SIGKILL one actor's process mid-run."""
+    ray = pytest.importorskip("ray")
+    monkeypatch.setenv("HARNESS_SCRIPTED_DELAY_S", "0.05")  # before ray.init: the actors inherit it
+    ray.init(num_cpus=2, num_gpus=2, include_dashboard=False)  # Ray counts GPUs, the scripted backend needs none
+    try:
+        config = scripted_config(tmp_path, reps=8, concurrency=2)
+        run, rc = tmp_path / "run", []
+        argv = ["run", "games", "--config", str(config), "--quiet", "--ray", "auto", "--gpus", "all"]
+        thread = threading.Thread(target=lambda: rc.append(main(argv)))
+        thread.start()
+        try:
+            os.kill(wait_for_worker(run, 1, thread.is_alive), signal.SIGKILL)
+        finally:
+            thread.join(120)
+    finally:
+        ray.shutdown()
+    out = capsys.readouterr()
+    assert rc == [0], out
+    killed_on = next(e.gpu for e in events(run) if isinstance(e, RunStartEvent) and e.worker == 1)
+    assert killed_on in ("0", "1")  # Ray placed the actor and set its CUDA_VISIBLE_DEVICES
+    assert_killed_worker_recovered(run, out.out + out.err, label=f"GPU {killed_on}")
+    assert {g["gpu"] for g in game_lines(run)} <= {"0", "1"}  # a restart may land on either GPU
