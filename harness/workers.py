@@ -202,7 +202,7 @@ def drive(launcher: Launcher, slots: list[Slot], shares: list[list[str]], *, con
                     restarted = any(i == index for i, _, _ in launches)
                     fate = ("restarting it once" if restarted else
                             f"handing them to worker {slots[launches[0][0]].index}" if launches else
-                            "none left" if not remaining else
+                            "nothing to rerun" if not remaining else
                             "the next worker to finish takes them" if scheduler.running else
                             "no worker left to take them: rerun to resume")
                     message = (f"worker {slot.index} ({describe(slot.gpu)}) died: {detail}; "
