@@ -144,15 +144,16 @@ def bench_extract(args) -> dict:
     if args.device.startswith("cuda"):
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     extract_features(games, saes, reader)
     if args.device.startswith("cuda"):
         torch.cuda.synchronize()
-    wall = time.perf_counter() - t0
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     out = {"bench": "extract", "model": args.model, "device": args.device, "layers": len(layers), "d_sae": d_sae,
            "prompts": len(prompts), "mean_tokens": round(statistics.mean(tokens), 1), "batch_size": args.batch_size,
            "model_load_s": round(model_s, 1), "wall_s": round(wall, 2),
-           "s_per_1000_prompts": round(wall / len(prompts) * 1000, 1), "threads": torch.get_num_threads()}
+           "s_per_1000_prompts": round(wall / len(prompts) * 1000, 1),
+           "cpu_s_per_1000_prompts": round(cpu / len(prompts) * 1000, 1), "threads": torch.get_num_threads()}
     if args.device.startswith("cuda"):
         out["peak_gpu_gib"] = round(torch.cuda.max_memory_allocated() / 2**30, 1)
     return out

@@ -108,6 +108,9 @@ def test_shard_round_trip(tmp_path):
                 dense[(f"g{i}", step + 1, L)] = acts[i].numpy()
     index = writer.close({"layers": [1, 7], "d_sae": {"1": 50, "7": 50}})
     assert writer.shards > 1 and len(index) == 24
+    nnz = int(index["n_active"].sum())
+    size = sum(f.stat().st_size for f in tmp_path.glob("shard-*.safetensors"))
+    assert size <= 8 * nnz + 8 * (24 + writer.shards) + 1024 * writer.shards  # 8 bytes per active feature
     store = ShardStore(tmp_path)
     for (gid, rnd, L), vec in dense.items():
         assert np.array_equal(store.dense(gid, rnd, L), vec)
