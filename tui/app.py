@@ -42,7 +42,7 @@ class MonitorApp(App[None]):
     TITLE = "harness monitor"
     ENABLE_COMMAND_PALETTE = False
     AUTO_FOCUS = None  # panels come and go; the arrows pick one
-    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (120, "-wide")]
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (76, "-normal"), (120, "-wide")]
     BINDINGS = [
         Binding("q", "quit", "Quit"),
         Binding("p", "toggle_pause", "Pause"),

@@ -19,6 +19,7 @@ HELP = """\
   [b]p[/b]        pause / resume updates
   [b]?[/b]        this help      [b]q[/b]  quit
 
+"in N": requests in flight; "avg": since start.
 A panel turns red after --stall-after seconds of
 STALLED (nothing written) or NO PROGRESS
 (heartbeats, but no game or request done).

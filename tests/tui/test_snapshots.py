@@ -70,3 +70,7 @@ def test_two_runs_name_their_panels(busy, tmp_path, snap_compare):
     other = tmp_path / "gemma"
     append(other / "events.jsonl", start(0, model="gemma-2-9b", total=8), progress(120, 1, total=8, requests=24))
     assert snap_compare(app_for(other, busy, tmp_path / "later"), run_before=read_once)
+
+
+def test_narrow_terminal_shows_one_column(busy, snap_compare):
+    assert snap_compare(app_for(busy), run_before=read_once, terminal_size=(60, 24))

@@ -9,9 +9,10 @@ from textual.widgets import Static
 from tui import format as fmt
 from tui.views import MonitorView, SummaryRow
 
-# (header, width, right-aligned). Run and model share what is left of the width.
-FIXED = (("pass", 8, False), ("games", 13, True), ("req/s", 5, True), ("tok/s", 5, True),
-         ("err/inv", 7, True), ("ETA", 6, True), ("state", 9, False))
+# (header, width, right-aligned). Run and model share what is left of the width. The state
+# comes before the rates, so a terminal narrower than 80 cells cuts the rates, not the stalls.
+FIXED = (("pass", 8, False), ("games", 13, True), ("ETA", 6, True), ("state", 9, False),
+         ("err/inv", 7, True), ("req/s", 5, True), ("tok/s", 5, True))
 
 
 class RunSummary(Static):
@@ -57,16 +58,18 @@ def summary_text(view: MonitorView, width: int) -> Text:
 
 def _row(r: SummaryRow, widths: list[int]) -> Text:
     pct = f" {100 * r.games_done / r.games_total:3.0f}%" if r.games_total else ""
-    cells = [r.run, r.model, r.kind, f"{r.games_done}/{r.games_total}{pct}", fmt.rate(r.requests_per_s),
-             fmt.rate(r.tokens_per_s), f"{r.errors}/{r.invalid}", fmt.duration(r.eta_s)]
-    rights = [False, False, False, True, True, True, True, True]
-    text = Text(" ".join(_cell(c, w, right) for c, w, right in zip(cells, widths, rights, strict=False)) + " ")
-    if r.errors:
-        start = sum(w + 1 for w in widths[:6])
-        text.stylize("bold red", start, start + widths[6])
     if r.stalled:
-        text.append(_cell(f"{r.stalled} STALLED", widths[8], False), style="bold red")
+        state, state_style = f"{r.stalled} STALLED", "bold red"
     else:
-        style = {"complete": "green", "running": ""}.get(r.status, "red")
-        text.append(_cell(r.status, widths[8], False), style=style)
+        state, state_style = r.status, {"complete": "green", "running": ""}.get(r.status, "red")
+    cells = [
+        (r.run, ""), (r.model, ""), (r.kind, ""), (f"{r.games_done}/{r.games_total}{pct}", ""),
+        (fmt.duration(r.eta_s), ""), (state, state_style),
+        (f"{r.errors}/{r.invalid}", "bold red" if r.errors else ""),
+        (fmt.rate(r.requests_per_s), ""), (fmt.rate(r.tokens_per_s), ""),
+    ]
+    rights = [False, False, *(right for _, _, right in FIXED)]
+    text = Text()
+    for i, ((value, style), width, right) in enumerate(zip(cells, widths, rights, strict=True)):
+        text.append((" " if i else "") + _cell(value, width, right), style=style or None)
     return text
