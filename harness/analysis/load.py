@@ -159,19 +159,24 @@ def read_games(path: Path) -> tuple[pa.Table, int, list[str]]:
     return table, torn, bad
 
 
+def _cat(column: pa.Array | pa.ChunkedArray) -> pd.Categorical:
+    """Few distinct strings: categorical, so comparisons and groupings work on integer codes."""
+    return pc.dictionary_encode(column).to_pandas().astype("category").array
+
+
 def flatten(table: pa.Table) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Arrow games table -> (games frame, rounds frame) with plain numpy columns."""
     cond = table.column("condition").combine_chunks()
     games = pd.DataFrame(
         {
             "game_id": table.column("game_id").to_numpy(zero_copy_only=False),
-            "model": table.column("model").to_numpy(zero_copy_only=False),
-            "condition": cond.field("id").to_numpy(zero_copy_only=False),
-            "bet_type": cond.field("bet_type").to_numpy(zero_copy_only=False),
-            "first_result": cond.field("first_result").fill_null("none").to_numpy(zero_copy_only=False),
-            "components": cond.field("components").to_numpy(zero_copy_only=False),
+            "model": _cat(table.column("model")),
+            "condition": _cat(cond.field("id")),
+            "bet_type": _cat(cond.field("bet_type")),
+            "first_result": _cat(cond.field("first_result").fill_null("none")),
+            "components": _cat(cond.field("components")),
             "repetition": table.column("repetition").to_numpy(),
-            "outcome": table.column("outcome").to_numpy(zero_copy_only=False),
+            "outcome": _cat(table.column("outcome")),
             "final_balance": table.column("final_balance").to_numpy(),
             "n_rounds": table.column("n_rounds").to_numpy(),
             "total_bet": table.column("total_bet").to_numpy(),
@@ -188,12 +193,12 @@ def flatten(table: pa.Table) -> tuple[pd.DataFrame, pd.DataFrame]:
             "round": cols["round"].to_numpy(),
             "forced": cols["forced"].fill_null(False).to_numpy(zero_copy_only=False),
             "balance_before": cols["balance_before"].to_numpy(),
-            "decision": cols["decision"].fill_null("none").to_numpy(zero_copy_only=False),
+            "decision": _cat(cols["decision"].fill_null("none")),
             # -1 marks "no bet": keeps the column integer and fast.
             "bet": cols["bet"].fill_null(-1).to_numpy(),
             # 1 win, 0 loss, -1 no bet
             "win": pc.if_else(cols["win"].is_null(), -1, pc.cast(cols["win"], pa.int8())).to_numpy(),
-            "parse_kind": cols["parse_kind"].fill_null("forced").to_numpy(zero_copy_only=False),
+            "parse_kind": _cat(cols["parse_kind"].fill_null("forced")),
         }
     )
     return games, rounds

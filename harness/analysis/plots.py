@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from harness.analysis.metrics import MAX_STREAK
 from harness.analysis.tables import RATE
 from harness.conditions import COMPONENT_KEYS, all_component_combos
 
@@ -131,6 +132,7 @@ def streak_curves(streaks: pd.DataFrame, path: Path) -> Path:
                 ax.plot(sub["k"], sub[col], style, label=f"{run}: {streak} streak", ms=4)
                 ax.fill_between(sub["k"], sub[f"{col}_lo"], sub[f"{col}_hi"], alpha=0.15)
         ax.set_xlabel("streak length k")
+        ax.set_xticks(range(1, MAX_STREAK + 1))
         ax.set_ylim(-0.02, 1.02)
         ax.set_title(f"{label} ({scope} betting)" if len(data) else label, fontsize=9)
         ax.legend(fontsize=7)

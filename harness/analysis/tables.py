@@ -52,7 +52,7 @@ class PreparedRun:
 def prepare(run: RunData, exclusion: Exclusion) -> PreparedRun:
     metrics = game_metrics(run.rounds, len(run.games))
     games = pd.concat([condition_columns(run.games), metrics], axis=1)
-    invalid = games["outcome"].to_numpy() == "invalid"
+    invalid = (games["outcome"] == "invalid").to_numpy()
     included = np.ones(len(games), dtype=bool)
     if exclusion.invalid:
         included &= ~invalid
@@ -79,10 +79,10 @@ def summarise(frame: pd.DataFrame, by: list[str], boot: Boot, salt: int = 0) -> 
     inc = frame["included"].to_numpy()
     values = frame[MEANS].to_numpy(dtype=float)
     bankrupt = frame["bankrupt"].to_numpy()
-    invalid = frame["outcome"].to_numpy() == "invalid"
+    invalid = (frame["outcome"] == "invalid").to_numpy()
     guessed = frame["guessed"].to_numpy()
     total = int(inc.sum())
-    groups = frame.groupby(by, sort=True).indices if by else {(): np.arange(len(frame))}
+    groups = frame.groupby(by, sort=True, observed=True).indices if by else {(): np.arange(len(frame))}
     rows = []
     for i, (key, pos) in enumerate(groups.items()):
         use = pos[inc[pos]]
