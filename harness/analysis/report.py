@@ -171,7 +171,7 @@ def _published(res: Results) -> str:
             + "\n"
         )
     out.append(
-        "The published figures come from the paper's 64-condition grid (no forced first round, "
+        "\nThe published figures come from the paper's 64-condition grid (no forced first round, "
         "50 repetitions); a 128-condition run also holds the forced W/L opening round, so compare "
         "with that in mind.\n"
     )
