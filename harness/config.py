@@ -101,6 +101,7 @@ class BackendConfig(_Strict):
     cpu_kvcache_space_gib: int = Field(4, gt=0, description="vllm-cpu: VLLM_CPU_KVCACHE_SPACE.")
     enforce_eager: bool = False
     script: list[str] | None = Field(None, description="scripted: answers to cycle through (tests, demos).")
+    script_delay_s: float = Field(0.0, ge=0, description="scripted: seconds each answer takes.")
 
 
 class RunConfig(_Strict):
@@ -130,7 +131,7 @@ class RunConfig(_Strict):
         return self
 
 
-def _format_validation_error(source: str, err: ValidationError) -> str:
+def _format_validation_error(source: str, err: ValidationError, overridden: set[str]) -> str:
     first = err.errors()[0]
     loc = ".".join(str(p) for p in first["loc"]) or "(top level)"
     msg = first["msg"].removeprefix("Value error, ")
@@ -139,6 +140,8 @@ def _format_validation_error(source: str, err: ValidationError) -> str:
     elif first["type"] == "literal_error":
         msg = f"{msg}, got {first['input']!r}"
     more = f" (+{len(err.errors()) - 1} more)" if len(err.errors()) > 1 else ""
+    if any(loc == key or loc.startswith(key + ".") for key in overridden):
+        source = f"{source} + command-line flags"
     return f"{source}: {loc}: {msg}{more}"
 
 
@@ -171,4 +174,5 @@ def load_config(path: str | Path | None, overrides: dict[str, Any] | None = None
     try:
         return RunConfig.model_validate(data)
     except ValidationError as e:
-        raise ConfigError(_format_validation_error(source, e)) from None
+        overridden = {k for k, v in (overrides or {}).items() if v is not None}
+        raise ConfigError(_format_validation_error(source, e, overridden)) from None

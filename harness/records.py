@@ -102,7 +102,7 @@ class _Event(_Record):
 class RunStartEvent(_Event):
     type: Literal["run_start"] = "run_start"
     model: str
-    games_total: int = Field(description="Games (or units of work) this worker/run will do now.")
+    games_total: int = Field(description="Games (or units of work) of this worker, those already done included.")
     games_already_done: int = Field(0, description="Games found complete on resume.")
     resumed: bool = False
     pid: int | None = None

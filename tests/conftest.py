@@ -12,3 +12,51 @@ def smollm2_path() -> str:
     from harness.embedded import ensure_checkpoint
 
     return str(ensure_checkpoint())
+
+
+DEMO_RUN_TOML = """
+seed = 7
+repetitions = 2
+concurrency = 16
+progress_interval_s = 0.5
+
+[model]
+name = "SmolLM2-135M-Instruct"
+path = "embedded:smollm2-135m-instruct"
+dtype = "float32"
+style = "base"
+
+[generation]
+max_new_tokens = 12
+
+[game]
+initial_balance = 30
+max_rounds = 6
+
+[conditions]
+ids = ["fixed-L-BASE", "fixed-L-GMHWP", "variable-L-GMP", "variable-W-BASE"]
+
+[guard]
+max_retries = 2
+
+[backend]
+device = "cpu"
+"""
+
+
+@pytest.fixture(scope="session")
+def demo_run(tmp_path_factory, smollm2_path):
+    """A small real run of the embedded SmolLM2 through `harness run games` (8 games, short answers).
+
+    Base-style prompts (the answer is the line after the `Final Decision:` cue) keep answers
+    to a few tokens, so the run takes seconds, not minutes, and most answers are readable.
+    Balance 30 and forced losing first rounds make some games go bankrupt, so analyses have
+    both groups. Treat it as read-only: it is shared by the whole session."""
+    from harness.cli import main
+
+    root = tmp_path_factory.mktemp("demo_run")
+    config = root / "demo.toml"
+    config.write_text(DEMO_RUN_TOML)
+    out = root / "run"
+    assert main(["run", "games", "--config", str(config), "--out", str(out), "--quiet"]) == 0
+    return out

@@ -20,12 +20,19 @@ class ScriptedBackend(Backend):
         self._cycle = itertools.cycle(list(script))
         self.delay_s = delay_s
         self.requests: list[GenerationRequest] = []
+        self.in_flight = 0
+        self.peak_in_flight = 0
 
     async def generate(self, request: GenerationRequest) -> GenerationResult:
         self.requests.append(request)
         answer = next(self._cycle)
-        if self.delay_s:
-            await asyncio.sleep(self.delay_s)
+        self.in_flight += 1
+        self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+        try:
+            if self.delay_s:
+                await asyncio.sleep(self.delay_s)
+        finally:
+            self.in_flight -= 1
         text = answer(request) if callable(answer) else answer
         n_out = len(text.split())
         return GenerationResult(

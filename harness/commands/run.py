@@ -83,13 +83,17 @@ def run_games_command(args: argparse.Namespace) -> int:
 
     from harness.config import load_config
     from harness.display import GameProgress, print_summary
+    from harness.errors import ConfigError
     from harness.models import resolve_model_path
     from harness.session import pending_games, run_worker
     from harness.store import RunDir
 
     config = load_config(args.config, overrides_from_args(args))
     if config.backend.kind != "scripted":
-        resolve_model_path(config.model)  # a missing model is a config error, before anything is written
+        try:  # a missing model is a config error, found before anything is written
+            resolve_model_path(config.model)
+        except ConfigError as e:
+            raise ConfigError(f"{args.config or 'defaults'}: {e}") from None
     run_dir = RunDir(config.out)
     todo, done = pending_games(config, run_dir)
     manifest = run_dir.prepare(config.model_dump(mode="json"), done + len(todo), sys.argv)

