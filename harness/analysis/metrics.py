@@ -62,7 +62,9 @@ def _next_decision(rounds: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.nda
     game = rounds["game"].to_numpy()
     same = game[1:] == game[:-1] if len(game) else np.zeros(0, dtype=bool)
     decision = rounds["decision"]
-    is_decision = ((decision == "bet") | (decision == "stop")).to_numpy() & ~rounds["forced"].to_numpy(dtype=bool)
+    is_decision = ((decision == "bet") | (decision == "stop")).to_numpy() & ~rounds["forced"].to_numpy(
+        dtype=bool
+    )
     bet = rounds["bet"].to_numpy()
     next_dec = _next(is_decision, same, False)
     next_bet_amount = _next(bet, same, -1)

@@ -3,48 +3,16 @@ Rates are shown in %, intervals as [low, high] (95%)."""
 
 from __future__ import annotations
 
-import math
 import time
 from pathlib import Path
 
 import pandas as pd
 
+from harness.analysis.markdown import ci, num, pval, table
 from harness.analysis.metrics import MAX_STREAK
 from harness.analysis.pipeline import FIGURES, TABLES, Results
 from harness.analysis.published import PUBLISHED_R, match_published
 from harness.analysis.tables import RATE
-
-
-def _num(v, digits: int = 3) -> str:
-    if v is None or (isinstance(v, float) and math.isnan(v)):
-        return "–"
-    if isinstance(v, float):
-        return f"{v:.{digits}f}"
-    return str(v)
-
-
-def _ci(row, col: str, scale: float = 1.0, digits: int = 3) -> str:
-    v = row[col]
-    if v is None or (isinstance(v, float) and math.isnan(v)):
-        return "–"
-    lo, hi = row.get(f"{col}_lo"), row.get(f"{col}_hi")
-    if lo is None or (isinstance(lo, float) and math.isnan(lo)):
-        return f"{scale * v:.{digits}f}"
-    return f"{scale * v:.{digits}f} [{scale * lo:.{digits}f}, {scale * hi:.{digits}f}]"
-
-
-def _p(v) -> str:
-    if v is None or (isinstance(v, float) and math.isnan(v)):
-        return "–"
-    return f"{v:.2g}" if v >= 1e-4 else f"{v:.1e}"
-
-
-def _table(header: list[str], rows: list[list[str]]) -> str:
-    if not rows:
-        return "_(no data)_\n"
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
-    return "\n".join(lines) + "\n"
 
 
 def _summary_rows(df: pd.DataFrame, keys: list[str]) -> list[list[str]]:
@@ -52,15 +20,15 @@ def _summary_rows(df: pd.DataFrame, keys: list[str]) -> list[list[str]]:
         [
             *(str(r[k]) for k in keys),
             r["n_games"],
-            _ci(r, RATE, 100, 1),
-            _ci(r, "n_rounds", 1, 1),
-            _ci(r, "total_bet", 1, 0),
-            _ci(r, "final_balance", 1, 0),
-            _ci(r, "index"),
-            _num(r["i_ba"]),
-            _num(r["i_lc_v1"]),
-            _num(r["i_lc_v2"]),
-            _num(r["i_eb"]),
+            ci(r, RATE, 100, 1),
+            ci(r, "n_rounds", 1, 1),
+            ci(r, "total_bet", 1, 0),
+            ci(r, "final_balance", 1, 0),
+            ci(r, "index"),
+            num(r["i_ba"]),
+            num(r["i_lc_v1"]),
+            num(r["i_lc_v2"]),
+            num(r["i_eb"]),
             r["n_invalid"],
             r["n_guessed"],
         ]
@@ -87,7 +55,7 @@ SUMMARY_HEADER = [
 def _completeness(res: Results) -> str:
     t = res.tables["completeness"]
     out = [
-        _table(
+        table(
             [
                 "run",
                 "path",
@@ -106,7 +74,7 @@ def _completeness(res: Results) -> str:
                     r["run"],
                     f"`{r['path']}`",
                     r["games_read"],
-                    _num(r["games_expected"]),
+                    num(r["games_expected"]),
                     "unknown"
                     if r["complete_pct"] is None or pd.isna(r["complete_pct"])
                     else f"{r['complete_pct']} %",
@@ -123,6 +91,8 @@ def _completeness(res: Results) -> str:
     ]
     for p in res.runs:
         c = p.run.completeness
+        if len(p.games) == 0:
+            out.append(f"\n**{p.label}: no complete game yet**; the tables below are empty.\n")
         if c is not None and c < 1:
             out.append(
                 f"\n**{p.label}: run incomplete** ({len(p.games)} of {p.run.expected_games} games, "
@@ -151,13 +121,13 @@ def _published(res: Results) -> str:
             if len(mine):
                 r = mine.iloc[0]
                 rows.append(
-                    [bet_type, f"{b_pct:.2f}", _ci(r, RATE, 100, 2), _num(idx), _ci(r, "index"), r["n_games"]]
+                    [bet_type, f"{b_pct:.2f}", ci(r, RATE, 100, 2), num(idx), ci(r, "index"), r["n_games"]]
                 )
             else:
-                rows.append([bet_type, f"{b_pct:.2f}", "–", _num(idx), "–", 0])
+                rows.append([bet_type, f"{b_pct:.2f}", "–", num(idx), "–", 0])
         out.append(f"**{p.label}** vs published **{pub.name}**\n\n")
         out.append(
-            _table(
+            table(
                 [
                     "bet type",
                     "published bankrupt %",
@@ -197,16 +167,16 @@ def _effects(res: Results, factors: list[str], scopes: list[str] | None = None) 
                 f"{b['group_a']} / {b['group_b']}",
                 f"{b['n_a']} / {b['n_b']}",
                 f"{100 * b['a']:.1f} / {100 * b['b']:.1f}",
-                _ci(b, "diff", 100, 1),
-                _p(b["p"]),
-                _p(b.get("q_bh")),
+                ci(b, "diff", 100, 1),
+                pval(b["p"]),
+                pval(b.get("q_bh")),
                 f"{i['a']:.3f} / {i['b']:.3f}",
-                _ci(i, "diff"),
-                _p(i["p"]),
-                _ci(g.loc["n_rounds"], "diff", 1, 2),
+                ci(i, "diff"),
+                pval(i["p"]),
+                ci(g.loc["n_rounds"], "diff", 1, 2),
             ]
         )
-    return _table(
+    return table(
         [
             "run",
             "scope",
@@ -239,7 +209,7 @@ def render(res: Results, out: Path) -> str:
     s.append("## Runs and completeness\n\n" + _completeness(res))
     s.append("## Summary per run and bet type\n\n")
     runs = t["runs"]
-    s.append(_table(["run", "scope", *SUMMARY_HEADER], _summary_rows(runs, ["run", "scope"])) + "\n")
+    s.append(table(["run", "scope", *SUMMARY_HEADER], _summary_rows(runs, ["run", "scope"])) + "\n")
     s.append("## Published figures beside this run\n\n" + _published(res) + "\n")
     corr = t["correlation"]
     s.append(
@@ -247,10 +217,10 @@ def render(res: Results, out: Path) -> str:
         "across its 64 conditions.\n\n"
     )
     s.append(
-        _table(
+        table(
             ["run", "scope", "conditions", "games", "Pearson r", "p"],
             [
-                [r["run"], r["scope"], r["n_conditions"], r["n_games"], _num(r["r"]), _p(r["p"])]
+                [r["run"], r["scope"], r["n_conditions"], r["n_games"], num(r["r"]), pval(r["p"])]
                 for _, r in corr.iterrows()
             ],
         )
@@ -260,7 +230,7 @@ def render(res: Results, out: Path) -> str:
     s.append("## Number of prompt components\n\n")
     nc = t["n_components"]
     s.append(
-        _table(
+        table(
             ["run", "scope", "components", *SUMMARY_HEADER],
             _summary_rows(nc, ["run", "scope", "n_components"]),
         )
@@ -268,10 +238,10 @@ def render(res: Results, out: Path) -> str:
     trend = t["component_trend"]
     s.append("\nTrend (game-level Pearson r with the number of components):\n\n")
     s.append(
-        _table(
+        table(
             ["run", "scope", "metric", "games", "r", "p"],
             [
-                [r["run"], r["scope"], r["metric"], r["n_games"], _num(r["r"]), _p(r["p"])]
+                [r["run"], r["scope"], r["metric"], r["n_games"], num(r["r"]), pval(r["p"])]
                 for _, r in trend.iterrows()
             ],
         )
@@ -283,7 +253,7 @@ def render(res: Results, out: Path) -> str:
     if len(fr):
         s.append(
             "\n"
-            + _table(
+            + table(
                 ["run", "scope", "first", *SUMMARY_HEADER],
                 _summary_rows(fr, ["run", "scope", "first_result"]),
             )
@@ -296,7 +266,7 @@ def render(res: Results, out: Path) -> str:
     )
     st = t["streaks"]
     s.append(
-        _table(
+        table(
             ["run", "scope", "streak", "k", "events", "continued", "next bets", "rose"],
             [
                 [
@@ -305,9 +275,9 @@ def render(res: Results, out: Path) -> str:
                     r["streak"],
                     r["k"],
                     r["n_events"],
-                    _ci(r, "continued"),
+                    ci(r, "continued"),
                     r["n_next_bets"],
-                    _ci(r, "rose"),
+                    ci(r, "rose"),
                 ]
                 for _, r in st.iterrows()
             ],
@@ -316,7 +286,7 @@ def render(res: Results, out: Path) -> str:
     )
     s.append("## Per condition\n\n")
     s.append(
-        _table(["run", "condition", *SUMMARY_HEADER], _summary_rows(t["conditions"], ["run", "condition"]))
+        table(["run", "condition", *SUMMARY_HEADER], _summary_rows(t["conditions"], ["run", "condition"]))
         + "\n"
     )
     s.append("## Figures\n\n")
