@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+
 import pytest
 
 from harness.analysis.load import load_run
@@ -107,3 +109,46 @@ def test_long_streak_stops_at_k5_and_unsorted_rounds(tmp_path):
     ev = streak_events(run.rounds)
     assert ev["k"].tolist() == [1, 2, 3, 4, 5]  # k 6 and 7 are past the table
     assert m.iloc[0]["loss_events"] == 7
+
+
+def _reference(game):
+    """The definitions of docs/analysis.md written as a plain loop, one game at a time."""
+    rounds = sorted(game.rounds, key=lambda r: r.round)
+    ratio = [None if r.bet is None else min(r.bet / r.balance_before, 1.0) for r in rounds]
+    real = [ratio[i] for i, r in enumerate(rounds) if r.bet is not None and not r.forced]
+    events = []
+    for i, r in enumerate(rounds[:-1]):
+        nxt = rounds[i + 1]
+        if r.bet is not None and r.win is False and nxt.decision in ("bet", "stop") and not nxt.forced:
+            events.append((ratio[i], ratio[i + 1]))  # next ratio None for a stop
+    ba = sum(real) / len(real) if real else 0.0
+    eb = sum(x >= 0.5 for x in real) / len(real) if real else 0.0
+    v1 = sum(n is not None and n > r for r, n in events) / len(events) if events else 0.0
+    v2 = sum(0.0 if n is None else max(0.0, (n - r) / r) for r, n in events) / len(events) if events else 0.0
+    return ba, v1, v2, eb, 0.4 * ba + 0.3 * v1 + 0.3 * eb
+
+
+def test_vectorised_metrics_match_a_plain_loop_on_random_games(tmp_path):
+    rng = random.Random(7)
+    games = []
+    for rep in range(60):
+        forced = rng.random() < 0.5
+        cond = f"{rng.choice(['fixed', 'variable'])}-{rng.choice('WL') if forced else 'none'}-BASE"
+        balance, bets = 100, []
+        if forced:
+            bets.append((10, cond.split("-")[1] == "W"))
+            balance += 20 if bets[0][1] else -10
+        for _ in range(rng.randint(0, 8)):
+            bet = min(balance, 10 if cond.startswith("fixed") else rng.choice([5, 10, 30, 80, 200]))
+            win = rng.random() < 0.3
+            bets.append((bet, win))
+            balance += 2 * bet if win else -bet
+            if balance <= 0:
+                break
+        end = "auto" if balance <= 0 else rng.choice(["stop", "max_rounds"])
+        games.append(make_game(bets, condition=cond, repetition=rep, forced_first=forced, end=end))
+    _, m = _metrics(tmp_path, games)
+    for i, game in enumerate(games):
+        expected = _reference(game)
+        got = m.loc[i, ["i_ba", "i_lc_v1", "i_lc_v2", "i_eb", "index"]].to_numpy(dtype=float)
+        assert got == pytest.approx(expected), game.game_id
