@@ -12,6 +12,7 @@ import pandas as pd
 from harness.analysis.load import RunData
 from harness.analysis.metrics import condition_columns, game_metrics, streak_events
 from harness.analysis.stats import Boot, interval, mean_draws, rate_draws, use_exact
+from harness.conditions import all_component_combos
 
 #: Means reported for every group, in report order.
 MEANS = ["n_rounds", "total_bet", "final_balance", "index", "i_ba", "i_lc_v1", "i_lc_v2", "i_eb"]
@@ -132,6 +133,13 @@ def run_tables(prep: PreparedRun, boot: Boot, run_no: int) -> dict[str, pd.DataF
         nc = summarise(part, ["n_components"], boot, salt + 10 * s + 2)
         parts["n_components"].append(with_run(nc, label, scope=scope))
     cond = summarise(g, ["condition", "bet_type", "first_result", "components"], boot, salt + 99)
+    if len(cond):  # grid order: bet type, first result, then BASE, G, M, ..., GMHWP
+        combos = {c: i for i, c in enumerate(all_component_combos())}
+        order = cond.apply(
+            lambda r: (str(r["bet_type"]), str(r["first_result"]), combos.get(str(r["components"]), 99)),
+            axis=1,
+        )
+        cond = cond.iloc[sorted(range(len(cond)), key=order.iloc.__getitem__)].reset_index(drop=True)
     out = {k: pd.concat(v, ignore_index=True) for k, v in parts.items() if v}
     out["conditions"] = with_run(cond, label)
     return out
