@@ -58,6 +58,24 @@ def repair_torn_tail(path: Path) -> int:
         return size - keep
 
 
+_GAME_START = b'{"type":"game"'
+
+
+def _parse_game_line(line: bytes) -> GameRecord | None:
+    """A game from one line; also rescues a record that another worker appended right after a
+    dead worker's half-written fragment (the fragment is dropped, that game replays)."""
+    try:
+        return GAME_ADAPTER.validate_json(line)
+    except ValidationError:
+        start = line.rfind(_GAME_START)
+        if start > 0:
+            try:
+                return GAME_ADAPTER.validate_json(line[start:])
+            except ValidationError:
+                return None
+        return None
+
+
 def read_games(path: Path) -> tuple[dict[str, GameRecord], int]:
     """Complete games by game_id (first line wins) and the number of unreadable lines."""
     games: dict[str, GameRecord] = {}
@@ -69,9 +87,8 @@ def read_games(path: Path) -> tuple[dict[str, GameRecord], int]:
             if not line.endswith(b"\n"):
                 bad += 1  # torn tail of a run in progress
                 continue
-            try:
-                game = GAME_ADAPTER.validate_json(line)
-            except ValidationError:
+            game = _parse_game_line(line)
+            if game is None:
                 bad += 1
                 continue
             games.setdefault(game.game_id, game)

@@ -10,8 +10,6 @@ GPU alone (or "" for CPU), so the engine sees it as device `cuda`; events carry 
 Exit codes: 0 all games complete, 75 some games failed (reported as error events, left for a
 resume), anything else is a crash the parent reports and recovers from.
 
-HARNESS_SCRIPTED_DELAY_S (scripted backend only) makes each answer wait that long, so tests and
-demos can watch, or kill, a worker mid-run.
 """
 
 from __future__ import annotations
@@ -65,14 +63,8 @@ async def run_job(job: WorkerJob):
     done, _ = read_games(RunDir(config.out).games_path)
     specs = [s for s in plan_games(config) if s.game_id in wanted and s.game_id not in done]
     already = job.already_done + len(wanted) - len(specs)
-    backend = None
-    delay = float(os.environ.get("HARNESS_SCRIPTED_DELAY_S", "0") or 0)
-    if config.backend.kind == "scripted" and delay > 0:
-        from harness.backends.scripted import ScriptedBackend
-
-        backend = ScriptedBackend(config.backend.script or ["Final Decision: Stop"], delay_s=delay)
     return await run_worker(config, specs, run_id=job.run_id, already_done=already, worker=job.worker,
-                            gpu=job.gpu, backend=backend)
+                            gpu=job.gpu)
 
 
 def _die_with_parent() -> None:

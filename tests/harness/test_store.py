@@ -41,3 +41,11 @@ def test_manifest_guards_results_affecting_settings(tmp_path):
         run.prepare(config | {"seed": 2}, games_total=4)
     with pytest.raises(RunDirError, match="guard.max_retries"):
         run.prepare(config | {"guard": {"max_retries": 1}}, games_total=4)
+
+
+def test_read_games_rescues_a_record_glued_to_a_fragment(tmp_path):
+    g1, g2 = make_game([(10, False)], repetition=0), make_game([(10, True)], repetition=1)
+    p = tmp_path / "games.jsonl"
+    p.write_text(g1.model_dump_json()[:40] + g2.model_dump_json() + "\n")
+    games, bad = read_games(p)
+    assert list(games) == [g2.game_id] and bad == 0

@@ -32,7 +32,8 @@ def specs(counts: dict[str, int]) -> list[GameSpec]:
     return [GameSpec(parse_condition_id(c), rep, 0) for c, n in counts.items() for rep in range(n)]
 
 
-def scripted_config(tmp_path: Path, *, reps: int = 2, max_rounds: int = 5, concurrency: int = 8) -> Path:
+def scripted_config(tmp_path: Path, *, reps: int = 2, max_rounds: int = 5, concurrency: int = 8,
+                    delay_s: float = 0.0) -> Path:
     path = tmp_path / "scripted.toml"
     path.write_text(f"""
 seed = 3
@@ -50,6 +51,7 @@ ids = {json.dumps(CONDITIONS)}
 [backend]
 kind = "scripted"
 script = {json.dumps(SCRIPT)}
+script_delay_s = {delay_s}
 """)
     return path
 
@@ -280,11 +282,10 @@ def assert_killed_worker_recovered(run: Path, out: str, label: str = "CPU") -> N
 
 
 def test_sigkilled_worker_is_reported_and_its_games_rerun(tmp_path):
-    config = scripted_config(tmp_path, reps=8, concurrency=2)
+    config = scripted_config(tmp_path, reps=8, concurrency=2, delay_s=0.05)
     run = tmp_path / "run"
-    env = dict(os.environ, HARNESS_SCRIPTED_DELAY_S="0.05")
     proc = subprocess.Popen([sys.executable, "-m", "harness", "run", "games", "--config", str(config), "--quiet",
-                             "--workers", "2"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                             "--workers", "2"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         os.kill(wait_for_worker(run, 1, lambda: proc.poll() is None), signal.SIGKILL)
     finally:
@@ -325,10 +326,9 @@ device = "cpu"
 def test_ray_gpu_actors_recover_from_a_killed_actor(tmp_path, capsys, monkeypatch):
     """One actor per (pretend) GPU of a local Ray; SIGKILL one actor's process mid-run."""
     ray = pytest.importorskip("ray")
-    monkeypatch.setenv("HARNESS_SCRIPTED_DELAY_S", "0.05")  # before ray.init: the actors inherit it
     ray.init(num_cpus=2, num_gpus=2, include_dashboard=False)  # Ray counts GPUs, the scripted backend needs none
     try:
-        config = scripted_config(tmp_path, reps=8, concurrency=2)
+        config = scripted_config(tmp_path, reps=8, concurrency=2, delay_s=0.05)
         run, rc = tmp_path / "run", []
         argv = ["run", "games", "--config", str(config), "--quiet", "--ray", "auto", "--gpus", "all"]
         thread = threading.Thread(target=lambda: rc.append(main(argv)))
