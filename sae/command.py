@@ -127,13 +127,13 @@ def run_pathway(args) -> int:
         index = extract_pathway(chosen, saes, reader, out / "shards", args.rows_per_shard, report)
     store = ShardStore(out / "shards")
     size = sum(f.stat().st_size for f in (out / "shards").glob("shard-*.safetensors"))
-    outcomes = set(index["outcome"]) if len(index) else set()
-    if {"bankrupt", "stopped"} <= outcomes:
+    per_group = index.groupby("outcome")["game_id"].nunique() if len(index) else {}
+    if all(per_group.get(g, 0) >= 2 for g in ("bankrupt", "stopped")):
         result = compare_pathway(store, top_k=args.top_k)
         write_pathway(result, out)
         print(result.layers.to_string(index=False))
     else:
-        print("comparison skipped: the selected games are not both bankrupt and stopped", file=sys.stderr)
+        print("comparison skipped: it needs at least 2 bankrupt and 2 stopped games", file=sys.stderr)
     print(f"{len(chosen)} games, {len(index)} rows, {store.meta['shards']} shards ({size / 2**20:.1f} MiB) in {out}")
     return 0
 

@@ -74,3 +74,23 @@ def test_chat_prompt_gets_no_second_bos(smollm2_reader):
     ids = r.encode(rendered)
     tok = r.formatter.tokenizer
     assert ids[0] == tok.convert_tokens_to_ids("<|im_start|>") and ids.count(ids[0]) == rendered.count("<|im_start|>")
+
+
+@pytest.mark.parametrize("arch", ["llama", "gemma2"])
+def test_hook_on_tiny_random_architectures(arch):
+    """Same contract on LLaMA and Gemma-2 blocks (tiny random models, no download)."""
+    from transformers import Gemma2Config, Gemma2Model, LlamaConfig, LlamaModel
+
+    small = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=4, num_attention_heads=4,
+                 num_key_value_heads=2, vocab_size=100, head_dim=8)
+    torch.manual_seed(0)
+    if arch == "llama":
+        model = LlamaModel(LlamaConfig(**small)).eval()
+    else:
+        model = Gemma2Model(Gemma2Config(**small, attn_implementation="eager")).eval()
+    ids = torch.randint(0, 100, (2, 7))
+    with torch.inference_mode(), capture_residual(model, [0, 2, 3]) as got:
+        hs = model(input_ids=ids, output_hidden_states=True).hidden_states
+    for L in (0, 2):
+        assert torch.equal(got[L], hs[L + 1])
+    assert torch.allclose(model.norm(got[3]), hs[4], atol=1e-5)
