@@ -10,15 +10,8 @@ from tests.sae.builders import write_layer_saes
 pytestmark = pytest.mark.model
 
 
-@pytest.fixture(scope="module")
-def demo(request):
-    try:
-        return request.getfixturevalue("demo_run")
-    except pytest.FixtureLookupError:
-        pytest.skip("no demo_run fixture in tests/conftest.py yet")
-
-
-def test_features_and_pathway_on_demo_run(demo, tmp_path, capsys):
+def test_features_and_pathway_on_demo_run(demo_run, tmp_path, capsys):
+    demo = demo_run
     games = read_games(demo)
     counts = {o: sum(g.outcome == o for g in games) for o in ("bankrupt", "stopped")}
     spec = write_layer_saes(tmp_path / "saes", "saelens", [1, 3], 576, 64)
