@@ -57,7 +57,8 @@ def run(args: argparse.Namespace) -> int:
     for d in args.run_dirs:
         if not d.exists():
             raise ConfigError(f"{d}: no such run directory")
-    out = args.out or (args.run_dirs[0] / "analysis" if len(args.run_dirs) == 1 else Path("analysis"))
+    first = args.run_dirs[0] if args.run_dirs[0].is_dir() else args.run_dirs[0].parent
+    out = args.out or (first / "analysis" if len(args.run_dirs) == 1 else Path("analysis"))
     report = run_analysis(
         list(args.run_dirs),
         out,
