@@ -83,7 +83,6 @@ def run_games_command(args: argparse.Namespace) -> int:
 
     from harness.config import load_config
     from harness.display import GameProgress, print_summary
-    from harness.errors import ConfigError
     from harness.models import resolve_model_path
     from harness.session import pending_games, run_worker
     from harness.store import RunDir
