@@ -5,6 +5,7 @@ converted once into a plain safetensors checkpoint in a cache directory. Nothing
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import shutil
 import tempfile
@@ -38,10 +39,19 @@ def checkpoint_dir() -> Path:
     return cache_root() / CHECKPOINT_NAME
 
 
+def _drop_gguf_quantization(config_path: Path) -> None:
+    """The weights are plain after conversion, but transformers copies the GGUF file's
+    `quantization_config` into config.json; other loaders (vLLM) would then refuse them."""
+    data = json.loads(config_path.read_text())
+    if data.pop("quantization_config", None) is not None:
+        config_path.write_text(json.dumps(data, indent=2) + "\n")
+
+
 def ensure_checkpoint() -> Path:
     """Return the converted checkpoint directory, converting on first use (about 10 s)."""
     target = checkpoint_dir()
     if (target / "config.json").is_file() and (target / "model.safetensors").is_file():
+        _drop_gguf_quantization(target / "config.json")  # caches converted before this fix
         return target
     source = gguf_path()
     try:
@@ -64,6 +74,7 @@ def ensure_checkpoint() -> Path:
     try:
         model.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
+        _drop_gguf_quantization(tmp / "config.json")
         if target.exists():
             shutil.rmtree(target)
         tmp.rename(target)  # atomic: a half-written checkpoint is never used

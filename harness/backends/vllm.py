@@ -46,17 +46,6 @@ def model_max_len(model_path: str | None) -> int | None:
     return int(value) if isinstance(value, int) else None
 
 
-def stale_gguf_quantization(model_path: str | None) -> bool:
-    """A checkpoint converted from GGUF may still declare `quant_method = gguf` although its
-    safetensors weights are plain (the embedded SmolLM2); vLLM would refuse it."""
-    try:
-        config = json.loads((Path(model_path) / "config.json").read_text())  # type: ignore[arg-type]
-    except (OSError, TypeError, ValueError):
-        return False
-    quant = config.get("quantization_config") or {}
-    return quant.get("quant_method") == "gguf" and not any(Path(model_path).glob("*.gguf"))  # type: ignore[arg-type]
-
-
 def engine_kwargs(backend, model_path: str | None, dtype: str, device: str) -> dict:
     """AsyncEngineArgs keywords from the config (pure, so it is testable without vLLM).
 
@@ -78,8 +67,6 @@ def engine_kwargs(backend, model_path: str | None, dtype: str, device: str) -> d
     max_len = backend.max_model_len
     if max_len is not None:
         kwargs["max_model_len"] = max_len
-    if stale_gguf_quantization(model_path):
-        kwargs["hf_overrides"] = {"quantization_config": None}
     batched = backend.max_num_batched_tokens
     if device == "cpu":
         max_len = max_len or model_max_len(model_path) or 4096
