@@ -158,8 +158,64 @@ def run_convert(args) -> int:
     return 0
 
 
+# --- patch, words (sae/patch_command.py) -----------------------------------------------------------
+
+
+def _add_selection_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("target", type=Path, metavar="RUN_DIR_OR_FEATURES",
+                   help="Run directory (model, rules, games) or a features table (then --model is needed).")
+    p.add_argument("--features", type=Path, metavar="TABLE",
+                   help="Features table (default RUN_DIR/sae/features/features.parquet).")
+    p.add_argument("--sae", required=True, metavar="SPEC", help="As for `features` (docs/sae.md).")
+    p.add_argument("--top", type=int, help="At most N features per layer, by |d| (default: all selected).")
+    p.add_argument("--layers", help="Only these layers, e.g. '25-31'.")
+    p.add_argument("--ids", help="Exactly these features, 'layer:feature,...' (overrides the selection).")
+    p.add_argument("--all-features", action="store_true", help="Not only the table's significant features.")
+    p.add_argument("--model", help="Model path (default: the run manifest's config.model.path).")
+    p.add_argument("--style", choices=["chat", "base"], help="Prompt style (default: from the manifest).")
+    p.add_argument("--device", default="auto", help="'auto', 'cpu', 'cuda', ... (default auto).")
+    p.add_argument("--dtype", help="Model dtype (default: the manifest's config.model.dtype).")
+    p.add_argument("--sae-dtype", default="float32", choices=["float32", "bfloat16", "float16"])
+    p.add_argument("--out", type=Path, help="Output folder (default RUN_DIR/sae/<command>).")
+
+
+def register_patch(sub) -> None:
+    p = sub.add_parser("patch", help="Activation patching: clamp each feature while generating (batched, resumable).")
+    _add_selection_args(p)
+    p.add_argument("--trials", type=int, default=50, help="Trials per condition (default 50).")
+    p.add_argument("--temperature", type=float, default=0.7)
+    p.add_argument("--top-p", type=float, default=1.0)
+    p.add_argument("--max-new-tokens", type=int, help="Default: the run's generation.max_new_tokens (else 256).")
+    p.add_argument("--seed", type=int, help="Trial seeds derive from it (default: the run's seed).")
+    p.add_argument("--batch-size", type=int, default=200, help="Trials per generate call (default 200).")
+    p.add_argument("--alpha", type=float, default=0.05, help="BH-FDR level over all tests (default 0.05).")
+    p.add_argument("--min-effect", type=float, default=0.1, help="Minimum |rate change| (default 0.1).")
+    for name in ("safe", "risky"):
+        p.add_argument(f"--{name}-condition", help=f"Condition id of the {name} prompt.")
+        p.add_argument(f"--{name}-history", help=f"Rounds before the {name} prompt, e.g. '10L,20W'.")
+    p.add_argument("--restart", action="store_true", help="Discard earlier results in the output folder.")
+    p.add_argument("--no-events", action="store_true", help="Do not append progress events to RUN_DIR/events.jsonl.")
+    p.set_defaults(func=lambda args: _patch_command("run_patch", args))
+
+
+def register_words(sub) -> None:
+    p = sub.add_parser("words", help="Feature words: tokens a feature promotes, answer words where it is high.")
+    _add_selection_args(p)
+    p.add_argument("--causal", type=Path, help="Only features classified safe/risky in this patch_features.parquet.")
+    p.add_argument("--k-tokens", type=int, default=10, help="Promoted / suppressed tokens per feature (default 10).")
+    p.add_argument("--k-words", type=int, default=10, help="High / low answer words per feature (default 10).")
+    p.add_argument("--batch-size", type=int, default=16, help="Prompts per forward pass (default 16).")
+    p.set_defaults(func=lambda args: _patch_command("run_words", args))
+
+
+def _patch_command(name: str, args) -> int:
+    from sae import patch_command
+
+    return getattr(patch_command, name)(args)
+
+
 #: `harness sae` sub-commands; append a registrar to add one.
-SUBCOMMANDS = [register_features, register_pathway, register_convert]
+SUBCOMMANDS = [register_features, register_pathway, register_convert, register_patch, register_words]
 
 
 def register(subparsers) -> None:
