@@ -219,7 +219,7 @@ SUBCOMMANDS = [register_features, register_pathway, register_convert, register_p
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser("sae", help="SAE analysis of a run: features, pathway.")
+    parser = subparsers.add_parser("sae", help="SAE analysis of a run: features, pathway, patch, words, convert.")
     sub = parser.add_subparsers(dest="sae_command", metavar="SAE_COMMAND", required=True)
     for registrar in SUBCOMMANDS:
         registrar(sub)
