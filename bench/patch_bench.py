@@ -97,11 +97,14 @@ def main() -> None:
     prompt_tokens = {k: len(generator.formatter.encode(p.rendered)) for k, p in prompts.items()}
     feats = [{"layer": layer, "feature": f, "target_safe": 0.0, "target_risky": 4.0, "direction": "risky"}
              for f in range(args.features)]
+    from sae.patching import Row
+
+    generator.generate([Row("safe", 0)], generator.formatter.encode(prompts["safe"].rendered), {})  # warm-up
     settings = PatchSettings(trials=args.trials, max_new_tokens=args.max_new_tokens)
     with tempfile.TemporaryDirectory() as out:
-        t1 = time.perf_counter()
+        t1, c1 = time.perf_counter(), time.process_time()
         run_pass(generator, prompts, feats, lambda L: sae, settings, Path(out), batch_size=args.batch_size)
-        wall = time.perf_counter() - t1
+        wall, cpu = time.perf_counter() - t1, time.process_time() - c1
         lines = read_lines(Path(out) / "patch_trials.jsonl")
     baseline = lines[0].wall_s
     per_feature = sum(u.wall_s for u in lines[1:]) / args.features
@@ -109,7 +112,7 @@ def main() -> None:
     result = {
         "model": args.model, "device": args.device, "trials": args.trials, "max_new_tokens": args.max_new_tokens,
         "features": args.features, "batch_size": args.batch_size, "prompt_tokens": prompt_tokens,
-        "load_s": round(load_s, 2), "pass_wall_s": round(wall, 2), "baseline_s": round(baseline, 2),
+        "load_s": round(load_s, 2), "pass_wall_s": round(wall, 2), "pass_cpu_s": round(cpu, 2), "baseline_s": round(baseline, 2),
         "per_feature_s": round(per_feature, 2), "per_feature_with_baseline_s": round(per_feature + baseline, 2),
         "per_feature_50_s": round(per_feature * scale, 2),
         "per_feature_with_baseline_50_s": round((per_feature + baseline) * scale, 2),

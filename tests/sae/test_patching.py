@@ -60,7 +60,7 @@ def generator(smollm2_path):
     from sae.patching import Generator
 
     cfg = ModelConfig(name="smollm2", path=smollm2_path, style="chat", dtype="float32")
-    return Generator.load(cfg, device="cpu", max_new_tokens=6, temperature=0.7)
+    return Generator.load(cfg, device="cpu", max_new_tokens=4, temperature=0.7)
 
 
 @pytest.fixture(scope="module")
@@ -107,11 +107,21 @@ def test_patch_to_current_value_is_a_no_op(generator, prompts):
     current = sae.encode(h0[:, -1])[torch.arange(2), features]
     h1 = _residual(generator.model, ids, {LAYER: RowPatch(sae, features, current, torch.tensor([True, True]))})
     assert torch.allclose(h1, h0, atol=1e-6, rtol=0)
-    # in generation: a feature that never fires, held at 0, changes no answer
-    base = [Row("risky", seed) for seed in (1, 2, 3)]
-    noop = [Row("risky", seed, LAYER, 0, 0.0) for seed in (1, 2, 3)]
+
+
+@pytest.mark.model
+def test_noop_patch_with_cached_prefix_gives_the_games_backend_answers(generator, prompts):
+    """Same seeds: the pass's generation (prompt prefix cached once, a feature that never fires held
+    at 0 by the hook) gives exactly the answers of the games' own backend call."""
+    from harness.backends.base import GenerationRequest
+
     ids = generator.formatter.encode(prompts["risky"].rendered)
-    assert generator.generate(noop, ids, {LAYER: sae}) == generator.generate(base, ids, {})
+    seeds = [1, 2, 3]
+    requests = [GenerationRequest(request_id=str(s), prompt="", prompt_token_ids=ids, seed=s, max_tokens=4)
+                for s in seeds]
+    plain = [r.text for r in generator.backend._generate_batch(requests)]
+    noop = [Row("risky", s, LAYER, 0, 0.0) for s in seeds]
+    assert generator.generate(noop, ids, {LAYER: tiny_sae()}) == plain
 
 
 @pytest.mark.model
@@ -124,21 +134,8 @@ def test_batched_rows_equal_single_rows(generator, prompts):
     for i, r in enumerate(rows):
         alone = _residual(generator.model, short, row_patches([r], {LAYER: sae}))
         assert torch.allclose(together[i], alone[0], atol=1e-4)
-    batched = generator.generate(rows, ids, {LAYER: sae})
-    assert [generator.generate([r], ids, {LAYER: sae})[0] for r in rows[1:3]] == batched[1:3]
-
-
-@pytest.mark.model
-def test_prefix_cache_matches_the_games_backend(generator, prompts):
-    """Same seeds, no patch: the pass's cached-prefix generation gives the backend's answers."""
-    from harness.backends.base import GenerationRequest
-
-    ids = generator.formatter.encode(prompts["safe"].rendered)
-    seeds = [21, 22, 23]
-    requests = [GenerationRequest(request_id=str(s), prompt="", prompt_token_ids=ids, seed=s, max_tokens=6)
-                for s in seeds]
-    plain = [r.text for r in generator.backend._generate_batch(requests)]
-    assert generator.generate([Row("safe", s) for s in seeds], ids, {}) == plain
+    batched = generator.generate(rows[:3], ids, {LAYER: sae})
+    assert generator.generate(rows[1:2], ids, {LAYER: sae}) == batched[1:2]
 
 
 # --- the pass: resume (fake generator) -----------------------------------------------------------
@@ -251,21 +248,22 @@ def test_patch_cli_with_events(tmp_path, smollm2_path, capsys):
     table = _features_table(run_dir)
     spec = write_layer_saes(tmp_path / "saes", "llamascope", [2, 5], 576, 64)
     args = ["sae", "patch", str(run_dir), "--features", str(table), "--sae", spec, "--trials", "2",
-            "--max-new-tokens", "4", "--device", "cpu", "--top", "1"]
+            "--max-new-tokens", "4", "--device", "cpu", "--top", "1", "--layers", "5"]
     assert main(args) == 0
     out = run_dir / "sae" / "patching"
     features = pd.read_parquet(out / "patch_features.parquet")
-    assert features[["layer", "feature"]].values.tolist() == [[2, 3], [5, 7]]
+    assert features[["layer", "feature"]].values.tolist() == [[5, 7]]
     assert set(features["classification"]) <= {"safe", "risky", "none"}
-    assert len(pd.read_csv(out / "patch_tests.csv")) == 8 and (out / "report.md").read_text().startswith("# Activation")
+    assert len(pd.read_csv(out / "patch_tests.csv")) == 4 and (out / "report.md").read_text().startswith("# Activation")
     meta = json.loads((out / "patch_meta.json").read_text())
     assert meta["trials"] == 2 and meta["prompts"]["safe"]["balance"] == 140
     events = [EVENT_ADAPTER.validate_json(x) for x in (run_dir / "events.jsonl").read_text().splitlines()]
     mine = [e for e in events if e.kind == "patching"]
-    assert mine[0].type == "run_start" and mine[-1].type == "run_end" and mine[-1].games_done == 2
-    assert "2 features patched" in capsys.readouterr().out
-    assert main(args) == 0  # rerun: everything done already, nothing generated
-    assert len(read_lines(out / "patch_trials.jsonl")) == 3
+    assert mine[0].type == "run_start" and mine[-1].type == "run_end" and mine[-1].games_done == 1
+    assert "1 features patched" in capsys.readouterr().out
+    args[2:5] = [str(table)]  # rerun, given the table (the run dir is found above it): all done, nothing generated
+    assert main(args) == 0
+    assert len(read_lines(out / "patch_trials.jsonl")) == 2
 
 
 @pytest.mark.model
@@ -273,13 +271,11 @@ def test_patch_cli_on_demo_run(demo_run, tmp_path):
     table = _features_table(tmp_path, layers=(1, 3))
     spec = write_layer_saes(tmp_path / "saes", "saelens", [1, 3], 576, 64)
     out = tmp_path / "p"
-    assert main(["sae", "patch", str(table), "--sae", spec, "--trials", "2", "--max-new-tokens", "6",
-                 "--device", "cpu", "--model", "embedded:smollm2-135m-instruct", "--style", "base", "--dtype", "float32",
-                 "--out", str(out), "--ids", "1:3"]) == 0  # a table outside any run dir: model from --model
     assert main(["sae", "patch", str(demo_run), "--features", str(table), "--sae", spec, "--trials", "2",
-                 "--device", "cpu", "--out", str(out / "demo"), "--no-events", "--ids", "3:7"]) == 0
-    lines = read_lines(out / "demo" / "patch_trials.jsonl")
+                 "--max-new-tokens", "4", "--device", "cpu", "--out", str(out), "--no-events", "--ids", "3:7"]) == 0
+    lines = read_lines(out / "patch_trials.jsonl")
     assert [u.type for u in lines] == ["baseline", "feature"]
     assert all(len(c.trials) == 2 for u in lines for c in u.conditions)
-    meta = json.loads((out / "demo" / "patch_meta.json").read_text())
-    assert meta["style"] == "base" and meta["max_new_tokens"] == 12  # from the demo run's config
+    meta = json.loads((out / "patch_meta.json").read_text())
+    assert meta["style"] == "base" and meta["prompts"]["safe"]["balance"] == 140  # demo: base prompts, $30 start
+    assert meta["prompts"]["safe"]["rendered"].endswith("Final Decision:")
