@@ -86,7 +86,10 @@ def main() -> None:
     ap.add_argument("--max-new-tokens", type=int, default=16)
     ap.add_argument("--features", type=int, default=2, help="Features of one layer to patch after the baseline.")
     ap.add_argument("--batch-size", type=int, default=400, help="Trials per generate call.")
+    ap.add_argument("--threads", type=int, help="torch CPU threads (default: torch's).")
     args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
     t0 = time.perf_counter()
     generator, layer = build(args)
@@ -111,7 +114,7 @@ def main() -> None:
     scale = 50 / args.trials
     result = {
         "model": args.model, "device": args.device, "trials": args.trials, "max_new_tokens": args.max_new_tokens,
-        "features": args.features, "batch_size": args.batch_size, "prompt_tokens": prompt_tokens,
+        "features": args.features, "batch_size": args.batch_size, "threads": torch.get_num_threads(), "prompt_tokens": prompt_tokens,
         "load_s": round(load_s, 2), "pass_wall_s": round(wall, 2), "pass_cpu_s": round(cpu, 2), "baseline_s": round(baseline, 2),
         "per_feature_s": round(per_feature, 2), "per_feature_with_baseline_s": round(per_feature + baseline, 2),
         "per_feature_50_s": round(per_feature * scale, 2),

@@ -25,6 +25,16 @@ from tests.sae.builders import GAME_PLANS, played_game, random_weights, write_la
 LAYER = 3
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """One torch thread here: on the shared 2-core machine two spinning OpenMP threads ran small
+    matmuls 20x slower than one; restored afterwards."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 def tiny_sae(seed: int = 0, scale: float = 0.5) -> SAE:
     w = random_weights(576, 64, seed=seed)
     w["threshold"][0] = 1e9  # feature 0 never fires

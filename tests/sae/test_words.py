@@ -14,6 +14,16 @@ from tests.sae.builders import write_layer_saes
 VOCAB = ["a", "b", "c", "d", "e"]
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """One torch thread here: on the shared 2-core machine two spinning OpenMP threads ran small
+    matmuls 20x slower than one; restored afterwards."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 class Norm(torch.nn.Module):
     def __init__(self, weight):
         super().__init__()
