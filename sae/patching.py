@@ -125,7 +125,7 @@ class Generator:
         path = resolve_model_path(model_cfg)
         formatter = PromptFormatter.from_pretrained(path, model_cfg.style, model_cfg.system_prompt)
         backend = TransformersBackend(RunConfig(model=model_cfg, backend=BackendConfig(device=device)), path, formatter)
-        backend._load()  # synchronous: the pass drives batches itself, no request queue
+        backend.load_model()  # synchronous: the pass drives batches itself, no request queue
         return cls(backend, formatter, model_cfg.style, model_cfg.name, **options)
 
     @classmethod
@@ -134,10 +134,7 @@ class Generator:
 
         cfg = ModelConfig(name=type(lm).__name__, path="(in memory)", style=style)
         backend = TransformersBackend(RunConfig(model=cfg), None, formatter)
-        backend.model, backend.tokenizer = lm.eval(), formatter.tokenizer
-        backend.device = str(next(lm.parameters()).device)
-        backend.eos_ids = backend._eos_ids()
-        backend.pad_id = backend.tokenizer.pad_token_id if backend.tokenizer.pad_token_id is not None else backend.eos_ids[0]
+        backend.attach(lm, formatter.tokenizer)
         return cls(backend, formatter, style, cfg.name, **options)
 
     @property
@@ -188,4 +185,4 @@ class Generator:
                 tokenizer=b.tokenizer if self.stop else None,
             )
         request = GenerationRequest(request_id="patch", prompt="", seed=0)
-        return [b._result(request, ids.shape[1], toks, self.stop).text for toks in out[:, ids.shape[1]:].tolist()]
+        return [b.make_result(request, ids.shape[1], toks, self.stop).text for toks in out[:, ids.shape[1]:].tolist()]

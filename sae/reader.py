@@ -54,10 +54,9 @@ class ResidualReader:
     """A causal LM loaded for reading residuals; `last_token(prompts, layers)` does the work."""
 
     def __init__(self, model_cfg: ModelConfig, *, device: str = "auto", dtype: str | None = None, batch_size: int = 16):
-        from transformers import AutoModelForCausalLM
         from transformers.utils import logging as hf_logging
 
-        from harness.models import PromptFormatter, resolve_model_path
+        from harness.models import PromptFormatter, load_causal_lm, resolve_model_path
 
         path = resolve_model_path(model_cfg)
         dtype = dtype or model_cfg.dtype
@@ -68,14 +67,7 @@ class ResidualReader:
         self.batch_size = batch_size
         self.formatter = PromptFormatter.from_pretrained(path, model_cfg.style, model_cfg.system_prompt)
         hf_logging.disable_progress_bar()  # the CLI prints its own progress
-        from transformers import AutoConfig
-
-        extra = {}
-        if AutoConfig.from_pretrained(path, local_files_only=True).model_type.startswith("gemma2"):
-            extra["attn_implementation"] = "eager"  # Gemma-2's attention soft-capping needs eager
-        lm = AutoModelForCausalLM.from_pretrained(
-            path, dtype=TORCH_DTYPES.get(dtype, "auto"), local_files_only=True, **extra
-        )
+        lm = load_causal_lm(path, dtype)
         self.model = getattr(lm, "model", lm).to(self.device).eval()  # base model: no LM head
         self.d_model = int(lm.config.hidden_size)
         self.n_layers = int(lm.config.num_hidden_layers)

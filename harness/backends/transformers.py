@@ -85,36 +85,40 @@ class TransformersBackend(Backend):
     async def start(self) -> None:
         if self.model is not None:
             return
-        await asyncio.to_thread(self._load)
+        await asyncio.to_thread(self.load_model)
         self._queue = asyncio.Queue()
         self._consumer = asyncio.create_task(self._consume(), name="transformers-batcher")
 
-    def _load(self) -> None:
-        import torch
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+    def load_model(self) -> None:
+        """Load the model and tokenizer (blocking). `start()` runs it off the event loop."""
+        from transformers import AutoTokenizer
 
-        device = pick_device(self.config.backend.device)
-        dtype_name = self.config.model.dtype
-        dtype = "auto" if dtype_name == "auto" else getattr(torch, dtype_name)
+        from harness.models import load_causal_lm
+
         try:
-            self.tokenizer = (
+            tokenizer = (
                 self.formatter.tokenizer
                 if self.formatter is not None
                 else AutoTokenizer.from_pretrained(self.model_path, local_files_only=True)
             )
-            model = AutoModelForCausalLM.from_pretrained(self.model_path, dtype=dtype, local_files_only=True)
+            model = load_causal_lm(self.model_path, self.config.model.dtype)
         except OSError as e:
             raise BackendError(f"model.path: cannot load {self.model_path}: {e}") from None
-        self.model = model.to(device).eval()
-        self.device = device
-        if device.startswith("cuda"):
-            self.gpu = device.split(":")[1] if ":" in device else "0"
-        self.eos_ids = self._eos_ids()
+        self.attach(model.to(pick_device(self.config.backend.device)), tokenizer)
+
+    def attach(self, model, tokenizer) -> None:
+        """Use an already loaded model (e.g. for patching with hooks on it)."""
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        self.device = str(next(model.parameters()).device)
+        if self.device.startswith("cuda"):
+            self.gpu = self.device.split(":")[1] if ":" in self.device else "0"
+        self.eos_ids = self.eos_token_ids()
         self.pad_id = self.tokenizer.pad_token_id
         if self.pad_id is None:
             self.pad_id = self.eos_ids[0]
 
-    def _eos_ids(self) -> list[int]:
+    def eos_token_ids(self) -> list[int]:
         ids = self.model.generation_config.eos_token_id
         ids = [ids] if isinstance(ids, int) else list(ids or [])
         if self.tokenizer.eos_token_id is not None and self.tokenizer.eos_token_id not in ids:
@@ -152,7 +156,7 @@ class TransformersBackend(Backend):
                 groups.setdefault((p.request.max_tokens, tuple(p.request.stop)), []).append(p)
             for group in groups.values():
                 try:
-                    results = await asyncio.to_thread(self._generate_batch, [p.request for p in group])
+                    results = await asyncio.to_thread(self.generate_batch, [p.request for p in group])
                 except Exception as e:  # the callers get the error, the batcher lives on
                     for p in group:
                         if not p.future.done():
@@ -169,7 +173,7 @@ class TransformersBackend(Backend):
             return self.formatter.encode(request.prompt)
         return list(self.tokenizer(request.prompt)["input_ids"])
 
-    def _generate_batch(self, requests: list[GenerationRequest]) -> list[GenerationResult]:
+    def generate_batch(self, requests: list[GenerationRequest]) -> list[GenerationResult]:
         import torch
         from transformers import GenerationConfig, LogitsProcessorList
 
@@ -202,9 +206,9 @@ class TransformersBackend(Backend):
         self.batches += 1
         self.batch_rows += len(requests)
         new_tokens = out[:, width:].tolist()
-        return [self._result(r, len(p), toks, stop) for r, p, toks in zip(requests, prompts, new_tokens, strict=True)]
+        return [self.make_result(r, len(p), toks, stop) for r, p, toks in zip(requests, prompts, new_tokens, strict=True)]
 
-    def _result(self, request: GenerationRequest, n_prompt: int, tokens: list[int], stop: list[str]) -> GenerationResult:
+    def make_result(self, request: GenerationRequest, n_prompt: int, tokens: list[int], stop: list[str]) -> GenerationResult:
         finish = "length"
         kept: list[int] = []
         for t in tokens:

@@ -129,7 +129,7 @@ def test_noop_patch_with_cached_prefix_gives_the_games_backend_answers(generator
     seeds = [1, 2, 3]
     requests = [GenerationRequest(request_id=str(s), prompt="", prompt_token_ids=ids, seed=s, max_tokens=4)
                 for s in seeds]
-    plain = [r.text for r in generator.backend._generate_batch(requests)]
+    plain = [r.text for r in generator.backend.generate_batch(requests)]
     noop = [Row("risky", s, LAYER, 0, 0.0) for s in seeds]
     assert generator.generate(noop, ids, {LAYER: tiny_sae()}) == plain
 
