@@ -9,3 +9,15 @@ def smollm2_reader(smollm2_path):
 
     cfg = ModelConfig(name="smollm2", path=smollm2_path, style="chat", dtype="float32")
     return ResidualReader(cfg, device="cpu", batch_size=4)
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """One torch thread for a module: on a shared 2-core machine two spinning OpenMP threads ran
+    small matmuls 20x slower than one. Restored afterwards."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

@@ -25,14 +25,7 @@ from tests.sae.builders import GAME_PLANS, played_game, random_weights, write_la
 LAYER = 3
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One torch thread here: on the shared 2-core machine two spinning OpenMP threads ran small
-    matmuls 20x slower than one; restored afterwards."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def tiny_sae(seed: int = 0, scale: float = 0.5) -> SAE:

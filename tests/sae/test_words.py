@@ -14,14 +14,7 @@ from tests.sae.builders import write_layer_saes
 VOCAB = ["a", "b", "c", "d", "e"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One torch thread here: on the shared 2-core machine two spinning OpenMP threads ran small
-    matmuls 20x slower than one; restored afterwards."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 class Norm(torch.nn.Module):
