@@ -57,18 +57,10 @@ def open_run(args):
 @contextmanager
 def progress(args, kind: str, reader):
     """A `PassProgress` for the pass; its run_end event says how the pass ended."""
-    from sae.progress import PassProgress
+    from sae.progress import PassProgress, finishing
 
-    report = PassProgress(args.run_dir, kind, reader.model_name, events=not args.no_events)
-    status = "failed"
-    try:
+    with finishing(PassProgress(args.run_dir, kind, reader.model_name, events=not args.no_events)) as report:
         yield report
-        status = "complete"
-    except KeyboardInterrupt:
-        status = "interrupted"
-        raise
-    finally:
-        report.finish(status)
 
 
 # --- features ------------------------------------------------------------------------------------

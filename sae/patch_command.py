@@ -107,16 +107,12 @@ def run_patch(args) -> int:
         return load_folders({layer: folders[layer]}, device=generator.device, dtype=args.sae_dtype,
                             d_model=d_model)[layer]
 
-    t0, status = time.perf_counter(), "failed"
-    try:
+    from sae.progress import finishing
+
+    t0 = time.perf_counter()
+    with finishing(report):
         lines = run_pass(generator, prompts, features, load_sae, settings, out, batch_size=args.batch_size,
                          restart=args.restart, progress=report)
-        status = "complete"
-    except KeyboardInterrupt:
-        status = "interrupted"
-        raise
-    finally:
-        report.finish(status)
     wanted = {(f["layer"], f["feature"]) for f in features}
     lines = [u for u in lines if u.type == "baseline" or (u.layer, u.feature) in wanted]
     tests = compare_patches(lines, args.alpha, args.min_effect)

@@ -11,6 +11,8 @@ import json
 import os
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from harness.records import ProgressEvent, RunEndEvent, RunStartEvent
@@ -59,3 +61,17 @@ class PassProgress:
         if self._began:
             self._write(RunEndEvent(time=time.time(), run_id=self.run_id, kind=self.kind, games_done=self.done,
                                     games_total=self.total, wall_s=time.time() - self.started, status=status))
+
+
+@contextmanager
+def finishing(report: PassProgress) -> Iterator[PassProgress]:
+    """Run a pass inside this block: its run_end event says how it ended (complete, interrupted, failed)."""
+    status = "failed"
+    try:
+        yield report
+        status = "complete"
+    except KeyboardInterrupt:
+        status = "interrupted"
+        raise
+    finally:
+        report.finish(status)
