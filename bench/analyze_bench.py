@@ -20,7 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from harness.conditions import grid
+from harness.game.conditions import grid
 from harness.records import GAME_ADAPTER, SCHEMA_VERSION
 
 

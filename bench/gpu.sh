@@ -29,7 +29,7 @@ from pathlib import Path
 import torch
 from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
-from harness.embedded import ensure_checkpoint
+from harness.backends.embedded import ensure_checkpoint
 
 out = Path(sys.argv[1])
 if (out / "config.json").is_file():

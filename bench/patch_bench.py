@@ -29,11 +29,11 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from harness.models import PromptFormatter  # noqa: E402
+from harness.backends.formatter import PromptFormatter  # noqa: E402
 from sae.model import SAE, SAEConfig  # noqa: E402
-from sae.patch_pass import PatchSettings, read_lines, run_pass  # noqa: E402
-from sae.patching import Generator  # noqa: E402
-from sae.prompts_patch import build_test_prompts  # noqa: E402
+from sae.patching.generate import Generator  # noqa: E402
+from sae.patching.prompts import build_test_prompts  # noqa: E402
+from sae.patching.trials import PatchSettings, read_lines, run_pass  # noqa: E402
 
 SHAPES = {
     "llama8b": dict(hidden_size=4096, intermediate_size=14336, num_hidden_layers=32, num_attention_heads=32,
@@ -55,7 +55,7 @@ def random_sae(d_model: int, d_sae: int, device: str, dtype: torch.dtype, seed: 
 
 
 def build(args) -> tuple[Generator, int]:
-    from harness.embedded import ensure_checkpoint
+    from harness.backends.embedded import ensure_checkpoint
 
     path = str(ensure_checkpoint())
     options = dict(max_new_tokens=args.max_new_tokens, temperature=0.7)
@@ -100,7 +100,7 @@ def main() -> None:
     prompt_tokens = {k: len(generator.formatter.encode(p.rendered)) for k, p in prompts.items()}
     feats = [{"layer": layer, "feature": f, "target_safe": 0.0, "target_risky": 4.0, "direction": "risky"}
              for f in range(args.features)]
-    from sae.patching import Row
+    from sae.patching.generate import Row
 
     generator.generate([Row("safe", 0)], generator.formatter.encode(prompts["safe"].rendered), {})  # warm-up
     settings = PatchSettings(trials=args.trials, max_new_tokens=args.max_new_tokens)

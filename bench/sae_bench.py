@@ -80,9 +80,9 @@ def bench_load(args) -> dict:
 
 def game_prompts(formatter, n: int, seed: int = 0) -> list[str]:
     """n realistic chat-rendered decision prompts: random conditions, histories and balances."""
-    from harness.conditions import grid
-    from harness.game import GameRules, new_game, play_round
-    from harness.prompts import build_prompt
+    from harness.game.conditions import grid
+    from harness.game.prompts import build_prompt
+    from harness.game.rules import GameRules, new_game, play_round
 
     rng, rules, conditions = random.Random(seed), GameRules(), grid("128")
     prompts = []
@@ -98,9 +98,9 @@ def game_prompts(formatter, n: int, seed: int = 0) -> list[str]:
 
 
 def load_model(args):
+    from harness.backends.embedded import ensure_checkpoint
+    from harness.backends.formatter import PromptFormatter
     from harness.config import ModelConfig
-    from harness.embedded import ensure_checkpoint
-    from harness.models import PromptFormatter
     from sae.reader import ResidualReader
 
     smol = str(ensure_checkpoint())
@@ -120,7 +120,7 @@ def load_model(args):
 
 
 def bench_extract(args) -> dict:
-    from sae.extract import extract_features
+    from sae.features import extract_features
     from sae.model import SAE, SAEConfig
     from sae.spec import parse_layers
     from tests.helpers import make_game

@@ -32,9 +32,9 @@ RESULTS = Path(__file__).parent / "results"
 def build_games(formatter, n_games: int, rounds: int, max_tokens: int, seed: int, temperature: float):
     """Per game, its R requests (prompt ids fixed in advance, so all ways do the same work)."""
     from harness.backends.base import GenerationRequest
-    from harness.conditions import grid
-    from harness.game import GameRules, clamp_bet, new_game, play_round
-    from harness.prompts import build_prompt
+    from harness.game.conditions import grid
+    from harness.game.prompts import build_prompt
+    from harness.game.rules import GameRules, clamp_bet, new_game, play_round
     from harness.seeds import derive_seed
 
     rules = GameRules()
@@ -162,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from harness.backends.transformers import TransformersBackend
     from harness.config import load_config
-    from harness.session import make_formatter
+    from harness.run.worker_run import make_formatter
 
     device = args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
     dtype = args.dtype or ("float32" if device == "cpu" else "bfloat16")
@@ -174,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
         "backend.max_model_len": args.max_model_len, "backend.cpu_kvcache_space_gib": args.kv_gib,
         "backend.gpu_memory_utilization": args.gpu_memory_utilization, "seed": args.seed,
     })
-    from harness.models import resolve_model_path
+    from harness.backends.checkpoints import resolve_model_path
 
     model_path = resolve_model_path(config.model)
     formatter = make_formatter(config, model_path)

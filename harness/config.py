@@ -11,9 +11,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from harness.conditions import Condition, canonical_components, grid, parse_condition_id
 from harness.errors import ConfigError
-from harness.game import GameRules
+from harness.game.conditions import Condition, canonical_components, grid, parse_condition_id
+from harness.game.rules import GameRules
 from harness.records import BetType, FirstResult
 
 EMBEDDED_MODEL = "embedded:smollm2-135m-instruct"

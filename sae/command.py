@@ -35,7 +35,7 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
 def open_run(args):
     """(games, reader, saes) for a command's args; every user error is a HarnessError, and the
     cheap checks (layers, SAE folders, games file) come before the model is loaded."""
-    from sae.extract import read_games
+    from sae.features import read_games
     from sae.reader import ResidualReader, run_model_config
     from sae.spec import load_folders, parse_layers, resolve_spec
 
@@ -76,7 +76,7 @@ def register_features(sub) -> None:
 
 
 def run_features(args) -> int:
-    from sae.extract import extract_features, write_result
+    from sae.features import extract_features, write_result
     from sae.stats import Thresholds
 
     games, reader, saes = open_run(args)
@@ -104,8 +104,8 @@ def register_pathway(sub) -> None:
 
 
 def run_pathway(args) -> int:
-    from sae.pathway import compare_pathway, extract_pathway, select_games, write_pathway
-    from sae.shards import ShardStore
+    from sae.pathway.shards import ShardStore
+    from sae.pathway.tracking import compare_pathway, extract_pathway, select_games, write_pathway
 
     games, reader, saes = open_run(args)
     ids = [s.strip() for s in args.game_ids.split(",")] if args.game_ids else None
@@ -150,7 +150,7 @@ def run_convert(args) -> int:
     return 0
 
 
-# --- patch, words (sae/patch_command.py) -----------------------------------------------------------
+# --- patch, words (sae/patching/command.py) -----------------------------------------------------------
 
 
 def _add_selection_args(p: argparse.ArgumentParser) -> None:
@@ -201,7 +201,7 @@ def register_words(sub) -> None:
 
 
 def _patch_command(name: str, args) -> int:
-    from sae import patch_command
+    from sae.patching import command as patch_command
 
     return getattr(patch_command, name)(args)
 

@@ -56,7 +56,8 @@ class ResidualReader:
     def __init__(self, model_cfg: ModelConfig, *, device: str = "auto", dtype: str | None = None, batch_size: int = 16):
         from transformers.utils import logging as hf_logging
 
-        from harness.models import PromptFormatter, load_causal_lm, resolve_model_path
+        from harness.backends.checkpoints import load_causal_lm, resolve_model_path
+        from harness.backends.formatter import PromptFormatter
 
         path = resolve_model_path(model_cfg)
         dtype = dtype or model_cfg.dtype

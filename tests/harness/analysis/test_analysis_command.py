@@ -10,7 +10,7 @@ import pandas as pd
 
 from harness.analysis.pipeline import FIGURES, TABLES
 from harness.cli import main
-from harness.conditions import grid
+from harness.game.conditions import grid
 from tests.helpers import make_game, write_games
 
 SECTIONS = [

@@ -12,7 +12,7 @@ from harness.analysis.load import load_run
 from harness.analysis.pipeline import analyse
 from harness.analysis.stats import Boot, interval, mean_draws, rate_draws
 from harness.analysis.tables import Exclusion
-from harness.conditions import all_component_combos
+from harness.game.conditions import all_component_combos
 from tests.helpers import make_game, write_games
 
 BANKRUPT = [(100, False)]  # index 0.7

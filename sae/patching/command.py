@@ -1,0 +1,169 @@
+"""`harness sae patch` and `harness sae words`: the run functions behind their registrars in
+`sae/command.py` (imported only when one of them runs, since they pull in torch)."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+from harness.errors import ConfigError
+
+
+def _find_run_dir(path: Path) -> Path | None:
+    for p in (path, *path.parents[:3]):
+        if (p / "manifest.json").is_file() or (p / "games.jsonl").is_file():
+            return p
+    return None
+
+
+def _manifest_config(run_dir: Path | None) -> dict:
+    if run_dir is None or not (run_dir / "manifest.json").is_file():
+        return {}
+    try:
+        return json.loads((run_dir / "manifest.json").read_text()).get("config") or {}
+    except ValueError:
+        return {}
+
+
+def resolve_inputs(args) -> tuple[Path | None, Path]:
+    """(run dir or None, features table) from RUN_DIR_OR_FEATURES and --features."""
+    target: Path = args.target
+    if target.is_file():
+        return _find_run_dir(target.parent), args.features or target
+    if not target.is_dir():
+        raise ConfigError(f"{target}: neither a run directory nor a features table")
+    return target, args.features or target / "sae" / "features" / "features.parquet"
+
+
+def _selected(args, table_path: Path):
+    from sae.patching.stats import parse_ids, read_feature_table, select_features
+    from sae.spec import parse_layers
+
+    table = read_feature_table(table_path)
+    chosen = select_features(
+        table, top=args.top, layers=parse_layers(args.layers) if args.layers else None,
+        ids=parse_ids(args.ids) if args.ids else None, include_all=args.all_features,
+    )
+    if getattr(args, "causal", None):
+        import pandas as pd
+
+        causal = pd.read_parquet(args.causal)
+        causal = causal[causal["classification"] != "none"][["layer", "feature", "classification"]]
+        chosen = chosen.merge(causal, on=["layer", "feature"], how="inner")
+    if chosen.empty:
+        raise ConfigError(f"{table_path}: no feature selected (none significant? try --all-features or --ids)")
+    return chosen
+
+
+def _progress(run_dir: Path | None, no_events: bool, model: str):
+    from sae.progress import PassProgress
+
+    return PassProgress(run_dir or Path("."), "patching", model, events=run_dir is not None and not no_events)
+
+
+def run_patch(args) -> int:
+    from harness.game.rules import GameRules
+    from sae.patching.generate import Generator
+    from sae.patching.prompts import build_test_prompts
+    from sae.patching.stats import classify, compare_patches, write_report
+    from sae.patching.trials import PatchSettings, run_pass
+    from sae.reader import run_model_config
+    from sae.spec import load_folders, resolve_spec
+
+    run_dir, table_path = resolve_inputs(args)
+    chosen = _selected(args, table_path)
+    layers = sorted(int(x) for x in chosen["layer"].unique())
+    folders = resolve_spec(args.sae, layers)  # checked before the model loads
+    config = _manifest_config(run_dir)
+    model_cfg = run_model_config(run_dir or table_path.parent, args.model, args.style)
+    gen_cfg = config.get("generation") or {}
+    rules = GameRules.model_validate(config.get("game") or {})
+    generator = Generator.load(
+        model_cfg, device=args.device, dtype=args.dtype,
+        max_new_tokens=args.max_new_tokens or gen_cfg.get("max_new_tokens", 256),
+        temperature=args.temperature, top_p=args.top_p, stop=gen_cfg.get("stop", []),
+    )
+    prompts = build_test_prompts(
+        generator.formatter, model_cfg.style, rules, safe_condition=args.safe_condition,
+        safe_history=args.safe_history, risky_condition=args.risky_condition, risky_history=args.risky_history,
+    )
+    settings = PatchSettings(
+        trials=args.trials, temperature=args.temperature, top_p=args.top_p, max_new_tokens=generator.max_new_tokens,
+        seed=args.seed if args.seed is not None else int(config.get("seed", 0)), model=model_cfg.name,
+        style=model_cfg.style, prompts={name: p.describe() for name, p in prompts.items()},
+    )
+    features = [
+        {"layer": int(r["layer"]), "feature": int(r["feature"]), "target_safe": float(r["mean_stopped"]),
+         "target_risky": float(r["mean_bankrupt"]), "direction": r.get("direction")}
+        for r in chosen.to_dict("records")
+    ]
+    out = args.out or (run_dir / "sae" / "patching" if run_dir else table_path.parent / "patching")
+    report = _progress(run_dir, args.no_events, model_cfg.name)
+    d_model = int(generator.model.config.hidden_size)
+
+    def load_sae(layer: int):
+        return load_folders({layer: folders[layer]}, device=generator.device, dtype=args.sae_dtype,
+                            d_model=d_model)[layer]
+
+    from sae.progress import finishing
+
+    t0 = time.perf_counter()
+    with finishing(report):
+        lines = run_pass(generator, prompts, features, load_sae, settings, out, batch_size=args.batch_size,
+                         restart=args.restart, progress=report)
+    wanted = {(f["layer"], f["feature"]) for f in features}
+    lines = [u for u in lines if u.type == "baseline" or (u.layer, u.feature) in wanted]
+    tests = compare_patches(lines, args.alpha, args.min_effect)
+    table = classify(tests)
+    for name, frame in (("patch_tests", tests), ("patch_features", table)):
+        frame.to_parquet(out / f"{name}.parquet", index=False)
+        frame.to_csv(out / f"{name}.csv", index=False)
+    meta = {**settings.model_dump(exclude={"prompts"}), "alpha": args.alpha, "min_effect": args.min_effect,
+            "features_table": str(table_path), "sae_spec": args.sae, "wall_s": round(time.perf_counter() - t0, 2)}
+    write_report(table, tests, lines, meta, out)
+    counts = table["classification"].value_counts().to_dict() if len(table) else {}
+    print(f"{len(table)} features patched: {counts.get('safe', 0)} safe, {counts.get('risky', 0)} risky, "
+          f"{counts.get('none', 0)} none; wrote {out / 'patch_features.parquet'} and {out / 'report.md'}")
+    return 0
+
+
+def run_words(args) -> int:
+    import numpy as np
+
+    from sae.features import decision_rounds, read_games
+    from sae.patching.generate import Generator
+    from sae.reader import ResidualReader, run_model_config
+    from sae.spec import load_folders, resolve_spec
+    from sae.words import feature_words, write_words
+
+    run_dir, table_path = resolve_inputs(args)
+    if run_dir is None:
+        raise ConfigError(f"{args.target}: `words` needs the run directory (its games)")
+    chosen = _selected(args, table_path)
+    layers = sorted(int(x) for x in chosen["layer"].unique())
+    folders = resolve_spec(args.sae, layers)
+    games = [g for g in read_games(run_dir) if decision_rounds(g)]
+    if not games:
+        raise ConfigError(f"{run_dir}: no game with a saved decision prompt")
+    model_cfg = run_model_config(run_dir, args.model, args.style)
+    generator = Generator.load(model_cfg, device=args.device, dtype=args.dtype)  # one CausalLM: LM head + blocks
+    lm = generator.model
+    reader = ResidualReader.from_model(getattr(lm, "model", lm), generator.formatter, batch_size=args.batch_size)
+    saes = load_folders(folders, device=generator.device, dtype=args.sae_dtype, d_model=reader.d_model)
+    prompts = [decision_rounds(g)[-1].prompt for g in games]
+    acts = {L: np.zeros((len(games), saes[L].d_sae), dtype=np.float32) for L in layers}
+    for idx, residuals in reader.last_token(prompts, layers):
+        for L in layers:
+            acts[L][idx] = saes[L].encode(residuals[L]).float().cpu().numpy()
+    texts = [decision_rounds(g)[-1].response or "" for g in games]
+    outcomes = [g.outcome for g in games]
+    tok = generator.formatter.tokenizer
+    table = feature_words(lm, lambda i: tok.decode([i]), saes, chosen, acts, texts, outcomes,
+                          k_tokens=args.k_tokens, k_words=args.k_words)
+    meta = {"games": len(games), "n_bankrupt": outcomes.count("bankrupt"), "n_stopped": outcomes.count("stopped")}
+    out = args.out or run_dir / "sae" / "words"
+    paths = write_words(table, meta, out)
+    print(f"{len(table)} features; wrote {paths['table']} and {paths['report']}", file=sys.stdout)
+    return 0

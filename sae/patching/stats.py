@@ -1,0 +1,198 @@
+"""Which patched features change behaviour: rates, Fisher's exact tests, BH-FDR, a class per feature.
+
+Outcomes (PROTOCOL.md 3): on the safe prompt, the stop rate; on the risky prompt, the rate of bets
+of at least $20 (the amount played, after clamping to the balance). Both rates are over all
+trials of a condition: an unreadable answer counts as neither a stop nor a high bet (its share is
+reported as `unparsed`).
+
+Per feature, four tests of patched vs baseline (the baseline trials are shared by all features):
+{safe-patch, risky-patch} x {safe prompt: stop rate, risky prompt: high-bet rate}, each a
+two-sided Fisher's exact test; q-values by Benjamini-Hochberg over all tests of all features of
+the pass together. A test is *significant* when q < alpha (0.05) and |change| >= min_effect (0.1).
+
+Classification ("safe features raise stopping, risky features raise high bets"):
+- safe evidence: a significant test where the safe patch raises the stop rate, or lowers the
+  high-bet rate;
+- risky evidence: a significant test where the risky patch raises the high-bet rate, or lowers
+  the stop rate;
+- `safe` / `risky` when only that evidence exists; with both, the side whose significant tests
+  have the larger |change| (ties: the feature table's direction); `none` otherwise. Significant
+  tests against that logic (e.g. the safe patch lowering stopping) are flagged in `opposite`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from harness.errors import ConfigError
+from sae.patching.prompts import HIGH_BET
+from sae.stats import benjamini_hochberg
+
+METRIC = {"safe": "stop_rate", "risky": "high_bet_rate"}
+TABLE_COLUMNS = ("layer", "feature", "mean_bankrupt", "mean_stopped")
+
+
+def read_feature_table(path: Path) -> pd.DataFrame:
+    """A features table (`harness sae features` output, Parquet or CSV) with the group means."""
+    if not path.is_file():
+        raise ConfigError(f"{path}: features table not found (run `harness sae features` first or pass --features)")
+    try:
+        table = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
+    except Exception as e:
+        raise ConfigError(f"{path}: cannot read the features table: {e}") from None
+    missing = [c for c in TABLE_COLUMNS if c not in table.columns]
+    if missing:
+        raise ConfigError(f"{path}: features table lacks column(s) {', '.join(missing)}")
+    return table
+
+
+def parse_ids(text: str) -> list[tuple[int, int]]:
+    """`25:1234,26:7` -> [(25, 1234), (26, 7)]."""
+    try:
+        return [tuple(int(x) for x in part.split(":")) for part in text.split(",") if part.strip()]  # type: ignore[misc]
+    except ValueError:
+        raise ConfigError(f"--ids: {text!r} is not a list like '25:1234,26:7'") from None
+
+
+def select_features(
+    table: pd.DataFrame, *, top: int | None = None, layers: list[int] | None = None,
+    ids: list[tuple[int, int]] | None = None, include_all: bool = False,
+) -> pd.DataFrame:
+    """Explicit `ids`, else the significant features (all with `include_all`) of `layers`, the `top`
+    per layer by |d|; ordered by layer, then |d| descending."""
+    t = table.copy()
+    if ids:
+        key = pd.MultiIndex.from_tuples(ids, names=["layer", "feature"])
+        t = t.set_index(["layer", "feature"])
+        absent = [i for i in ids if i not in t.index]
+        if absent:
+            raise ConfigError(f"--ids: {absent[:5]} not in the features table")
+        return t.loc[key].reset_index()
+    if not include_all and "significant" in t.columns:
+        t = t[t["significant"].astype(bool)]
+    if layers is not None:
+        t = t[t["layer"].isin(layers)]
+    t = t.assign(_abs=t["d"].abs() if "d" in t.columns else 0.0).sort_values(["layer", "_abs"], ascending=[True, False])
+    if top is not None:
+        t = t.groupby("layer", sort=True).head(top)
+    return t.drop(columns="_abs").reset_index(drop=True)
+
+
+def hit(prompt: str, action: str | None, bet: int | None) -> bool:
+    """The prompt's outcome for one trial: a stop (safe prompt) or a bet >= $20 (risky prompt)."""
+    if prompt == "safe":
+        return action == "stop"
+    return action == "bet" and bet is not None and bet >= HIGH_BET
+
+
+def _counts(cond) -> tuple[int, int, int]:
+    n = len(cond.trials)
+    k = sum(hit(cond.prompt, t.action, t.bet) for t in cond.trials)
+    unparsed = sum(t.action is None for t in cond.trials)
+    return n, k, unparsed
+
+
+def compare_patches(lines, alpha: float = 0.05, min_effect: float = 0.1) -> pd.DataFrame:
+    """One row per (feature, patch, prompt): rates, change vs baseline, Fisher p, BH q, significant."""
+    from scipy.stats import fisher_exact
+
+    base = {c.prompt: _counts(c) for u in lines if u.type == "baseline" for c in u.conditions}
+    rows = []
+    for u in lines:
+        if u.type != "feature":
+            continue
+        for c in u.conditions:
+            n, k, unparsed = _counts(c)
+            n0, k0, unparsed0 = base[c.prompt]
+            p = fisher_exact([[k, n - k], [k0, n0 - k0]]).pvalue
+            rows.append({
+                "layer": u.layer, "feature": u.feature, "direction": u.direction, "patch": c.patch,
+                "prompt": c.prompt, "metric": METRIC[c.prompt], "target": c.target, "n": n, "hits": k,
+                "rate": k / n, "base_n": n0, "base_rate": k0 / n0, "change": k / n - k0 / n0,
+                "unparsed": unparsed / n, "base_unparsed": unparsed0 / n0, "p": float(p),
+            })
+    t = pd.DataFrame(rows, columns=["layer", "feature", "direction", "patch", "prompt", "metric", "target", "n",
+                                    "hits", "rate", "base_n", "base_rate", "change", "unparsed", "base_unparsed", "p"])
+    t["q"] = benjamini_hochberg(t["p"].to_numpy())
+    t["significant"] = (t["q"] < alpha) & (t["change"].abs() >= min_effect)
+    return t
+
+
+def _evidence(t: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
+    stop, high = t["prompt"] == "safe", t["prompt"] == "risky"
+    up, down = t["change"] > 0, t["change"] < 0
+    safe = (t["patch"] == "safe") & ((stop & up) | (high & down))
+    risky = (t["patch"] == "risky") & ((high & up) | (stop & down))
+    return safe & t["significant"], risky & t["significant"]
+
+
+def classify(tests: pd.DataFrame) -> pd.DataFrame:
+    """One row per feature: the four changes and q-values, evidence, and `classification`."""
+    t = tests.copy()
+    t["safe_ev"], t["risky_ev"] = _evidence(t)
+    t["opposite_ev"] = t["significant"] & ~t["safe_ev"] & ~t["risky_ev"]
+    t["abs_change"] = t["change"].abs()
+    out = []
+    for (layer, feature), g in t.groupby(["layer", "feature"], sort=True):
+        row = {"layer": layer, "feature": feature, "direction": g["direction"].iloc[0]}
+        for _, r in g.iterrows():
+            key = f"{r['patch']}_patch_{r['metric']}"
+            row[key], row[f"{key}_change"], row[f"{key}_q"] = r["rate"], r["change"], r["q"]
+        s, k = g.loc[g["safe_ev"], "abs_change"].max(), g.loc[g["risky_ev"], "abs_change"].max()
+        s, k = (0.0 if np.isnan(s) else s), (0.0 if np.isnan(k) else k)
+        if s == 0 and k == 0:
+            cls = "none"
+        elif s != k:
+            cls = "safe" if s > k else "risky"
+        else:
+            cls = row["direction"] if row["direction"] in ("safe", "risky") else "safe"
+        row.update(safe_evidence=bool(g["safe_ev"].any()), risky_evidence=bool(g["risky_ev"].any()),
+                   opposite=bool(g["opposite_ev"].any()), max_abs_change=float(g["abs_change"].max()),
+                   min_q=float(g["q"].min()), classification=cls)
+        out.append(row)
+    return pd.DataFrame(out)
+
+
+def baseline_rates(lines) -> dict[str, dict]:
+    out = {}
+    for u in lines:
+        if u.type == "baseline":
+            for c in u.conditions:
+                n, k, unparsed = _counts(c)
+                out[c.prompt] = {"metric": METRIC[c.prompt], "n": n, "rate": k / n, "unparsed": unparsed / n}
+    return out
+
+
+def md_table(df: pd.DataFrame) -> str:
+    """A DataFrame as a pipe table: q/p columns as p-values, other floats with 3 digits."""
+    from harness.analysis.markdown import num, pval, table
+
+    cells = [[pval(v) if c in ("p", "q", "min_q") or c.endswith("_q") else num(v) for c, v in row.items()]
+             for row in df.to_dict("records")]
+    return table([str(c) for c in df.columns], cells)
+
+
+def write_report(features: pd.DataFrame, tests: pd.DataFrame, lines, meta: dict, out: Path, top: int = 20) -> Path:
+    """report.md: settings, baseline rates, counts per layer, the top causal features."""
+    base = baseline_rates(lines)
+    parts = ["# Activation patching", "",
+             f"Model {meta.get('model')}, {meta.get('trials')} trials per condition at T {meta.get('temperature')}, "
+             f"max {meta.get('max_new_tokens')} new tokens; {len(features)} features. Significant: "
+             f"BH q < {meta.get('alpha')} over all {len(tests)} tests and |change| >= {meta.get('min_effect')}.", "",
+             "## Baseline (unpatched)", ""]
+    parts += [f"- {p} prompt: {b['metric']} {b['rate']:.2f} ({b['n']} trials, {b['unparsed']:.0%} unparsed)"
+              for p, b in base.items()]
+    counts = (features.groupby("layer")["classification"].value_counts().unstack(fill_value=0)
+              .reindex(columns=["safe", "risky", "none"], fill_value=0).reset_index()) if len(features) else pd.DataFrame()
+    parts += ["", "## Features per layer", "", md_table(counts) if len(counts) else "(no features)", "",
+              f"## Top {top} causal features (largest change)", ""]
+    causal = features[features["classification"] != "none"].sort_values("max_abs_change", ascending=False).head(top)
+    cols = [c for c in features.columns if c.endswith("_change") or c in ("layer", "feature", "direction",
+                                                                            "classification", "min_q")]
+    parts.append(md_table(causal[cols]) if len(causal) else "(none)")
+    path = out / "report.md"
+    path.write_text("\n".join(parts) + "\n")
+    return path

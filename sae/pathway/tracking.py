@@ -1,0 +1,169 @@
+"""Pathway tracking ("Exp1"): every decision of selected games, every chosen layer, stored sparse;
+then how bankrupt-bound games differ from stopping games, layer by layer and round by round.
+
+Extraction streams to `ShardWriter` (bounded memory). The comparison treats a *game* as the unit
+(its decisions averaged per feature), so long games do not outweigh short ones:
+
+- per layer: Cohen's d of every feature between bankrupt and stopped games; the top-K features by
+  |d| with their direction; d of the number of active features; counts of |d| >= min_abs_d;
+- per layer, step and group: decisions, mean number of active features, mean activation of the
+  layer's top risky and top safe features. Steps are aligned two ways: `round` (the game's round
+  number) and `to_end` (0 = the game's last decision, 1 = the one before, ...).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from harness.records import GameRecord
+from sae.features import GROUPS, decision_rounds
+from sae.model import SAE
+from sae.pathway.shards import ShardStore, ShardWriter
+from sae.reader import ResidualReader
+from sae.stats import compare_moments
+
+
+def select_games(games: list[GameRecord], n: int | None = 50, ids: list[str] | None = None) -> list[GameRecord]:
+    """`ids` if given (any outcome); else up to n // 2 bankrupt then stopped games, in file order."""
+    if ids:
+        by_id = {g.game_id: g for g in games}
+        missing = [i for i in ids if i not in by_id]
+        if missing:
+            from harness.errors import ConfigError
+
+            raise ConfigError(f"--game-ids: not in games.jsonl: {missing[:5]}")
+        return [by_id[i] for i in ids]
+    bankrupt = [g for g in games if g.outcome == "bankrupt"]
+    stopped = [g for g in games if g.outcome == "stopped"]
+    if n is None:
+        return bankrupt + stopped
+    k = min(len(bankrupt), n // 2)
+    return bankrupt[:k] + stopped[: n - k]
+
+
+def extract_pathway(
+    games: list[GameRecord],
+    saes: dict[int, SAE],
+    reader: ResidualReader,
+    out_dir: Path,
+    rows_per_shard: int = 8192,
+    progress: Callable[[int, int], None] | None = None,
+) -> pd.DataFrame:
+    """Write every decision's sparse activations at every layer; return the index."""
+    start = time.perf_counter()
+    decisions = []
+    for g in games:
+        rounds = decision_rounds(g)
+        for step, r in enumerate(rounds):
+            row = {"game_id": g.game_id, "outcome": g.outcome, "round": r.round, "step": step}
+            decisions.append((row | {"to_end": len(rounds) - 1 - step}, r.prompt))
+    layers = sorted(saes)
+    writer = ShardWriter(out_dir, rows_per_shard)
+    done = 0
+    for idx, residuals in reader.last_token([p for _, p in decisions], layers):
+        meta_rows = [decisions[i][0] for i in idx]
+        for L in layers:
+            writer.add([r | {"layer": L} for r in meta_rows], saes[L].encode(residuals[L]))
+        done += len(idx)
+        if progress:
+            progress(done, len(decisions))
+    meta = {
+        "layers": layers,
+        "d_sae": {str(L): saes[L].d_sae for L in layers},
+        "games": len(games),
+        "decisions": len(decisions),
+        "wall_s": round(time.perf_counter() - start, 3),
+        "saes": {str(L): saes[L].cfg.model_dump() for L in layers},
+    }
+    index = writer.close(meta)
+    return index
+
+
+@dataclass
+class PathwayResult:
+    layers: pd.DataFrame  # one row per layer
+    top: pd.DataFrame  # top-K features per layer
+    steps: pd.DataFrame  # per layer, alignment, step, group
+
+
+def _group_moments(x, mask: np.ndarray):
+    """n, mean, var (ddof=1) per column of the rows of sparse `x` selected by `mask`."""
+    sub = x[np.flatnonzero(mask)]
+    n = sub.shape[0]
+    mean = np.asarray(sub.mean(axis=0)).ravel()
+    sq = np.asarray(sub.multiply(sub).mean(axis=0)).ravel()
+    var = np.maximum(sq - mean**2, 0.0) * n / max(n - 1, 1)
+    return n, mean, var
+
+
+def compare_pathway(store: ShardStore, top_k: int = 10, min_abs_d: float = 0.3) -> PathwayResult:
+    """Bankrupt vs stopped games per layer (see the module docstring)."""
+    from scipy import sparse
+
+    layer_rows, top_rows, step_rows = [], [], []
+    for L in store.meta["layers"]:
+        rows, x = store.layer(L)
+        x = x.astype(np.float64)
+        rows = rows[rows["outcome"].isin(GROUPS)].copy() if len(rows) else rows
+        x = x[rows.index.to_numpy()]
+        rows = rows.reset_index(drop=True)
+        games, game_of_row = np.unique(rows["game_id"].to_numpy(), return_inverse=True)
+        # averaging matrix: game g's row is the mean of its decisions
+        per_game = np.bincount(game_of_row, minlength=len(games)).astype(np.float64)
+        avg = sparse.csr_matrix((1.0 / per_game[game_of_row], (game_of_row, np.arange(len(rows)))))
+        g = (avg @ x).tocsr()
+        outcome = rows.groupby(game_of_row)["outcome"].first().to_numpy()
+        bank, stop = outcome == "bankrupt", outcome == "stopped"
+        if bank.sum() < 2 or stop.sum() < 2:
+            raise ValueError(f"layer {L}: need at least 2 bankrupt and 2 stopped games")
+        c = compare_moments(*_group_moments(g, bank), *_group_moments(g, stop))
+        n_active = np.bincount(game_of_row, weights=rows["n_active"].to_numpy(), minlength=len(games)) / per_game
+        d_active = compare_moments(
+            int(bank.sum()), n_active[bank][None].mean(1), n_active[bank][None].var(1, ddof=1),
+            int(stop.sum()), n_active[stop][None].mean(1), n_active[stop][None].var(1, ddof=1),
+        ).d[0]
+        order = np.argsort(-np.abs(c.d), kind="stable")[:top_k]
+        order = order[c.tested[order]]
+        risky, safe = order[c.d[order] > 0], order[c.d[order] < 0]
+        layer_rows.append({
+            "layer": L, "games_bankrupt": int(bank.sum()), "games_stopped": int(stop.sum()),
+            "features_abs_d_ge": int((np.abs(c.d) >= min_abs_d).sum()),
+            "max_abs_d": float(np.abs(c.d).max()), "top_mean_abs_d": float(np.abs(c.d[order]).mean()) if order.size else 0.0,
+            "n_active_bankrupt": float(n_active[bank].mean()), "n_active_stopped": float(n_active[stop].mean()),
+            "n_active_d": float(d_active),
+        })
+        for rank, f in enumerate(order):
+            top_rows.append({
+                "layer": L, "rank": rank, "feature": int(f), "d": float(c.d[f]), "p": float(c.p[f]),
+                "direction": "risky" if c.d[f] > 0 else "safe",
+                "mean_bankrupt": float(c.mean_a[f]), "mean_stopped": float(c.mean_b[f]),
+            })
+        risky_act = np.asarray(x[:, risky].mean(axis=1)).ravel() if risky.size else np.full(len(rows), np.nan)
+        safe_act = np.asarray(x[:, safe].mean(axis=1)).ravel() if safe.size else np.full(len(rows), np.nan)
+        frame = rows.assign(top_risky=risky_act, top_safe=safe_act)
+        for align in ("round", "to_end"):
+            agg = frame.groupby([align, "outcome"]).agg(
+                decisions=("n_active", "size"), n_active_mean=("n_active", "mean"),
+                top_risky_mean=("top_risky", "mean"), top_safe_mean=("top_safe", "mean"),
+            ).reset_index()
+            agg = agg.rename(columns={align: "step", "outcome": "group"})
+            step_rows.append(agg.assign(layer=L, align=align))
+    steps = pd.concat(step_rows, ignore_index=True)[
+        ["layer", "align", "step", "group", "decisions", "n_active_mean", "top_risky_mean", "top_safe_mean"]
+    ]
+    return PathwayResult(pd.DataFrame(layer_rows), pd.DataFrame(top_rows), steps)
+
+
+def write_pathway(result: PathwayResult, out_dir: Path) -> dict[str, Path]:
+    paths = {}
+    for name, frame in (("layers", result.layers), ("top_features", result.top), ("steps", result.steps)):
+        paths[name] = out_dir / f"pathway_{name}.csv"
+        frame.to_csv(paths[name], index=False)
+        frame.to_parquet(out_dir / f"pathway_{name}.parquet", index=False)
+    return paths

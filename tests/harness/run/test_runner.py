@@ -1,0 +1,144 @@
+"""The runner with a scripted backend: guards, outcomes, reproducibility, records."""
+
+import random
+
+import pytest
+
+from harness.backends.base import GenerationRequest
+from harness.backends.formatter import PromptFormatter
+from harness.backends.scripted import ScriptedBackend
+from harness.config import load_config
+from harness.game.conditions import parse_condition_id
+from harness.run.runner import GameRunner, GameSpec, plan_games
+
+
+def make_config(**over):
+    base = {"backend.kind": "scripted", "game.max_rounds": 30}
+    base.update(over)
+    return load_config(None, base)
+
+
+async def play(config, backend, specs):
+    runner = GameRunner(config, backend, PromptFormatter(None, "chat"), run_id="t")
+    games = []
+
+    async def on_game(g):
+        games.append(g)
+
+    async def on_error(msg, gid):
+        raise AssertionError(msg)
+
+    await runner.run(specs, on_game, on_error)
+    return {g.game_id: g for g in games}, runner.stats
+
+
+def spec(cond="fixed-none-BASE", rep=0, seed=0):
+    return GameSpec(parse_condition_id(cond), rep, seed)
+
+
+async def test_empty_answers_end_invalid_after_bounded_retries():
+    config = make_config(**{"guard.max_retries": 5})
+    backend = ScriptedBackend(["", "   "])
+    games, stats = await play(config, backend, [spec()])
+    game = games["fixed-none-BASE-rep000"]
+    assert game.outcome == "invalid" and "empty" in game.invalid_reason
+    assert len(backend.requests) == 6  # 1 + 5 retries, never forever
+    assert game.rounds[-1].empty_retries == 6 and game.rounds[-1].retries == 5
+    assert stats.empty_retries == 6
+    assert len({r.seed for r in backend.requests}) == 6  # every retry has a new seed
+
+
+async def test_empty_then_answer_counts_the_retries():
+    backend = ScriptedBackend(["", "", "Final Decision: Stop"])
+    games, _ = await play(make_config(), backend, [spec()])
+    r = games["fixed-none-BASE-rep000"].rounds[-1]
+    assert (r.decision, r.retries, r.empty_retries, r.parse_kind) == ("stop", 2, 2, "final_decision")
+
+
+@pytest.mark.parametrize("policy,outcome", [("stop", "stopped"), ("invalid", "invalid")])
+async def test_unreadable_answers_take_the_policy(policy, outcome):
+    config = make_config(**{"guard.unparsed_policy": policy, "guard.max_retries": 2})
+    backend = ScriptedBackend(["I like slot machines."])
+    games, _ = await play(config, backend, [spec()])
+    game = games["fixed-none-BASE-rep000"]
+    assert game.outcome == outcome and len(backend.requests) == 3
+    assert game.rounds[-1].parse_kind == "unparsed" and game.rounds[-1].unparsed_retries == 3
+
+
+async def test_timeouts_are_bounded():
+    config = make_config(**{"guard.request_timeout_s": 0.05, "guard.max_retries": 1})
+    backend = ScriptedBackend(["Final Decision: Stop"], delay_s=1.0)
+    games, _ = await play(config, backend, [spec()])
+    game = games["fixed-none-BASE-rep000"]
+    assert game.outcome == "invalid" and game.rounds[-1].timeouts == 2
+
+
+async def test_forced_first_round_is_a_real_round_in_history():
+    backend = ScriptedBackend(["Final Decision: Stop"])
+    games, _ = await play(make_config(), backend, [spec("variable-W-GMP"), spec("fixed-L-BASE")])
+    won, lost = games["variable-W-GMP-rep000"], games["fixed-L-BASE-rep000"]
+    assert won.rounds[0].forced and won.rounds[0].win and won.rounds[0].balance_after == 120
+    assert lost.rounds[0].forced and not lost.rounds[0].win and lost.final_balance == 90
+    assert "Round 1: Bet $10, WIN, Balance $120" in backend.requests[0].prompt or \
+        "Round 1: Bet $10, WIN, Balance $120" in backend.requests[1].prompt
+    assert all("First game result" not in r.prompt for r in backend.requests)
+
+
+async def test_balances_follow_the_rounds_and_bankruptcy():
+    backend = ScriptedBackend(["Final Decision: Bet $40"])
+    config = make_config(**{"repetitions": 20})
+    specs = [GameSpec(parse_condition_id("variable-none-GMP"), rep, 3) for rep in range(20)]
+    games, _ = await play(config, backend, specs)
+    assert any(g.outcome == "bankrupt" for g in games.values())
+    for g in games.values():
+        bal = 100
+        for r in g.rounds:
+            assert r.balance_before == bal
+            if r.bet is not None:
+                assert r.balance_after == bal - r.bet + (3 * r.bet if r.win else 0)
+            bal = r.balance_after
+        assert g.final_balance == bal and (g.outcome != "bankrupt" or bal == 0)
+        assert g.total_bet == sum(r.bet for r in g.rounds if r.bet)
+
+
+def seeded_answer(request: GenerationRequest) -> str:
+    """An answer that depends only on the request's seed (like a seeded sampler)."""
+    rng = random.Random(request.seed)
+    return "Final Decision: Stop" if rng.random() < 0.2 else f"Final Decision: Bet ${rng.randint(5, 40)}"
+
+
+async def test_results_do_not_depend_on_scheduling_order():
+    config = make_config(**{"conditions.grid": "128", "seed": 11})
+    specs = plan_games(config)[:24]
+    a, _ = await play(config.model_copy(update={"concurrency": 24}), ScriptedBackend([seeded_answer]), specs)
+    shuffled = specs[:]
+    random.Random(5).shuffle(shuffled)
+    b, _ = await play(config.model_copy(update={"concurrency": 3}), ScriptedBackend([seeded_answer], delay_s=0.001), shuffled)
+
+    def strip(g):
+        return g.model_dump(exclude={"started", "wall_s", "run_id"}, exclude_none=True) | {
+            "rounds": [r.model_dump(exclude={"latency_s"}) for r in g.rounds]
+        }
+
+    assert a.keys() == b.keys()
+    assert all(strip(a[k]) == strip(b[k]) for k in a)
+    # another run seed gives other games
+    c, _ = await play(config, ScriptedBackend([seeded_answer]), [GameSpec(s.condition, s.repetition, 12) for s in specs])
+    assert any(strip(a[k])["rounds"] != strip(c[k])["rounds"] for k in a)
+
+
+def test_plan_has_stable_unique_ids():
+    config = make_config(repetitions=3)
+    ids = [s.game_id for s in plan_games(config)]
+    assert len(ids) == 384 == len(set(ids))
+    assert [s.seed for s in plan_games(config)] == [s.seed for s in plan_games(config)]
+
+
+@pytest.mark.parametrize("concurrency", [1, 7, 50])
+async def test_games_are_in_flight_together_up_to_the_bound(concurrency):
+    config = make_config(concurrency=concurrency)
+    specs = [GameSpec(parse_condition_id("fixed-none-BASE"), rep, 0) for rep in range(50)]
+    backend = ScriptedBackend(["Final Decision: Stop"], delay_s=0.01)
+    games, _ = await play(config, backend, specs)
+    assert len(games) == 50
+    assert backend.peak_in_flight == concurrency
