@@ -16,9 +16,11 @@ SCHEMA_VERSION = 1
 
 BetType = Literal["fixed", "variable"]
 FirstResult = Literal["W", "L"]
-Outcome = Literal["bankrupt", "stopped", "max_rounds", "invalid"]
+Outcome = Literal["bankrupt", "stopped", "max_rounds", "no_decision", "invalid"]
 Action = Literal["bet", "stop"]
-ParseKind = Literal["final_decision", "first_line", "fallback", "unparsed", "empty"]
+ParseKind = Literal["final_decision", "first_line", "fallback", "extracted", "unparsed", "empty"]
+#: Parse kinds that read a decision from the model's own words, not a guess (docs/protocol.md §1).
+MODEL_DECISION_KINDS: tuple[ParseKind, ...] = ("final_decision", "first_line", "extracted")
 PassKind = Literal["games", "patching", "features", "pathway"]
 
 
@@ -166,3 +168,11 @@ def json_schemas() -> dict[str, dict]:
         "game.schema.json": GameRecord.model_json_schema(),
         "event.schema.json": EVENT_ADAPTER.json_schema(),
     }
+
+
+def is_voluntary_stop(game: GameRecord) -> bool:
+    """A game the model itself chose to end: outcome `stopped` and its last decision read from the
+    model's own words (not a fallback guess). The "stopped" group of every comparison."""
+    if game.outcome != "stopped" or not game.rounds:
+        return False
+    return game.rounds[-1].parse_kind in MODEL_DECISION_KINDS
