@@ -9,7 +9,7 @@
    feature's activation there splits the games at its median (high: above the median; low: the
    rest). A word's score is the share of high games whose last answer contains it minus the share
    of low games that do; the top positive words are "high" words, the top negative "low" words.
-   With the activation, the bankrupt-minus-stopped mean difference (`delta`) of the feature.
+   With the activation, the bankrupt-minus-(voluntarily) stopped mean difference (`delta`) of the feature.
 """
 
 from __future__ import annotations
@@ -80,14 +80,15 @@ def _fmt(pairs: list[tuple[str, float]]) -> str:
 
 def feature_words(
     lm: torch.nn.Module, decode, saes: dict, features: pd.DataFrame, acts: dict[int, np.ndarray],
-    texts: list[str], outcomes: list[str], *, k_tokens: int = 10, k_words: int = 10,
+    texts: list[str], groups: list[str], *, k_tokens: int = 10, k_words: int = 10,
 ) -> pd.DataFrame:
     """One row per feature: promoted / suppressed tokens, high / low answer words, delta.
 
-    `acts[layer]` is (games, d_sae) at the games' last decision; `texts` and `outcomes` per game."""
+    `acts[layer]` is (games, d_sae) at the games' last decision; `texts` and `groups` per game
+    (bankrupt, stopped = a voluntary stop, or anything else, left out of the delta)."""
     W_U = lm.get_output_embeddings().weight.detach()
     gain = final_norm_gain(lm)
-    outcomes_arr = np.asarray(outcomes)
+    groups_arr = np.asarray(groups)
     rows = []
     for layer, group in features.groupby("layer", sort=True):
         sae = saes[int(layer)]
@@ -97,7 +98,7 @@ def feature_words(
         for f, (promoted, suppressed) in zip(ids, tokens, strict=True):
             a = acts[int(layer)][:, f]
             words = answer_words(texts, a, k_words)
-            bankrupt, stopped = a[outcomes_arr == "bankrupt"], a[outcomes_arr == "stopped"]
+            bankrupt, stopped = a[groups_arr == "bankrupt"], a[groups_arr == "stopped"]
             delta = float(bankrupt.mean() - stopped.mean()) if len(bankrupt) and len(stopped) else float("nan")
             src = group[group["feature"] == f].iloc[0]
             rows.append({

@@ -132,10 +132,10 @@ def run_patch(args) -> int:
 def run_words(args) -> int:
     import numpy as np
 
-    from sae.features import decision_rounds, read_games
+    from sae.features import decision_rounds, group_of, read_games, split_groups
     from sae.patching.generate import Generator
     from sae.reader import ResidualReader, run_model_config
-    from sae.spec import load_folders, resolve_spec
+    from sae.spec import load_folders, model_warnings, resolve_spec
     from sae.words import feature_words, write_words
 
     run_dir, table_path = resolve_inputs(args)
@@ -144,7 +144,8 @@ def run_words(args) -> int:
     chosen = _selected(args, table_path)
     layers = sorted(int(x) for x in chosen["layer"].unique())
     folders = resolve_spec(args.sae, layers)
-    games = [g for g in read_games(run_dir) if decision_rounds(g)]
+    all_games = read_games(run_dir)
+    games = [g for g in all_games if decision_rounds(g)]
     if not games:
         raise ConfigError(f"{run_dir}: no game with a saved decision prompt")
     model_cfg = run_model_config(run_dir, args.model, args.style)
@@ -152,17 +153,19 @@ def run_words(args) -> int:
     lm = generator.model
     reader = ResidualReader.from_model(getattr(lm, "model", lm), generator.formatter, batch_size=args.batch_size)
     saes = load_folders(folders, device=generator.device, dtype=args.sae_dtype, d_model=reader.d_model)
+    warnings = model_warnings(saes, [model_cfg.name, model_cfg.path, lm.config._name_or_path])
     prompts = [decision_rounds(g)[-1].prompt for g in games]
     acts = {L: np.zeros((len(games), saes[L].d_sae), dtype=np.float32) for L in layers}
     for idx, residuals in reader.last_token(prompts, layers):
         for L in layers:
             acts[L][idx] = saes[L].encode(residuals[L]).float().cpu().numpy()
     texts = [decision_rounds(g)[-1].response or "" for g in games]
-    outcomes = [g.outcome for g in games]
+    groups = [group_of(g) or "other" for g in games]  # the delta compares bankrupt vs voluntary stops
     tok = generator.formatter.tokenizer
-    table = feature_words(lm, lambda i: tok.decode([i]), saes, chosen, acts, texts, outcomes,
+    table = feature_words(lm, lambda i: tok.decode([i]), saes, chosen, acts, texts, groups,
                           k_tokens=args.k_tokens, k_words=args.k_words)
-    meta = {"games": len(games), "n_bankrupt": outcomes.count("bankrupt"), "n_stopped": outcomes.count("stopped")}
+    meta = {"games": len(games), "n_bankrupt": groups.count("bankrupt"), "n_stopped": groups.count("stopped"),
+            "games_dropped": split_groups(all_games)[1], "warnings": warnings}
     out = args.out or run_dir / "sae" / "words"
     paths = write_words(table, meta, out)
     print(f"{len(table)} features; wrote {paths['table']} and {paths['report']}", file=sys.stdout)
