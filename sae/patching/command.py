@@ -50,7 +50,7 @@ def _selected(args, table_path: Path):
         import pandas as pd
 
         causal = pd.read_parquet(args.causal)
-        causal = causal[causal["classification"] != "none"][["layer", "feature", "classification"]]
+        causal = causal[causal["classification"].isin(["safe", "risky"])][["layer", "feature", "classification"]]
         chosen = chosen.merge(causal, on=["layer", "feature"], how="inner")
     if chosen.empty:
         raise ConfigError(f"{table_path}: no feature selected (none significant? try --all-features or --ids)")
