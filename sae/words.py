@@ -1,4 +1,4 @@
-"""Feature words (PROTOCOL.md 3, "Exp3"): what a feature says, read two ways.
+"""Feature words (docs/protocol.md §3, "Exp3"): what a feature says, read two ways.
 
 1. Through the unembedding: the feature's decoder direction d_f = W_dec[f] / output_scale, scaled
    by the final norm's weight (RMSNorm's gain; Gemma's norms multiply by 1 + weight), times the
@@ -114,15 +114,19 @@ def feature_words(
 
 
 def write_words(table: pd.DataFrame, meta: dict, out) -> dict:
-    """words.parquet / words.csv and words_report.md."""
+    """words.parquet / words.csv, words_meta.json and words_report.md."""
+    import json
+
     out.mkdir(parents=True, exist_ok=True)
-    paths = {"table": out / "words.parquet", "csv": out / "words.csv", "report": out / "words_report.md"}
+    paths = {"table": out / "words.parquet", "csv": out / "words.csv", "report": out / "words_report.md",
+             "meta": out / "words_meta.json"}
     table.to_parquet(paths["table"], index=False)
     table.to_csv(paths["csv"], index=False)
+    paths["meta"].write_text(json.dumps(meta, indent=2))
     lines = ["# Feature words", "",
              f"{len(table)} features; {meta.get('games')} games' last decisions "
-             f"({meta.get('n_bankrupt')} bankrupt, {meta.get('n_stopped')} stopped). `delta` = mean activation "
-             "in bankrupt games minus in stopped games. Token values: logit change per unit of activation; "
+             f"({meta.get('n_bankrupt')} bankrupt, {meta.get('n_stopped')} voluntarily stopped). `delta` = mean "
+             "activation in bankrupt games minus in voluntarily stopped games. Token values: logit change per unit of activation; "
              "word values: share of high-activation answers with the word minus share of low ones.", ""]
     for r in table.to_dict("records"):
         label = r.get("classification") or r.get("direction") or ""
