@@ -68,3 +68,25 @@ def test_scalar_threshold_and_shape_check():
     assert sae.threshold.shape == (3,)
     with pytest.raises(SAELoadError, match="W_dec has shape"):
         SAE(cfg, W_ENC, W_DEC.T, B_ENC, B_DEC, 0.5)
+
+
+def test_topk_keeps_the_k_largest_through_a_relu():
+    cfg = SAEConfig(layout="memory", path="hand", d_model=2, d_sae=3, activation="topk", k=2)
+    sae = SAE(cfg, W_ENC, W_DEC, B_ENC, B_DEC, 0.0)
+    x = torch.tensor([[1.0, 2.0], [-1.0, -0.2]])
+    # pre = [1, 1.5, 0.1] -> top 2: features 0, 1; [-1, -0.7, -1.7] -> top 2 are negative: ReLU -> 0
+    assert torch.allclose(sae.encode(x), torch.tensor([[1.0, 1.5, 0.0], [0.0, 0.0, 0.0]]))
+    feats = torch.tensor([1, 2])
+    assert torch.equal(sae.encode_features(x, feats), sae.encode(x)[torch.arange(2), feats])
+    with pytest.raises(ValueError, match="k is set"):
+        SAEConfig(layout="memory", path="hand", d_model=2, d_sae=3, activation="topk")
+
+
+def test_jumprelu_below_zero_threshold_is_never_negative():
+    """A threshold below 0 lets a negative pre-activation through the mask; the ReLU before it
+    (sae-lens, Gemma Scope) keeps the activation at 0."""
+    sae = SAE(SAEConfig(layout="memory", path="hand", d_model=2, d_sae=3), W_ENC, W_DEC, B_ENC, B_DEC, -1.0)
+    x = torch.tensor([[0.4, 0.2]])  # pre = [0.4, -0.3, 0.7]
+    assert torch.allclose(sae.encode(x), torch.tensor([[0.4, 0.0, 0.7]]))
+    feats = torch.tensor([1])
+    assert sae.encode_features(x, feats).item() == 0.0
