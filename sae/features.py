@@ -1,6 +1,11 @@
 """Feature extraction: which SAE features tell bankrupt games from voluntarily stopped ones.
 
-For every bankrupt or stopped game of a run, the prompt of its last decision (the exact string the
+Groups (docs/protocol.md §3): bankrupt games vs voluntarily stopped games (`is_voluntary_stop`:
+outcome `stopped` with the last decision read from the model's own words). Every other game is
+dropped and counted by rule in the meta file: `max_rounds`, `no_decision`, `invalid`,
+`stopped_by_fallback` (a stop the parser guessed), `no_prompt` (no saved decision prompt).
+
+For every game of the two groups, the prompt of its last decision (the exact string the
 model saw) goes through the model once; the last token's residual after every chosen block is
 encoded by that layer's SAE. Each group keeps running moments only, so memory does not grow with
 the number of games. Per feature: Welch's t, Cohen's d (pooled SD, positive = higher in bankrupt
@@ -19,12 +24,42 @@ import numpy as np
 import pandas as pd
 
 from harness.errors import RunDirError
-from harness.records import GAME_ADAPTER, GameRecord
+from harness.records import GAME_ADAPTER, GameRecord, is_voluntary_stop
 from sae.model import SAE
 from sae.reader import ResidualReader
+from sae.spec import model_warnings, reader_model_names
 from sae.stats import RunningMoments, Thresholds, benjamini_hochberg, compare
 
 GROUPS = ("bankrupt", "stopped")
+#: Why a game is in neither group, in the order the rules are tried.
+DROP_RULES = ("max_rounds", "no_decision", "invalid", "stopped_by_fallback", "no_prompt")
+
+
+def group_of(game: GameRecord) -> str | None:
+    """'bankrupt', 'stopped' (a voluntary stop only) or None."""
+    if game.outcome == "bankrupt":
+        return "bankrupt"
+    return "stopped" if is_voluntary_stop(game) else None
+
+
+def drop_reason(game: GameRecord) -> str | None:
+    """The DROP_RULES entry that keeps `game` out of both groups, or None when it is in one."""
+    if group_of(game) is None:
+        return "stopped_by_fallback" if game.outcome == "stopped" else game.outcome
+    return None if decision_rounds(game) else "no_prompt"
+
+
+def split_groups(games: list[GameRecord]) -> tuple[list[tuple[GameRecord, str]], dict[str, int]]:
+    """([(game, group)] of the games in a group with a saved prompt, {rule: games it dropped})."""
+    dropped = dict.fromkeys(DROP_RULES, 0)
+    kept = []
+    for g in games:
+        reason = drop_reason(g)
+        if reason is None:
+            kept.append((g, group_of(g)))
+        else:
+            dropped[reason] += 1
+    return kept, dropped
 
 
 def read_games(run_dir: Path) -> list[GameRecord]:
@@ -74,19 +109,19 @@ def extract_features(
     thresholds: Thresholds | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> FeatureResult:
-    """Compare bankrupt vs stopped games feature by feature at every layer in `saes`."""
+    """Compare bankrupt vs voluntarily stopped games feature by feature at every layer in `saes`."""
     thresholds = thresholds or Thresholds()
     start = time.perf_counter()
-    chosen = [(g, last_decision_prompt(g)) for g in games if g.outcome in GROUPS]
-    skipped_no_prompt = sum(1 for _, p in chosen if p is None)
-    chosen = [(g, p) for g, p in chosen if p is not None]
-    groups = np.array([g.outcome for g, _ in chosen])
+    kept, dropped = split_groups(games)
+    chosen = [(g, last_decision_prompt(g)) for g, _ in kept]
+    groups = np.array([grp for _, grp in kept])
     counts = {grp: int((groups == grp).sum()) for grp in GROUPS}
     if min(counts.values()) < 2:
         raise RunDirError(
-            f"need at least 2 bankrupt and 2 stopped games with a saved prompt; found {counts['bankrupt']} "
-            f"bankrupt and {counts['stopped']} stopped"
+            f"need at least 2 bankrupt and 2 voluntarily stopped games with a saved prompt; found "
+            f"{counts['bankrupt']} bankrupt and {counts['stopped']} stopped (dropped: {dropped})"
         )
+    warnings = model_warnings(saes, reader_model_names(reader))
     layers = sorted(saes)
     stats = {L: _LayerStats(saes[L].d_sae) for L in layers}
     done = 0
@@ -108,14 +143,14 @@ def extract_features(
         "layers": layers,
         "games_total": len(games),
         "games_used": len(chosen),
-        "games_other_outcome": sum(1 for g in games if g.outcome not in GROUPS),
-        "games_without_prompt": skipped_no_prompt,
+        "games_dropped": dropped,
         "n_bankrupt": counts["bankrupt"],
         "n_stopped": counts["stopped"],
         "thresholds": thresholds.__dict__,
         "wall_s": round(wall, 3),
         "prompts_per_s": round(len(chosen) / wall, 3) if wall > 0 else None,
         "saes": {str(L): saes[L].cfg.model_dump() for L in layers},
+        "warnings": warnings,
     }
     return FeatureResult(table, summary, meta)
 

@@ -22,6 +22,7 @@ from pathlib import Path
 import torch
 
 from sae.model import SAE, SAEConfig, SAELoadError
+from sae.saelens_config import RESID_HOOK, read_settings
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
@@ -97,7 +98,7 @@ def layer_of_hook(hook: str | None) -> int | None:
     """Block index whose output a hook point reads: blocks.L.hook_resid_post -> L, resid_pre -> L-1."""
     if not hook:
         return None
-    m = re.search(r"blocks\.(\d+)\.hook_resid_(post|pre)$", hook)
+    m = RESID_HOOK.search(hook)
     if m is None:
         return None
     return int(m.group(1)) - (1 if m.group(2) == "pre" else 0)
@@ -119,6 +120,8 @@ def load_llamascope(folder: Path, device: torch.device, dtype: torch.dtype | Non
         scale_out = math.sqrt(d_model) / float(avg.get("out", avg["in"]))
     elif norm not in (None, "none"):
         raise SAELoadError(f"{hp_file}: norm_activation {norm!r} not supported (only 'dataset-wise')")
+    if hp.get("act_fn", "jumprelu") != "jumprelu":
+        raise SAELoadError(f"{hp_file}: act_fn {hp['act_fn']!r} not supported (only 'jumprelu')")
     t = read_tensors(
         folder / "checkpoints" / "final.safetensors",
         {"enc": "encoder.weight", "b_enc": "encoder.bias", "dec": "decoder.weight", "b_dec": "decoder.bias"},
@@ -135,6 +138,7 @@ def load_llamascope(folder: Path, device: torch.device, dtype: torch.dtype | Non
         apply_b_dec_to_input=bool(hp.get("apply_decoder_bias_to_pre_encoder", False)),
         hook_name=hp.get("hook_point_in"),
         layer=layer_of_hook(hp.get("hook_point_in")),
+        model_name=hp.get("model_name"),
     )
     # nn.Linear weights: encoder (d_sae, d_model), decoder (d_model, d_sae); .T is a view, no copy.
     sae = SAE(cfg, t["enc"].T, t["dec"].T, t["b_enc"], t["b_dec"], float(need(hp, "jump_relu_threshold", hp_file)))
@@ -147,8 +151,12 @@ def fold_decoder_norm(sae: SAE) -> None:
     """LlamaScope gates on pre * ||W_dec[f]||; fold the norm into the weights, in place, so the plain
     JumpReLU applies (same reconstruction, activations in decoder-norm units)."""
     norms = sae.W_dec.float().norm(dim=1)
-    if torch.allclose(norms, torch.ones_like(norms), atol=1e-4):
-        return
+    if not torch.allclose(norms, torch.ones_like(norms), atol=1e-4):
+        fold_norms(sae, norms)
+
+
+def fold_norms(sae: SAE, norms: torch.Tensor) -> None:
+    """Scale feature f's encoder column and bias by norms[f] and its decoder row by 1 / norms[f]."""
     n = norms.to(sae.dtype)
     sae.W_enc.mul_(n)
     sae.b_enc.mul_(n)
@@ -217,37 +225,49 @@ def convert_npz(folder: str | Path) -> Path:
     "saelens", lambda d: (d / "cfg.json").is_file() and (d / "sae_weights.safetensors").is_file()
 )
 def load_saelens(folder: Path, device: torch.device, dtype: torch.dtype | None) -> SAE:
-    cfg_file = folder / "cfg.json"
-    raw = read_json(cfg_file)
-    arch = raw.get("architecture", "standard")
-    if arch not in ("standard", "jumprelu"):
-        raise SAELoadError(f"{cfg_file}: architecture {arch!r} not supported (standard or jumprelu)")
-    norm = raw.get("normalize_activations") or "none"
-    if norm not in ("none", "expected_average_only_in"):  # the latter is folded into the weights on save
-        raise SAELoadError(f"{cfg_file}: normalize_activations {norm!r} not supported")
-    file = folder / "sae_weights.safetensors"
+    """cfg.json read as sae-lens reads it (`sae.saelens_config`); weights as its `load_from_disk`."""
+    cfg_file, file = folder / "cfg.json", folder / "sae_weights.safetensors"
+    s = read_settings(read_json(cfg_file), cfg_file)
     names = {"W_enc": "W_enc", "W_dec": "W_dec", "b_enc": "b_enc", "b_dec": "b_dec"}
+    keys = tensor_keys(file)
+    if s.architecture == "jumprelu":
+        names["threshold"] = "threshold" if "threshold" in keys else "log_threshold"
+    if "scaling_factor" in keys:
+        names["scaling_factor"] = "scaling_factor"
     t = read_tensors(file, names, device, dtype)
-    if arch == "jumprelu":
-        from safetensors import safe_open
-
-        with safe_open(str(file), framework="pt") as f:
-            key = "threshold" if "threshold" in f.keys() else "log_threshold"
-        th = read_tensors(file, {"th": key}, device, dtype)["th"]
-        threshold: torch.Tensor | float = th.exp() if key == "log_threshold" else th
-    else:
-        threshold = 0.0
-    hook = raw.get("hook_name") or (raw.get("metadata") or {}).get("hook_name")
+    if "scaling_factor" in t and not torch.all(t["scaling_factor"] == 1):
+        raise SAELoadError(f"{file}: scaling_factor is not all ones (a learned input scale; not supported)")
+    threshold: torch.Tensor | float = 0.0
+    if s.architecture == "jumprelu":
+        threshold = t["threshold"].exp() if names["threshold"] == "log_threshold" else t["threshold"]
     cfg = SAEConfig(
         layout="saelens",
         path=str(folder),
-        d_model=int(need(raw, "d_in", cfg_file)),
-        d_sae=int(need(raw, "d_sae", cfg_file)),
-        apply_b_dec_to_input=bool(raw.get("apply_b_dec_to_input", False)),
-        hook_name=hook,
-        layer=layer_of_hook(hook),
+        d_model=s.d_in,
+        d_sae=s.d_sae,
+        apply_b_dec_to_input=s.apply_b_dec_to_input,
+        hook_name=s.hook_name,
+        layer=layer_of_hook(s.hook_name),
+        activation={"standard": "relu", "jumprelu": "jumprelu", "topk": "topk"}[s.architecture],
+        k=s.k,
+        model_name=s.model_name,
     )
-    return SAE(cfg, t["W_enc"], t["W_dec"], t["b_enc"], t["b_dec"], threshold)
+    sae = SAE(cfg, t["W_enc"], t["W_dec"], t["b_enc"], t["b_dec"], threshold)
+    if s.rescale_acts_by_decoder_norm:  # TopK picks on pre * ||W_dec[f]||, decodes a / ||W_dec[f]||
+        fold_norms(sae, sae.W_dec.float().norm(dim=1))
+    return sae
+
+
+def tensor_keys(file: Path) -> set[str]:
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(file), framework="pt") as f:
+            return set(f.keys())
+    except FileNotFoundError:
+        raise SAELoadError(f"{file}: file not found") from None
+    except Exception as e:
+        raise SAELoadError(f"{file}: cannot read safetensors file (truncated or corrupt?): {e}") from None
 
 
 # --- entry point --------------------------------------------------------------------------------

@@ -1,18 +1,23 @@
 """One sparse autoencoder over the residual stream: a config and a module with `encode`/`decode`.
 
 Every supported layout (LlamaScope, Gemma Scope, SAELens) is loaded into this one class, so the
-rest of the package never sees file formats. The layouts differ in three ways, all folded in here:
+rest of the package never sees file formats. The layouts differ in four ways, all folded in here:
 
 - orientation: stored as W_enc (d_model x d_sae) and W_dec (d_sae x d_model), whatever the file
   holds (LlamaScope's nn.Linear weights arrive as transposed *views*, not copies);
-- threshold: JumpReLU per feature (a scalar is broadcast; a ReLU SAE has threshold 0);
+- activation: JumpReLU per feature (a scalar threshold is broadcast; a ReLU SAE has threshold 0),
+  or TopK (the k largest pre-activations of a row, through a ReLU; sae-lens's `TopK`);
 - norm scaling: LlamaScope trains on inputs multiplied by sqrt(d_model) / average norm, so
   `encode` multiplies by `input_scale` and `decode` divides by `output_scale`. Callers pass and
   get back raw residual-stream vectors and never see the factor.
 
     pre   = (x * input_scale - [b_dec if apply_b_dec_to_input]) @ W_enc + b_enc
-    a     = pre * (pre > threshold)
+    a     = relu(pre) * (pre > threshold)            (jumprelu, relu)
+    a     = relu(pre) on the row's top k, else 0      (topk)
     x_hat = (a @ W_dec + b_dec) / output_scale
+
+The ReLU before the JumpReLU mask matters only for a threshold below 0; sae-lens and the Gemma
+Scope reference both apply it.
 """
 
 from __future__ import annotations
@@ -21,11 +26,12 @@ from pathlib import Path
 from typing import Literal
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from harness.errors import HarnessError
 
 Layout = Literal["llamascope", "gemmascope", "saelens", "memory"]
+Activation = Literal["jumprelu", "relu", "topk"]
 
 
 class SAELoadError(HarnessError):
@@ -48,10 +54,19 @@ class SAEConfig(BaseModel):
     apply_b_dec_to_input: bool = Field(False, description="Subtract b_dec from the (scaled) input first.")
     hook_name: str | None = Field(None, description="Hook point named by the file, e.g. blocks.25.hook_resid_post.")
     layer: int | None = Field(None, description="Block index the SAE reads the output of, when the file says.")
+    activation: Activation = Field("jumprelu", description="jumprelu/relu: threshold mask; topk: the k largest.")
+    k: int | None = Field(None, gt=0, description="Features kept per row by a TopK SAE; None otherwise.")
+    model_name: str | None = Field(None, description="Model the SAE was trained on, when the file names one.")
+
+    @model_validator(mode="after")
+    def _k_with_topk(self) -> SAEConfig:
+        if (self.activation == "topk") != (self.k is not None):
+            raise ValueError("k is set for (and only for) a topk SAE")
+        return self
 
 
 class SAE(torch.nn.Module):
-    """A JumpReLU/ReLU sparse autoencoder. Tensors are buffers (no gradients, moved with `.to`)."""
+    """A JumpReLU, ReLU or TopK sparse autoencoder. Tensors are buffers (no gradients, moved with `.to`)."""
 
     W_enc: torch.Tensor  # (d_model, d_sae)
     W_dec: torch.Tensor  # (d_sae, d_model)
@@ -111,9 +126,25 @@ class SAE(torch.nn.Module):
         return x @ self.W_enc + self.b_enc
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
-        """(..., d_model) raw residual -> (..., d_sae) feature activations (JumpReLU)."""
+        """(..., d_model) raw residual -> (..., d_sae) feature activations."""
         pre = self.pre_activations(x)
-        return pre * (pre > self.threshold)
+        if self.cfg.activation == "topk":
+            values, indices = torch.topk(pre, k=min(self.cfg.k, self.d_sae), dim=-1, sorted=False)
+            return torch.zeros_like(pre).scatter(-1, indices, values.relu())
+        return pre.relu() * (pre > self.threshold)
+
+    def encode_features(self, x: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
+        """(n, d_model) residuals, (n,) feature ids -> (n,) activation of row i's feature, equal to
+        `encode(x)[i, features[i]]`; without TopK only those columns of W_enc are read."""
+        if self.cfg.activation == "topk":  # a row's top k depends on every feature
+            return self.encode(x).gather(-1, features.to(self.device)[:, None]).squeeze(-1)
+        x = x.to(device=self.device, dtype=self.dtype)
+        if self.cfg.input_scale != 1.0:
+            x = x * self.cfg.input_scale
+        if self.cfg.apply_b_dec_to_input:
+            x = x - self.b_dec
+        pre = (x * self.W_enc[:, features].T).sum(-1) + self.b_enc[features]
+        return pre.relu() * (pre > self.threshold[features])
 
     def decode(self, a: torch.Tensor) -> torch.Tensor:
         """(..., d_sae) activations -> (..., d_model) reconstruction in raw residual units."""

@@ -13,6 +13,7 @@ Layers are block indices: layer L reads the output of block L (`hidden_states[L 
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from harness.errors import ConfigError
@@ -94,3 +95,32 @@ def load_layers(
 ) -> dict[int, SAE]:
     """`resolve_spec` then `load_folders`."""
     return load_folders(resolve_spec(spec, layers), device=device, dtype=dtype, d_model=d_model)
+
+
+def _model_key(name: str) -> str:
+    return name.strip().rstrip("/").rsplit("/", 1)[-1].lower()
+
+
+def model_warnings(saes: dict[int, SAE], model_names: list[str | None]) -> list[str]:
+    """One line per model an SAE's config names (SAELens `model_name`, LlamaScope `model_name`)
+    that is none of `model_names` (the run's label, path, the loaded model's name_or_path; compared
+    by their last path component, case-insensitive). Printed to stderr and returned for the meta file."""
+    ours = {_model_key(n) for n in model_names if n}
+    foreign: dict[str, list[int]] = {}
+    for layer, sae in sorted(saes.items()):
+        if sae.cfg.model_name and _model_key(sae.cfg.model_name) not in ours:
+            foreign.setdefault(sae.cfg.model_name, []).append(layer)
+    shown = ", ".join(repr(n) for n in model_names if n)
+    lines = [
+        f"warning: the SAE(s) of layer(s) {', '.join(map(str, layers))} name model {name!r}, not this run's model ({shown})"
+        for name, layers in foreign.items()
+    ]
+    for line in lines:
+        print(line, file=sys.stderr)
+    return lines
+
+
+def reader_model_names(reader) -> list[str | None]:
+    """The names a loaded model goes by: its label and the path or hub id it was loaded from."""
+    config = getattr(getattr(reader, "model", None), "config", None)
+    return [getattr(reader, "model_name", None), getattr(config, "_name_or_path", None)]

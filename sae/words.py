@@ -1,4 +1,4 @@
-"""Feature words (PROTOCOL.md 3, "Exp3"): what a feature says, read two ways.
+"""Feature words (docs/protocol.md §3, "Exp3"): what a feature says, read two ways.
 
 1. Through the unembedding: the feature's decoder direction d_f = W_dec[f] / output_scale, scaled
    by the final norm's weight (RMSNorm's gain; Gemma's norms multiply by 1 + weight), times the
@@ -9,7 +9,7 @@
    feature's activation there splits the games at its median (high: above the median; low: the
    rest). A word's score is the share of high games whose last answer contains it minus the share
    of low games that do; the top positive words are "high" words, the top negative "low" words.
-   With the activation, the bankrupt-minus-stopped mean difference (`delta`) of the feature.
+   With the activation, the bankrupt-minus-(voluntarily) stopped mean difference (`delta`) of the feature.
 """
 
 from __future__ import annotations
@@ -80,14 +80,15 @@ def _fmt(pairs: list[tuple[str, float]]) -> str:
 
 def feature_words(
     lm: torch.nn.Module, decode, saes: dict, features: pd.DataFrame, acts: dict[int, np.ndarray],
-    texts: list[str], outcomes: list[str], *, k_tokens: int = 10, k_words: int = 10,
+    texts: list[str], groups: list[str], *, k_tokens: int = 10, k_words: int = 10,
 ) -> pd.DataFrame:
     """One row per feature: promoted / suppressed tokens, high / low answer words, delta.
 
-    `acts[layer]` is (games, d_sae) at the games' last decision; `texts` and `outcomes` per game."""
+    `acts[layer]` is (games, d_sae) at the games' last decision; `texts` and `groups` per game
+    (bankrupt, stopped = a voluntary stop, or anything else, left out of the delta)."""
     W_U = lm.get_output_embeddings().weight.detach()
     gain = final_norm_gain(lm)
-    outcomes_arr = np.asarray(outcomes)
+    groups_arr = np.asarray(groups)
     rows = []
     for layer, group in features.groupby("layer", sort=True):
         sae = saes[int(layer)]
@@ -97,7 +98,7 @@ def feature_words(
         for f, (promoted, suppressed) in zip(ids, tokens, strict=True):
             a = acts[int(layer)][:, f]
             words = answer_words(texts, a, k_words)
-            bankrupt, stopped = a[outcomes_arr == "bankrupt"], a[outcomes_arr == "stopped"]
+            bankrupt, stopped = a[groups_arr == "bankrupt"], a[groups_arr == "stopped"]
             delta = float(bankrupt.mean() - stopped.mean()) if len(bankrupt) and len(stopped) else float("nan")
             src = group[group["feature"] == f].iloc[0]
             rows.append({
@@ -113,15 +114,19 @@ def feature_words(
 
 
 def write_words(table: pd.DataFrame, meta: dict, out) -> dict:
-    """words.parquet / words.csv and words_report.md."""
+    """words.parquet / words.csv, words_meta.json and words_report.md."""
+    import json
+
     out.mkdir(parents=True, exist_ok=True)
-    paths = {"table": out / "words.parquet", "csv": out / "words.csv", "report": out / "words_report.md"}
+    paths = {"table": out / "words.parquet", "csv": out / "words.csv", "report": out / "words_report.md",
+             "meta": out / "words_meta.json"}
     table.to_parquet(paths["table"], index=False)
     table.to_csv(paths["csv"], index=False)
+    paths["meta"].write_text(json.dumps(meta, indent=2))
     lines = ["# Feature words", "",
              f"{len(table)} features; {meta.get('games')} games' last decisions "
-             f"({meta.get('n_bankrupt')} bankrupt, {meta.get('n_stopped')} stopped). `delta` = mean activation "
-             "in bankrupt games minus in stopped games. Token values: logit change per unit of activation; "
+             f"({meta.get('n_bankrupt')} bankrupt, {meta.get('n_stopped')} voluntarily stopped). `delta` = mean "
+             "activation in bankrupt games minus in voluntarily stopped games. Token values: logit change per unit of activation; "
              "word values: share of high-activation answers with the word minus share of low ones.", ""]
     for r in table.to_dict("records"):
         label = r.get("classification") or r.get("direction") or ""

@@ -50,7 +50,7 @@ def _selected(args, table_path: Path):
         import pandas as pd
 
         causal = pd.read_parquet(args.causal)
-        causal = causal[causal["classification"] != "none"][["layer", "feature", "classification"]]
+        causal = causal[causal["classification"].isin(["safe", "risky"])][["layer", "feature", "classification"]]
         chosen = chosen.merge(causal, on=["layer", "feature"], how="inner")
     if chosen.empty:
         raise ConfigError(f"{table_path}: no feature selected (none significant? try --all-features or --ids)")
@@ -63,56 +63,45 @@ def _progress(run_dir: Path | None, no_events: bool, model: str):
     return PassProgress(run_dir or Path("."), "patching", model, events=run_dir is not None and not no_events)
 
 
-def run_patch(args) -> int:
-    from harness.game.rules import GameRules
+def _load_generator(args, model_cfg, gen_cfg: dict):
     from sae.patching.generate import Generator
-    from sae.patching.prompts import build_test_prompts
-    from sae.patching.stats import classify, compare_patches, write_report
-    from sae.patching.trials import PatchSettings, run_pass
-    from sae.reader import run_model_config
-    from sae.spec import load_folders, resolve_spec
 
-    run_dir, table_path = resolve_inputs(args)
-    chosen = _selected(args, table_path)
-    layers = sorted(int(x) for x in chosen["layer"].unique())
-    folders = resolve_spec(args.sae, layers)  # checked before the model loads
-    config = _manifest_config(run_dir)
-    model_cfg = run_model_config(run_dir or table_path.parent, args.model, args.style)
-    gen_cfg = config.get("generation") or {}
-    rules = GameRules.model_validate(config.get("game") or {})
-    generator = Generator.load(
+    return Generator.load(
         model_cfg, device=args.device, dtype=args.dtype,
         max_new_tokens=args.max_new_tokens or gen_cfg.get("max_new_tokens", 256),
         temperature=args.temperature, top_p=args.top_p, stop=gen_cfg.get("stop", []),
     )
-    prompts = build_test_prompts(
-        generator.formatter, model_cfg.style, rules, safe_condition=args.safe_condition,
-        safe_history=args.safe_history, risky_condition=args.risky_condition, risky_history=args.risky_history,
-    )
-    settings = PatchSettings(
-        trials=args.trials, temperature=args.temperature, top_p=args.top_p, max_new_tokens=generator.max_new_tokens,
-        seed=args.seed if args.seed is not None else int(config.get("seed", 0)), model=model_cfg.name,
-        style=model_cfg.style, prompts={name: p.describe() for name, p in prompts.items()},
-    )
-    features = [
+
+
+def _targets(chosen) -> list[dict]:
+    """Per feature the two patch targets: the stopped group's mean (safe), the bankrupt one's (risky)."""
+    return [
         {"layer": int(r["layer"]), "feature": int(r["feature"]), "target_safe": float(r["mean_stopped"]),
          "target_risky": float(r["mean_bankrupt"]), "direction": r.get("direction")}
         for r in chosen.to_dict("records")
     ]
-    out = args.out or (run_dir / "sae" / "patching" if run_dir else table_path.parent / "patching")
-    report = _progress(run_dir, args.no_events, model_cfg.name)
+
+
+def _sae_loader(args, folders: dict, generator, model_cfg, warnings: list[str]):
+    """load_sae(layer) for the pass: one layer's SAE, its model checked against the run's (a
+    foreign model is warned about once)."""
+    from sae.spec import load_folders, model_warnings
+
     d_model = int(generator.model.config.hidden_size)
+    names = [model_cfg.name, model_cfg.path, getattr(generator.model.config, "_name_or_path", None)]
 
     def load_sae(layer: int):
-        return load_folders({layer: folders[layer]}, device=generator.device, dtype=args.sae_dtype,
-                            d_model=d_model)[layer]
+        sae = load_folders({layer: folders[layer]}, device=generator.device, dtype=args.sae_dtype, d_model=d_model)[layer]
+        if sae.cfg.model_name and not any(sae.cfg.model_name in w for w in warnings):
+            warnings.extend(model_warnings({layer: sae}, names))
+        return sae
 
-    from sae.progress import finishing
+    return load_sae
 
-    t0 = time.perf_counter()
-    with finishing(report):
-        lines = run_pass(generator, prompts, features, load_sae, settings, out, batch_size=args.batch_size,
-                         restart=args.restart, progress=report)
+
+def _write_patch_results(args, lines, features: list[dict], meta: dict, out: Path):
+    from sae.patching.stats import classify, compare_patches, write_report
+
     wanted = {(f["layer"], f["feature"]) for f in features}
     lines = [u for u in lines if u.type == "baseline" or (u.layer, u.feature) in wanted]
     tests = compare_patches(lines, args.alpha, args.min_effect)
@@ -120,22 +109,62 @@ def run_patch(args) -> int:
     for name, frame in (("patch_tests", tests), ("patch_features", table)):
         frame.to_parquet(out / f"{name}.parquet", index=False)
         frame.to_csv(out / f"{name}.csv", index=False)
-    meta = {**settings.model_dump(exclude={"prompts"}), "alpha": args.alpha, "min_effect": args.min_effect,
-            "features_table": str(table_path), "sae_spec": args.sae, "wall_s": round(time.perf_counter() - t0, 2)}
     write_report(table, tests, lines, meta, out)
+    return table
+
+
+def run_patch(args) -> int:
+    from harness.game.rules import GameRules
+    from sae.patching.prompts import build_test_prompts
+    from sae.patching.trials import PatchSettings, run_pass
+    from sae.progress import finishing
+    from sae.reader import run_model_config
+    from sae.spec import resolve_spec
+
+    run_dir, table_path = resolve_inputs(args)
+    chosen = _selected(args, table_path)
+    folders = resolve_spec(args.sae, sorted(int(x) for x in chosen["layer"].unique()))  # before the model loads
+    config = _manifest_config(run_dir)
+    model_cfg = run_model_config(run_dir or table_path.parent, args.model, args.style)
+    generator = _load_generator(args, model_cfg, config.get("generation") or {})
+    prompts = build_test_prompts(
+        generator.formatter, model_cfg.style, GameRules.model_validate(config.get("game") or {}),
+        safe_condition=args.safe_condition, safe_history=args.safe_history,
+        risky_condition=args.risky_condition, risky_history=args.risky_history,
+    )
+    settings = PatchSettings(
+        trials=args.trials, temperature=args.temperature, top_p=args.top_p, max_new_tokens=generator.max_new_tokens,
+        seed=args.seed if args.seed is not None else int(config.get("seed", 0)), model=model_cfg.name,
+        style=model_cfg.style, prompts={name: p.describe() for name, p in prompts.items()},
+    )
+    features = _targets(chosen)
+    out = args.out or (run_dir / "sae" / "patching" if run_dir else table_path.parent / "patching")
+    report = _progress(run_dir, args.no_events, model_cfg.name)
+    warnings: list[str] = []
+    load_sae = _sae_loader(args, folders, generator, model_cfg, warnings)
+    t0 = time.perf_counter()
+    with finishing(report):
+        lines = run_pass(generator, prompts, features, load_sae, settings, out, batch_size=args.batch_size,
+                         restart=args.restart, progress=report)
+    meta = {**settings.model_dump(exclude={"prompts"}), "alpha": args.alpha, "min_effect": args.min_effect,
+            "features_table": str(table_path), "sae_spec": args.sae, "warnings": warnings,
+            "wall_s": round(time.perf_counter() - t0, 2)}
+    (out / "patch_meta.json").write_text(settings.model_copy(update={"warnings": warnings}).model_dump_json(indent=2))
+    table = _write_patch_results(args, lines, features, meta, out)
     counts = table["classification"].value_counts().to_dict() if len(table) else {}
     print(f"{len(table)} features patched: {counts.get('safe', 0)} safe, {counts.get('risky', 0)} risky, "
-          f"{counts.get('none', 0)} none; wrote {out / 'patch_features.parquet'} and {out / 'report.md'}")
+          f"{counts.get('breaks_format', 0)} breaks_format, {counts.get('none', 0)} none; "
+          f"wrote {out / 'patch_features.parquet'} and {out / 'report.md'}")
     return 0
 
 
 def run_words(args) -> int:
     import numpy as np
 
-    from sae.features import decision_rounds, read_games
+    from sae.features import decision_rounds, group_of, read_games, split_groups
     from sae.patching.generate import Generator
     from sae.reader import ResidualReader, run_model_config
-    from sae.spec import load_folders, resolve_spec
+    from sae.spec import load_folders, model_warnings, resolve_spec
     from sae.words import feature_words, write_words
 
     run_dir, table_path = resolve_inputs(args)
@@ -144,7 +173,8 @@ def run_words(args) -> int:
     chosen = _selected(args, table_path)
     layers = sorted(int(x) for x in chosen["layer"].unique())
     folders = resolve_spec(args.sae, layers)
-    games = [g for g in read_games(run_dir) if decision_rounds(g)]
+    all_games = read_games(run_dir)
+    games = [g for g in all_games if decision_rounds(g)]
     if not games:
         raise ConfigError(f"{run_dir}: no game with a saved decision prompt")
     model_cfg = run_model_config(run_dir, args.model, args.style)
@@ -152,17 +182,19 @@ def run_words(args) -> int:
     lm = generator.model
     reader = ResidualReader.from_model(getattr(lm, "model", lm), generator.formatter, batch_size=args.batch_size)
     saes = load_folders(folders, device=generator.device, dtype=args.sae_dtype, d_model=reader.d_model)
+    warnings = model_warnings(saes, [model_cfg.name, model_cfg.path, lm.config._name_or_path])
     prompts = [decision_rounds(g)[-1].prompt for g in games]
     acts = {L: np.zeros((len(games), saes[L].d_sae), dtype=np.float32) for L in layers}
     for idx, residuals in reader.last_token(prompts, layers):
         for L in layers:
             acts[L][idx] = saes[L].encode(residuals[L]).float().cpu().numpy()
     texts = [decision_rounds(g)[-1].response or "" for g in games]
-    outcomes = [g.outcome for g in games]
+    groups = [group_of(g) or "other" for g in games]  # the delta compares bankrupt vs voluntary stops
     tok = generator.formatter.tokenizer
-    table = feature_words(lm, lambda i: tok.decode([i]), saes, chosen, acts, texts, outcomes,
+    table = feature_words(lm, lambda i: tok.decode([i]), saes, chosen, acts, texts, groups,
                           k_tokens=args.k_tokens, k_words=args.k_words)
-    meta = {"games": len(games), "n_bankrupt": outcomes.count("bankrupt"), "n_stopped": outcomes.count("stopped")}
+    meta = {"games": len(games), "n_bankrupt": groups.count("bankrupt"), "n_stopped": groups.count("stopped"),
+            "games_dropped": split_groups(all_games)[1], "warnings": warnings}
     out = args.out or run_dir / "sae" / "words"
     paths = write_words(table, meta, out)
     print(f"{len(table)} features; wrote {paths['table']} and {paths['report']}", file=sys.stdout)

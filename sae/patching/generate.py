@@ -43,13 +43,7 @@ from sae.patching.prompts import PatchPrompt
 
 def feature_activations(sae: SAE, x: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
     """(n, d_model) residuals, (n,) feature ids -> (n,) activation of row i's feature (as `sae.encode`)."""
-    x = x.to(device=sae.device, dtype=sae.dtype)
-    if sae.cfg.input_scale != 1.0:
-        x = x * sae.cfg.input_scale
-    if sae.cfg.apply_b_dec_to_input:
-        x = x - sae.b_dec
-    pre = (x * sae.W_enc[:, features].T).sum(-1) + sae.b_enc[features]
-    return pre * (pre > sae.threshold[features])
+    return sae.encode_features(x, features)
 
 
 class RowPatch:

@@ -41,6 +41,9 @@ class PatchSettings(BaseModel):
     model: str = ""
     style: str = "chat"
     prompts: dict[str, dict] = Field(default_factory=dict, description="Per prompt: condition, balance, history, rendered.")
+    warnings: list[str] = Field(
+        default_factory=list, description="Warnings of the pass (an SAE named another model); not checked on resume."
+    )
 
 
 class Trial(BaseModel):
@@ -104,8 +107,8 @@ def open_pass(out: Path, settings: PatchSettings, restart: bool = False) -> list
         trials.unlink(missing_ok=True)
     if meta.is_file() and trials.is_file():
         old = PatchSettings.model_validate_json(meta.read_text())
-        if old != settings:
-            changed = [k for k in PatchSettings.model_fields if getattr(old, k) != getattr(settings, k)]
+        changed = [k for k in PatchSettings.model_fields if k != "warnings" and getattr(old, k) != getattr(settings, k)]
+        if changed:
             raise ConfigError(f"{meta}: an earlier pass used other settings ({', '.join(changed)}); "
                               "use another --out or --restart")
     meta.write_text(settings.model_dump_json(indent=2))
@@ -125,6 +128,49 @@ def _condition(prompt: str, patch: str, target: float | None, results) -> Condit
                              for t in results])
 
 
+class _Batches:
+    """Generates rows in calls of at most `batch_size`; trial i of a prompt gets the same seed in
+    every condition."""
+
+    def __init__(self, generator, prompts: dict[str, PatchPrompt], settings: PatchSettings, batch_size: int):
+        self.generator, self.prompts, self.settings, self.batch_size = generator, prompts, settings, batch_size
+        self.seeds = {p: trial_seeds(settings, p) for p in PROMPTS}
+
+    def generate(self, rows, saes) -> list:
+        results = []
+        for start in range(0, len(rows), self.batch_size):
+            results += self.generator.run(rows[start : start + self.batch_size], self.prompts, saes)
+        return results
+
+
+def _baseline(batches: _Batches) -> UnitLine:
+    from sae.patching.generate import Row
+
+    t0, n = time.perf_counter(), batches.settings.trials
+    res = batches.generate([Row(p, s) for p in PROMPTS for s in batches.seeds[p]], {})
+    conditions = [_condition(p, "baseline", None, res[i * n : (i + 1) * n]) for i, p in enumerate(PROMPTS)]
+    return UnitLine(type="baseline", conditions=conditions, wall_s=time.perf_counter() - t0)
+
+
+def _feature_group(batches: _Batches, layer: int, group: list[dict], saes: dict) -> list[UnitLine]:
+    """The four patched conditions of every feature of `group` (one layer), in shared batches."""
+    from sae.patching.generate import Row
+
+    t0, n = time.perf_counter(), batches.settings.trials
+    keys = [(j, patch, p) for p in PROMPTS for j in range(len(group)) for patch in PATCHES]
+    rows = [Row(p, s, layer, group[j]["feature"], float(group[j][f"target_{patch}"]))
+            for j, patch, p in keys for s in batches.seeds[p]]
+    res = batches.generate(rows, saes)
+    wall = (time.perf_counter() - t0) / len(group)
+    by_key = {key: res[i * n : (i + 1) * n] for i, key in enumerate(keys)}
+    return [
+        UnitLine(type="feature", layer=layer, feature=int(f["feature"]), direction=f.get("direction"), wall_s=wall,
+                 conditions=[_condition(p, patch, float(f[f"target_{patch}"]), by_key[(j, patch, p)])
+                             for patch in PATCHES for p in PROMPTS])
+        for j, f in enumerate(group)
+    ]
+
+
 def run_pass(
     generator,
     prompts: dict[str, PatchPrompt],
@@ -140,56 +186,27 @@ def run_pass(
     """Baseline (if not done), then every feature not yet in the file. `features`: dicts with layer,
     feature, target_safe, target_risky, direction. Features of one layer share batches; only one
     layer's SAE is loaded at a time (`load_sae(layer)`)."""
-    from sae.patching.generate import Row
-
     done_lines = open_pass(out, settings, restart)
     done = {(u.layer, u.feature) for u in done_lines if u.type == "feature"}
-    seeds = {p: trial_seeds(settings, p) for p in PROMPTS}
     todo = [f for f in features if (f["layer"], f["feature"]) not in done]
-    total = len(features)
+    total, finished = len(features), len(features) - len(todo)
     if progress:
-        progress(total - len(todo), total)
-
-    def generate(rows, saes):
-        results = []
-        for start in range(0, len(rows), batch_size):
-            results += generator.run(rows[start : start + batch_size], prompts, saes)
-        return results
-
+        progress(finished, total)
+    batches = _Batches(generator, prompts, settings, batch_size)
     if not any(u.type == "baseline" for u in done_lines):
-        t0 = time.perf_counter()
-        rows = [Row(p, s) for p in PROMPTS for s in seeds[p]]
-        res = generate(rows, {})
-        n = settings.trials
-        line = UnitLine(type="baseline", conditions=[_condition(p, "baseline", None, res[i * n : (i + 1) * n])
-                                                     for i, p in enumerate(PROMPTS)], wall_s=time.perf_counter() - t0)
+        line = _baseline(batches)
         append_line(out, line)
         done_lines.append(line)
-
     per_group = max(1, batch_size // (len(PATCHES) * len(PROMPTS) * settings.trials))
-    finished = total - len(todo)
     for layer in sorted({f["layer"] for f in todo}):
         saes = {layer: load_sae(layer)}
         mine = [f for f in todo if f["layer"] == layer]
         for start in range(0, len(mine), per_group):
-            group, t0 = mine[start : start + per_group], time.perf_counter()
-            keys = [(j, patch, p) for p in PROMPTS for j in range(len(group)) for patch in PATCHES]
-            rows = [Row(p, s, layer, group[j]["feature"], float(group[j][f"target_{patch}"]))
-                    for j, patch, p in keys for s in seeds[p]]
-            res = generate(rows, saes)
-            wall = (time.perf_counter() - t0) / len(group)
-            n = settings.trials
-            by_key = {key: res[i * n : (i + 1) * n] for i, key in enumerate(keys)}
-            for j, f in enumerate(group):
-                conds = [_condition(p, patch, float(f[f"target_{patch}"]), by_key[(j, patch, p)])
-                         for patch in PATCHES for p in PROMPTS]
-                line = UnitLine(type="feature", layer=layer, feature=int(f["feature"]), direction=f.get("direction"),
-                                conditions=conds, wall_s=wall)
+            for line in _feature_group(batches, layer, mine[start : start + per_group], saes):
                 append_line(out, line)
                 done_lines.append(line)
-            finished += len(group)
+            finished += len(mine[start : start + per_group])
             if progress:
                 progress(finished, total)
         del saes
     return done_lines
-

@@ -5,7 +5,7 @@ row is one (decision, layer): the active features' ids (int32) and values (float
 follows the number of active features, not d_sae.
 
     DIR/shard-00000.safetensors   offsets (rows+1, int64), indices (nnz, int32), values (nnz, float32)
-    DIR/index.parquet             one line per row: game_id, outcome, round, step, to_end, layer,
+    DIR/index.parquet             one line per row: game_id, outcome, group, round, step, to_end, layer,
                                   shard, row, n_active
     DIR/meta.json                 layers, d_sae per layer, anything the writer was given
 

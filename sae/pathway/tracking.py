@@ -13,6 +13,7 @@ Extraction streams to `ShardWriter` (bounded memory). The comparison treats a *g
 
 from __future__ import annotations
 
+import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,15 +23,22 @@ import numpy as np
 import pandas as pd
 
 from harness.records import GameRecord
-from sae.features import GROUPS, decision_rounds
+from harness.seeds import derive_seed
+from sae.features import GROUPS, decision_rounds, group_of, split_groups
 from sae.model import SAE
 from sae.pathway.shards import ShardStore, ShardWriter
 from sae.reader import ResidualReader
+from sae.spec import model_warnings, reader_model_names
 from sae.stats import compare_moments
 
 
-def select_games(games: list[GameRecord], n: int | None = 50, ids: list[str] | None = None) -> list[GameRecord]:
-    """`ids` if given (any outcome); else up to n // 2 bankrupt then stopped games, in file order."""
+def select_games(
+    games: list[GameRecord], n: int | None = 50, ids: list[str] | None = None, seed: int = 0
+) -> tuple[list[GameRecord], dict]:
+    """(games, sample description for the meta file). `ids` if given (any outcome); `n` None: every
+    game of both groups; else a seeded sample of n (half bankrupt where there are enough),
+    stratified by condition (see `stratified_sample`). The result is sorted by game id, so neither
+    the file order nor the order in which games finished matters."""
     if ids:
         by_id = {g.game_id: g for g in games}
         missing = [i for i in ids if i not in by_id]
@@ -38,13 +46,43 @@ def select_games(games: list[GameRecord], n: int | None = 50, ids: list[str] | N
             from harness.errors import ConfigError
 
             raise ConfigError(f"--game-ids: not in games.jsonl: {missing[:5]}")
-        return [by_id[i] for i in ids]
-    bankrupt = [g for g in games if g.outcome == "bankrupt"]
-    stopped = [g for g in games if g.outcome == "stopped"]
-    if n is None:
-        return bankrupt + stopped
-    k = min(len(bankrupt), n // 2)
-    return bankrupt[:k] + stopped[: n - k]
+        return [by_id[i] for i in ids], {"mode": "ids", "game_ids": list(ids)}
+    kept, dropped = split_groups(games)
+    pools = {grp: [g for g, in_grp in kept if in_grp == grp] for grp in GROUPS}
+    sizes = {grp: len(pools[grp]) for grp in GROUPS}
+    if n is not None:
+        n_bank = min(sizes["bankrupt"], max(n // 2, n - sizes["stopped"]))
+        sizes = {"bankrupt": n_bank, "stopped": min(sizes["stopped"], n - n_bank)}
+    chosen = {grp: stratified_sample(pools[grp], sizes[grp], derive_seed(seed, "pathway", grp)) for grp in GROUPS}
+    per_condition = {
+        grp: {c: sum(g.condition.id == c for g in chosen[grp]) for c in sorted({g.condition.id for g in chosen[grp]})}
+        for grp in GROUPS
+    }
+    out = sorted(chosen["bankrupt"] + chosen["stopped"], key=lambda g: g.game_id)
+    sample = {"mode": "all" if n is None else "sample", "seed": seed, "n": n, "per_condition": per_condition,
+              "games_dropped": dropped, "game_ids": [g.game_id for g in out]}
+    return out, sample
+
+
+def stratified_sample(games: list[GameRecord], k: int, seed: int) -> list[GameRecord]:
+    """k games drawn round-robin over conditions (in a seeded order), each condition's games in a
+    seeded order: the counts per condition differ by at most one where a condition has enough."""
+    rng = random.Random(seed)
+    by_cond: dict[str, list[GameRecord]] = {}
+    for g in sorted(games, key=lambda g: g.game_id):
+        by_cond.setdefault(g.condition.id, []).append(g)
+    queues = []
+    for cond in sorted(by_cond):
+        pool = by_cond[cond]
+        rng.shuffle(pool)
+        queues.append(pool)
+    rng.shuffle(queues)
+    picked: list[GameRecord] = []
+    while len(picked) < k and any(queues):
+        for q in queues:
+            if q and len(picked) < k:
+                picked.append(q.pop())
+    return picked
 
 
 def extract_pathway(
@@ -54,14 +92,18 @@ def extract_pathway(
     out_dir: Path,
     rows_per_shard: int = 8192,
     progress: Callable[[int, int], None] | None = None,
+    sample: dict | None = None,
 ) -> pd.DataFrame:
-    """Write every decision's sparse activations at every layer; return the index."""
+    """Write every decision's sparse activations at every layer; return the index. Each row carries
+    the game's outcome and its group (bankrupt, stopped = voluntary stop, or other)."""
     start = time.perf_counter()
+    warnings = model_warnings(saes, reader_model_names(reader))
     decisions = []
     for g in games:
         rounds = decision_rounds(g)
+        group = group_of(g) or "other"
         for step, r in enumerate(rounds):
-            row = {"game_id": g.game_id, "outcome": g.outcome, "round": r.round, "step": step}
+            row = {"game_id": g.game_id, "outcome": g.outcome, "group": group, "round": r.round, "step": step}
             decisions.append((row | {"to_end": len(rounds) - 1 - step}, r.prompt))
     layers = sorted(saes)
     writer = ShardWriter(out_dir, rows_per_shard)
@@ -80,6 +122,8 @@ def extract_pathway(
         "decisions": len(decisions),
         "wall_s": round(time.perf_counter() - start, 3),
         "saes": {str(L): saes[L].cfg.model_dump() for L in layers},
+        "sample": sample,
+        "warnings": warnings,
     }
     index = writer.close(meta)
     return index
@@ -103,14 +147,14 @@ def _group_moments(x, mask: np.ndarray):
 
 
 def compare_pathway(store: ShardStore, top_k: int = 10, min_abs_d: float = 0.3) -> PathwayResult:
-    """Bankrupt vs stopped games per layer (see the module docstring)."""
+    """Bankrupt vs voluntarily stopped games per layer (see the module docstring)."""
     from scipy import sparse
 
     layer_rows, top_rows, step_rows = [], [], []
     for L in store.meta["layers"]:
         rows, x = store.layer(L)
         x = x.astype(np.float64)
-        rows = rows[rows["outcome"].isin(GROUPS)].copy() if len(rows) else rows
+        rows = rows[rows["group"].isin(GROUPS)].copy() if len(rows) else rows
         x = x[rows.index.to_numpy()]
         rows = rows.reset_index(drop=True)
         games, game_of_row = np.unique(rows["game_id"].to_numpy(), return_inverse=True)
@@ -118,7 +162,7 @@ def compare_pathway(store: ShardStore, top_k: int = 10, min_abs_d: float = 0.3) 
         per_game = np.bincount(game_of_row, minlength=len(games)).astype(np.float64)
         avg = sparse.csr_matrix((1.0 / per_game[game_of_row], (game_of_row, np.arange(len(rows)))))
         g = (avg @ x).tocsr()
-        outcome = rows.groupby(game_of_row)["outcome"].first().to_numpy()
+        outcome = rows.groupby(game_of_row)["group"].first().to_numpy()
         bank, stop = outcome == "bankrupt", outcome == "stopped"
         if bank.sum() < 2 or stop.sum() < 2:
             raise ValueError(f"layer {L}: need at least 2 bankrupt and 2 stopped games")
@@ -148,11 +192,11 @@ def compare_pathway(store: ShardStore, top_k: int = 10, min_abs_d: float = 0.3) 
         safe_act = np.asarray(x[:, safe].mean(axis=1)).ravel() if safe.size else np.full(len(rows), np.nan)
         frame = rows.assign(top_risky=risky_act, top_safe=safe_act)
         for align in ("round", "to_end"):
-            agg = frame.groupby([align, "outcome"]).agg(
+            agg = frame.groupby([align, "group"]).agg(
                 decisions=("n_active", "size"), n_active_mean=("n_active", "mean"),
                 top_risky_mean=("top_risky", "mean"), top_safe_mean=("top_safe", "mean"),
             ).reset_index()
-            agg = agg.rename(columns={align: "step", "outcome": "group"})
+            agg = agg.rename(columns={align: "step"})
             step_rows.append(agg.assign(layer=L, align=align))
     steps = pd.concat(step_rows, ignore_index=True)[
         ["layer", "align", "step", "group", "decisions", "n_active_mean", "top_risky_mean", "top_safe_mean"]

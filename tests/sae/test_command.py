@@ -8,6 +8,7 @@ import pytest
 from harness.backends.formatter import PromptFormatter
 from harness.cli import main
 from harness.records import EVENT_ADAPTER
+from sae.features import decision_rounds, read_games
 from tests.sae.builders import (
     GAME_PLANS,
     played_game,
@@ -58,9 +59,12 @@ def test_pathway_cli(run_dir, tmp_path):
                "--games", "4", "--out", str(out), "--top-k", "5"])
     assert rc == 0
     index = pd.read_parquet(out / "shards" / "index.parquet")
-    # 2 bankrupt games (10 + 2 decisions) and 2 stopped games (2 + 4 decisions), 3 layers each
-    assert len(index) == (10 + 2 + 2 + 4) * 3
-    assert sorted(index.groupby("game_id")["step"].max().tolist()) == [1, 1, 3, 9]
+    sample = json.loads((out / "shards" / "meta.json").read_text())["sample"]
+    assert sample["seed"] == 0 and sample["per_condition"] == {g: {"variable-none-BASE": 2} for g in ("bankrupt", "stopped")}
+    games = {g.game_id: g for g in read_games(run_dir)}
+    decisions = [len(decision_rounds(games[i])) for i in sample["game_ids"]]
+    assert len(index) == sum(decisions) * 3  # every decision of the 4 sampled games, 3 layers each
+    assert sorted(index.groupby("game_id")["step"].max().tolist()) == sorted(n - 1 for n in decisions)
     layers = pd.read_csv(out / "pathway_layers.csv")
     assert layers["layer"].tolist() == [1, 2, 3]
     steps = pd.read_parquet(out / "pathway_steps.parquet")

@@ -4,7 +4,7 @@ import pandas as pd
 import pytest
 
 from harness.cli import main
-from sae.features import read_games
+from sae.features import group_of, read_games
 from tests.sae.builders import write_layer_saes
 
 pytestmark = pytest.mark.model
@@ -13,7 +13,7 @@ pytestmark = pytest.mark.model
 def test_features_and_pathway_on_demo_run(demo_run, tmp_path, capsys):
     demo = demo_run
     games = read_games(demo)
-    counts = {o: sum(g.outcome == o for g in games) for o in ("bankrupt", "stopped")}
+    counts = {grp: sum(group_of(g) == grp for g in games) for grp in ("bankrupt", "stopped")}
     spec = write_layer_saes(tmp_path / "saes", "saelens", [1, 3], 576, 64)
     args = ["--sae", spec, "--layers", "1,3", "--device", "cpu", "--batch-size", "8", "--no-events"]
     rc = main(["sae", "features", str(demo), *args, "--out", str(tmp_path / "f")])
@@ -22,7 +22,7 @@ def test_features_and_pathway_on_demo_run(demo_run, tmp_path, capsys):
         table = pd.read_parquet(tmp_path / "f" / "features.parquet")
         assert set(table["layer"]) <= {1, 3} and len(table) > 0
     else:  # too few games in a group for a t-test: a clear one-line error, nothing written
-        assert rc == 2 and "need at least 2 bankrupt and 2 stopped" in capsys.readouterr().err
+        assert rc == 2 and "need at least 2 bankrupt and 2 voluntarily stopped" in capsys.readouterr().err
     rc = main(["sae", "pathway", str(demo), *args, "--games", "6", "--out", str(tmp_path / "p")])
     assert rc == 0
     index = pd.read_parquet(tmp_path / "p" / "shards" / "index.parquet")

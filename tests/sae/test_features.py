@@ -1,11 +1,13 @@
 """Feature extraction and pathway logic with planted effects (a stub reader), plus the shard store."""
 
+import random
+
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 
-from sae.features import extract_features, last_decision_prompt, write_result
+from sae.features import extract_features, group_of, last_decision_prompt, split_groups, write_result
 from sae.model import SAE, SAEConfig
 from sae.pathway.shards import ShardStore, ShardWriter
 from sae.pathway.tracking import compare_pathway, extract_pathway, select_games
@@ -66,7 +68,9 @@ def test_features_find_the_planted_features(tmp_path):
     result = extract_features(games, saes, StubReader(), Thresholds())
     t = result.table.set_index(["layer", "feature"])
     assert result.meta["n_bankrupt"] == 12 and result.meta["n_stopped"] == 12
-    assert result.meta["games_other_outcome"] == 1
+    assert result.meta["games_dropped"] == {
+        "max_rounds": 1, "no_decision": 0, "invalid": 0, "stopped_by_fallback": 0, "no_prompt": 0,
+    }
     for L in (2, 5):
         assert t.loc[(L, 0), "direction"] == "risky" and t.loc[(L, 0), "significant"]
         assert t.loc[(L, 1), "direction"] == "safe" and t.loc[(L, 1), "significant"]
@@ -121,8 +125,9 @@ def test_shard_round_trip(tmp_path):
 
 def test_pathway_tracks_planted_feature(tmp_path):
     games = games_with_planted_feature(n_each=6)
-    chosen = select_games(games, n=8)
-    assert [g.outcome for g in chosen] == ["bankrupt"] * 4 + ["stopped"] * 4
+    chosen, sample = select_games(games, n=8)
+    assert sorted(g.outcome for g in chosen) == ["bankrupt"] * 4 + ["stopped"] * 4
+    assert sample["game_ids"] == [g.game_id for g in chosen]
     index = extract_pathway(chosen, {0: identity_sae(), 3: identity_sae()}, StubReader(), tmp_path, rows_per_shard=7)
     # bankrupt games: 2 decisions each; stopped: 1 bet + 1 stop decision
     assert len(index) == 8 * 2 * 2
@@ -137,3 +142,78 @@ def test_pathway_tracks_planted_feature(tmp_path):
     first = steps[(steps["layer"] == 0) & (steps["align"] == "round") & (steps["step"] == 1)]
     assert (first["top_risky_mean"] == 0).all()  # "0 0 0 0" prompts before the end
     assert set(result.layers["layer"]) == {0, 3}
+
+
+def rotated_sae(seed: int = 0) -> SAE:
+    """Features 0-3 read a random rotation of the residual (ReLU), 4-5 never fire: feature i is not
+    hidden dim i, so reading hidden dims as feature ids (the authors' defect) gives other answers."""
+    q, _ = torch.linalg.qr(torch.randn(D_MODEL, D_MODEL, generator=torch.Generator().manual_seed(seed)))
+    w_enc = torch.zeros(D_MODEL, D_SAE)
+    w_enc[:, :D_MODEL] = q
+    cfg = SAEConfig(layout="memory", path="rotated", d_model=D_MODEL, d_sae=D_SAE)
+    return SAE(cfg, w_enc, w_enc.T.clone(), torch.zeros(D_SAE), torch.zeros(D_MODEL), 0.0)
+
+
+def games_along(directions: torch.Tensor, n_each: int = 12, seed: int = 0):
+    """Bankrupt games' last residual ~ 2 * directions[0], stopped games' ~ 2 * directions[1]."""
+    rng = np.random.default_rng(seed)
+    games = []
+    for rep in range(n_each):
+        for group, d, bets in (("bankrupt", directions[0], [(50, False), (50, False)]), ("stopped", directions[1], [(10, True)])):
+            x = 2 * d.numpy() + rng.normal(0, 0.1, size=D_MODEL)
+            g = make_game(bets, repetition=rep if group == "bankrupt" else 100 + rep, prompt="0 0 0 0")
+            last = g.rounds[-1].model_copy(update={"prompt": " ".join(map(str, x))})
+            games.append(g.model_copy(update={"rounds": g.rounds[:-1] + [last]}))
+    return games
+
+
+def test_feature_ids_are_sae_features_not_hidden_dims():
+    sae = rotated_sae()
+    q = sae.W_enc[:, :D_MODEL]
+    games = games_along(q.T[:2])  # bankrupt along feature 0's direction, stopped along feature 1's
+    table = extract_features(games, {0: sae}, StubReader()).table.set_index("feature")
+    sig = table[table["significant"]]
+    assert dict(sig["direction"]) == {0: "risky", 1: "safe"}
+    # the defect: the same games, hidden dim i read as feature i, give another answer
+    dims = extract_features(games, {0: identity_sae()}, StubReader()).table.set_index("feature")
+    assert dict(dims[dims["significant"]]["direction"]) != dict(sig["direction"])
+
+
+def test_groups_keep_voluntary_stops_only_and_count_the_rest():
+    games = games_with_planted_feature(n_each=4)
+    guessed = make_game([(10, True)], repetition=500, prompt="0 2 0.5 0")
+    guessed = guessed.model_copy(update={"rounds": guessed.rounds[:-1] + [guessed.rounds[-1].model_copy(update={"parse_kind": "fallback"})]})
+    no_decision = make_game([(10, True)], end="max_rounds", repetition=501).model_copy(update={"outcome": "no_decision"})
+    invalid = make_game([(10, True)], end="invalid", repetition=502)
+    no_prompt = make_game([(50, False), (50, False)], repetition=503, prompt=None)
+    kept, dropped = split_groups(games + [guessed, no_decision, invalid, no_prompt])
+    assert dropped == {"max_rounds": 1, "no_decision": 1, "invalid": 1, "stopped_by_fallback": 1, "no_prompt": 1}
+    assert guessed.game_id not in {g.game_id for g, _ in kept}
+    assert group_of(guessed) is None and group_of(games[1]) == "stopped"
+    meta = extract_features(games + [guessed], {0: identity_sae()}, StubReader()).meta
+    assert meta["n_stopped"] == 4 and meta["games_dropped"]["stopped_by_fallback"] == 1
+
+
+def conditions_games():
+    """Bankrupt and voluntarily stopped games over three conditions, 6 / 6 / 2 of each group."""
+    games = []
+    for cond, n in (("variable-none-BASE", 6), ("fixed-none-BASE", 6), ("variable-W-GM", 2)):
+        for rep in range(n):
+            games.append(make_game([(50, False), (50, False)], condition=cond, repetition=rep))
+            games.append(make_game([(10, True)], condition=cond, repetition=100 + rep))
+    return games
+
+
+def test_pathway_sample_is_seeded_stratified_and_order_free():
+    games = conditions_games()
+    chosen, sample = select_games(games, n=12, seed=3)
+    assert sample["per_condition"]["bankrupt"] == {"fixed-none-BASE": 2, "variable-W-GM": 2, "variable-none-BASE": 2}
+    assert sample["per_condition"]["stopped"] == sample["per_condition"]["bankrupt"]
+    shuffled = list(games)
+    random.Random(1).shuffle(shuffled)  # another file (completion) order
+    again, _ = select_games(shuffled, n=12, seed=3)
+    assert [g.game_id for g in again] == [g.game_id for g in chosen] == sample["game_ids"]
+    others = {tuple(select_games(games, n=12, seed=s)[1]["game_ids"]) for s in range(4, 9)}
+    assert len(others) > 1  # the seed matters
+    uneven, s2 = select_games(games, n=20, seed=0)  # 10 per group: 4 + 4 + 2
+    assert sorted(s2["per_condition"]["bankrupt"].values()) == [2, 4, 4]

@@ -143,3 +143,19 @@ def test_spec_template_layer_folders_and_single(tmp_path, w):
     assert sorted(saes) == [1, 2]
     with pytest.raises(SAELoadError, match="used for layer 2"):
         load_layers(str(tmp_path / "tpl" / "L1R"), [2])
+
+
+def test_model_named_by_the_sae_is_checked(tmp_path, w, capsys):
+    from sae.spec import model_warnings
+
+    sae = load(write_llamascope(tmp_path / "ls", w, model_name="meta-llama/Llama-3.1-8B"))
+    assert sae.cfg.model_name == "meta-llama/Llama-3.1-8B"
+    assert model_warnings({25: sae}, ["llama", "/models/Llama-3.1-8B/"]) == []
+    lines = model_warnings({25: sae, 26: sae}, ["smollm2", "/cache/SmolLM2-135M-Instruct"])
+    assert lines == [
+        "warning: the SAE(s) of layer(s) 25, 26 name model 'meta-llama/Llama-3.1-8B', not this run's model "
+        "('smollm2', '/cache/SmolLM2-135M-Instruct')"
+    ]
+    assert capsys.readouterr().err.strip() == lines[0]
+    with pytest.raises(SAELoadError, match=r"hyperparams\.json: act_fn 'topk' not supported"):
+        load(write_llamascope(tmp_path / "tk", w, act_fn="topk"))

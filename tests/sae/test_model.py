@@ -1,4 +1,4 @@
-"""Encode/decode against numbers computed by hand (PROTOCOL.md 3: JumpReLU at the threshold, not ReLU)."""
+"""Encode/decode against numbers computed by hand (docs/protocol.md §3: JumpReLU at the threshold, not ReLU)."""
 
 import pytest
 import torch
@@ -70,19 +70,23 @@ def test_scalar_threshold_and_shape_check():
         SAE(cfg, W_ENC, W_DEC.T, B_ENC, B_DEC, 0.5)
 
 
-def test_matches_saelens(tmp_path):
-    """Optional: SAELens' own encode on the same file gives the same activations."""
-    pytest.importorskip("sae_lens")
-    from sae_lens import SAE as LensSAE
+def test_topk_keeps_the_k_largest_through_a_relu():
+    cfg = SAEConfig(layout="memory", path="hand", d_model=2, d_sae=3, activation="topk", k=2)
+    sae = SAE(cfg, W_ENC, W_DEC, B_ENC, B_DEC, 0.0)
+    x = torch.tensor([[1.0, 2.0], [-1.0, -0.2]])
+    # pre = [1, 1.5, 0.1] -> top 2: features 0, 1; [-1, -0.7, -1.7] -> top 2 are negative: ReLU -> 0
+    assert torch.allclose(sae.encode(x), torch.tensor([[1.0, 1.5, 0.0], [0.0, 0.0, 0.0]]))
+    feats = torch.tensor([1, 2])
+    assert torch.equal(sae.encode_features(x, feats), sae.encode(x)[torch.arange(2), feats])
+    with pytest.raises(ValueError, match="k is set"):
+        SAEConfig(layout="memory", path="hand", d_model=2, d_sae=3, activation="topk")
 
-    from sae import load
-    from tests.sae.builders import random_weights, write_saelens
 
-    folder = write_saelens(tmp_path / "sl", random_weights(16, 32, seed=3))
-    loader = getattr(LensSAE, "load_from_disk", None) or LensSAE.load_from_pretrained
-    theirs = loader(str(folder), device="cpu")
-    theirs = theirs[0] if isinstance(theirs, tuple) else theirs
-    ours = load(folder)
-    x = torch.randn(8, 16)
-    assert torch.allclose(ours.encode(x), theirs.encode(x), atol=1e-5)
-    assert torch.allclose(ours.decode(ours.encode(x)), theirs.decode(theirs.encode(x)), atol=1e-5)
+def test_jumprelu_below_zero_threshold_is_never_negative():
+    """A threshold below 0 lets a negative pre-activation through the mask; the ReLU before it
+    (sae-lens, Gemma Scope) keeps the activation at 0."""
+    sae = SAE(SAEConfig(layout="memory", path="hand", d_model=2, d_sae=3), W_ENC, W_DEC, B_ENC, B_DEC, -1.0)
+    x = torch.tensor([[0.4, 0.2]])  # pre = [0.4, -0.3, 0.7]
+    assert torch.allclose(sae.encode(x), torch.tensor([[0.4, 0.0, 0.7]]))
+    feats = torch.tensor([1])
+    assert sae.encode_features(x, feats).item() == 0.0

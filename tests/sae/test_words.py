@@ -1,5 +1,7 @@
 """Feature words: decoder directions through a hand-made unembedding, answer words, the CLI."""
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -107,3 +109,6 @@ def test_words_cli_on_demo_run(demo_run, tmp_path):
     assert all(len(s.split(", ")) == 5 for s in words["promotes"])
     report = (out / "words_report.md").read_text()
     assert report.startswith("# Feature words") and "## Layer 1, feature 5" in report
+    meta = json.loads((out / "words_meta.json").read_text())
+    assert sum(meta["games_dropped"].values()) + meta["n_bankrupt"] + meta["n_stopped"] == len(games)
+    assert meta["warnings"] == []

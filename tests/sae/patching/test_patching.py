@@ -183,12 +183,13 @@ def test_pass_resumes_after_a_kill(tmp_path, smollm2_path):
 # --- statistics (hand-made) ----------------------------------------------------------------------
 
 
-def _cond(prompt, patch, hits, n=50):
-    yes = ("stop", None) if prompt == "safe" else ("bet", 20)
-    no = ("bet", 10)
+def _cond(prompt, patch, hits, n=50, unparsed=0):
+    """n trials: `hits` hits, then `unparsed` unreadable answers, then misses."""
+    yes = ("stop", None, "final_decision") if prompt == "safe" else ("bet", 20, "final_decision")
+    no, bad = ("bet", 10, "final_decision"), (None, None, "unparsed")
+    trial = [yes if i < hits else bad if i < hits + unparsed else no for i in range(n)]
     return Condition(prompt=prompt, patch=patch, target=None if patch == "baseline" else 1.0,
-                     trials=[Trial(seed=i, action=(yes if i < hits else no)[0], bet=(yes if i < hits else no)[1],
-                                   kind="final_decision", response="") for i in range(n)])
+                     trials=[Trial(seed=i, action=a, bet=b, kind=k, response="") for i, (a, b, k) in enumerate(trial)])
 
 
 def _feature(feature, safe_stop, safe_high, risky_stop, risky_high, direction="risky"):
@@ -214,13 +215,37 @@ def test_statistics_on_a_hand_made_case():
              _feature(4, 25, 10, 10, 40, direction="safe"),  # both; risky larger (+0.6 vs +0.3)
              _feature(5, 10, 10, 10, 14)]  # +0.08: below the effect threshold even if significant
     tests = compare_patches(lines, alpha=0.05, min_effect=0.1)
-    assert len(tests) == 20
+    assert len(tests) == 40  # 5 features x 4 conditions x (behaviour, unparsed share)
     row = tests[(tests["feature"] == 1) & (tests["patch"] == "safe") & (tests["prompt"] == "safe")].iloc[0]
     assert (row["rate"], row["base_rate"], row["change"]) == (0.6, 0.2, pytest.approx(0.4))
     assert row["p"] == pytest.approx(_fisher_two_sided(30, 20, 10, 40), rel=1e-9)
     assert tests["q"].tolist() == pytest.approx(benjamini_hochberg(tests["p"].to_numpy()).tolist())
     cls = classify(tests).set_index("feature")["classification"].to_dict()
     assert cls == {1: "safe", 2: "risky", 3: "none", 4: "risky", 5: "none"}
+
+
+def test_unreadable_answers_are_not_misses_and_a_format_break_is_labelled():
+    """Baseline stop rate 10/50; a safe patch that leaves 5 readable answers, all stops: counted over
+    all trials it would be 0.1 (no change), over readable ones it is 1.0 -- and 90% unparsed marks
+    the feature breaks_format, not safe. A patch that only turns misses into unreadable answers
+    (stop rate over readable ones 10/25 vs 10/50) is breaks_format too, never safe."""
+    baseline = UnitLine(type="baseline", conditions=[_cond("safe", "baseline", 10), _cond("risky", "baseline", 10)])
+    broken = _feature(1, 5, 10, 10, 10)
+    broken.conditions[0] = _cond("safe", "safe", 5, unparsed=45)
+    misses_lost = _feature(2, 10, 10, 10, 10)
+    misses_lost.conditions[0] = _cond("safe", "safe", 10, unparsed=25)
+    clean = _feature(3, 30, 10, 10, 10)
+    tests = compare_patches([baseline, broken, misses_lost, clean])
+    safe_stop = tests[(tests["patch"] == "safe") & (tests["prompt"] == "safe")].set_index(["feature", "metric"])
+    assert safe_stop.loc[(1, "stop_rate"), ["readable", "rate"]].tolist() == [5, 1.0]
+    assert safe_stop.loc[(1, "unparsed"), "rate"] == 0.9 and safe_stop.loc[(1, "unparsed"), "significant"]
+    assert safe_stop.loc[(2, "stop_rate"), "rate"] == 0.4
+    assert safe_stop.loc[(1, "unparsed"), "p"] == pytest.approx(_fisher_two_sided(45, 5, 0, 50), rel=1e-9)
+    assert tests["q"].tolist() == pytest.approx(benjamini_hochberg(tests["p"].to_numpy()).tolist())  # one family
+    table = classify(tests).set_index("feature")
+    assert table["classification"].to_dict() == {1: "breaks_format", 2: "breaks_format", 3: "safe"}
+    assert table.loc[1, "breaks_format"] and not table.loc[3, "breaks_format"]
+    assert table.loc[1, "safe_patch_safe_unparsed"] == 0.9
 
 
 def test_feature_selection():
@@ -256,8 +281,8 @@ def test_patch_cli_with_events(tmp_path, smollm2_path, capsys):
     out = run_dir / "sae" / "patching"
     features = pd.read_parquet(out / "patch_features.parquet")
     assert features[["layer", "feature"]].values.tolist() == [[5, 7]]
-    assert set(features["classification"]) <= {"safe", "risky", "none"}
-    assert len(pd.read_csv(out / "patch_tests.csv")) == 4 and (out / "report.md").read_text().startswith("# Activation")
+    assert set(features["classification"]) <= {"safe", "risky", "breaks_format", "none"}
+    assert len(pd.read_csv(out / "patch_tests.csv")) == 8 and (out / "report.md").read_text().startswith("# Activation")
     meta = json.loads((out / "patch_meta.json").read_text())
     assert meta["trials"] == 2 and meta["prompts"]["safe"]["balance"] == 140
     events = [EVENT_ADAPTER.validate_json(x) for x in (run_dir / "events.jsonl").read_text().splitlines()]
