@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import threading
 from dataclasses import dataclass, field
 
 from harness.backends.base import Backend, GenerationRequest, GenerationResult
@@ -54,6 +55,19 @@ class PerRowSampler:
         return out
 
 
+class CancelCriterion:
+    """A stopping criterion that ends `generate` at the next decoding step once `flag` is set
+    (Ctrl-C): the batch thread then returns within one step instead of finishing the batch."""
+
+    def __init__(self, flag: threading.Event):
+        self.flag = flag
+
+    def __call__(self, input_ids, scores, **kwargs):
+        import torch
+
+        return torch.full((input_ids.shape[0],), self.flag.is_set(), dtype=torch.bool, device=input_ids.device)
+
+
 @dataclass
 class _Pending:
     request: GenerationRequest
@@ -81,10 +95,12 @@ class TransformersBackend(Backend):
         self._consumer: asyncio.Task | None = None
         self.batches = 0
         self.batch_rows = 0
+        self.cancelled = threading.Event()
 
     async def start(self) -> None:
         if self.model is not None:
             return
+        self.cancelled.clear()
         await asyncio.to_thread(self.load_model)
         self._queue = asyncio.Queue()
         self._consumer = asyncio.create_task(self._consume(), name="transformers-batcher")
@@ -175,7 +191,7 @@ class TransformersBackend(Backend):
 
     def generate_batch(self, requests: list[GenerationRequest]) -> list[GenerationResult]:
         import torch
-        from transformers import GenerationConfig, LogitsProcessorList
+        from transformers import GenerationConfig, LogitsProcessorList, StoppingCriteriaList
 
         prompts = [self._token_ids(r) for r in requests]
         width = max(len(p) for p in prompts)
@@ -201,6 +217,7 @@ class TransformersBackend(Backend):
                 attention_mask=attention.to(self.device),
                 generation_config=gen_config,
                 logits_processor=LogitsProcessorList([sampler]),
+                stopping_criteria=StoppingCriteriaList([CancelCriterion(self.cancelled)]),
                 tokenizer=self.tokenizer if stop else None,
             )
         self.batches += 1
@@ -229,7 +246,11 @@ class TransformersBackend(Backend):
             completion_tokens=len(kept) + (1 if finish == "stop" and len(kept) < len(tokens) else 0),
         )
 
+    def cancel(self) -> None:
+        self.cancelled.set()
+
     async def shutdown(self) -> None:
+        self.cancelled.set()  # a batch still decoding in its thread ends at its next step
         if self._consumer is not None:
             self._consumer.cancel()
             try:

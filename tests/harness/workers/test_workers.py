@@ -23,7 +23,8 @@ from harness.records import EVENT_ADAPTER, ErrorEvent, GameDoneEvent, ProgressEv
 from harness.run.runner import GameSpec
 from harness.workers.gpus import resolve_gpus, worker_env
 from harness.workers.ray_launcher import RAY_GPU, ray_slots
-from harness.workers.scheduler import Scheduler, Slot, close_torn_line, split_conditions
+from harness.rundir.jsonl import close_torn_line
+from harness.workers.scheduler import Scheduler, Slot, split_conditions
 
 CONDITIONS = ["variable-L-GMP", "fixed-none-BASE", "variable-W-BASE", "fixed-L-G"]
 SCRIPT = ["Final Decision: Bet $10", "Final Decision: Bet $5", "Final Decision: Stop"]
