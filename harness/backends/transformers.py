@@ -68,6 +68,31 @@ class CancelCriterion:
         return torch.full((input_ids.shape[0],), self.flag.is_set(), dtype=torch.bool, device=input_ids.device)
 
 
+def _in_daemon_thread(fn, *args):
+    """Run `fn` in a daemon thread: unlike `asyncio.to_thread`, the process does not wait for it
+    at exit, so Ctrl-C during a long prefill (one forward pass that no stopping criterion can
+    cut) exits at once; the batch's games are not written and replay on resume."""
+    loop = asyncio.get_running_loop()
+    future = loop.create_future()
+
+    def settle(result, error) -> None:
+        if not future.done():
+            future.set_exception(error) if error is not None else future.set_result(result)
+
+    def work() -> None:
+        try:
+            result, error = fn(*args), None
+        except BaseException as e:  # noqa: BLE001 - handed to the awaiting task
+            result, error = None, e
+        try:
+            loop.call_soon_threadsafe(settle, result, error)
+        except RuntimeError:
+            pass  # the loop is closed: nobody waits for this batch any more
+
+    threading.Thread(target=work, name="transformers-batch", daemon=True).start()
+    return future
+
+
 @dataclass
 class _Pending:
     request: GenerationRequest
@@ -172,7 +197,7 @@ class TransformersBackend(Backend):
                 groups.setdefault((p.request.max_tokens, tuple(p.request.stop)), []).append(p)
             for group in groups.values():
                 try:
-                    results = await asyncio.to_thread(self.generate_batch, [p.request for p in group])
+                    results = await _in_daemon_thread(self.generate_batch, [p.request for p in group])
                 except Exception as e:  # the callers get the error, the batcher lives on
                     for p in group:
                         if not p.future.done():
