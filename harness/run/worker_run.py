@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,7 +24,7 @@ from harness.config import RunConfig
 from harness.records import ErrorEvent, GameDoneEvent, GameRecord, ProgressEvent, RunEndEvent, RunStartEvent
 from harness.run.runner import GameRunner, GameSpec, RunStats, plan_games
 from harness.run.stop import StopOnSignal
-from harness.rundir.jsonl import JsonlAppender
+from harness.rundir.jsonl import JsonlAppender, append_record
 from harness.rundir.store import RunDir, read_games
 
 
@@ -59,6 +60,7 @@ class WorkerEvents:
         self.out, self.stats = out, stats
         self.run_id, self.worker, self.gpu = run_id, worker, gpu
         self.games_total, self.already_done = games_total, already_done
+        self._ended = threading.Lock()  # run_end is written once: by run_end(), or by end_now()
 
     def _base(self) -> dict:
         return dict(time=time.time(), run_id=self.run_id, worker=self.worker, gpu=self.gpu)
@@ -100,13 +102,22 @@ class WorkerEvents:
             ))
             last_t, last_req, last_tok = now, stats.requests, stats.tokens_out
 
+    def _end_event(self, status: str) -> RunEndEvent:
+        return RunEndEvent(
+            **self._base(), games_done=self.games_done, games_total=self.games_total,
+            wall_s=time.time() - self.stats.started, status=status,  # type: ignore[arg-type]
+        )
+
     async def run_end(self, status: str) -> float:
-        wall = time.time() - self.stats.started
-        await self.out.write(RunEndEvent(
-            **self._base(), games_done=self.games_done, games_total=self.games_total, wall_s=wall,
-            status=status,  # type: ignore[arg-type]
-        ))
-        return wall
+        event = self._end_event(status)
+        if self._ended.acquire(blocking=False):
+            await self.out.write(event)
+        return event.wall_s
+
+    def end_now(self, status: str = "interrupted") -> None:
+        """From another thread, when the process exits without waiting for the event loop."""
+        if self._ended.acquire(blocking=False):
+            append_record(self.out.path, self._end_event(status))
 
 
 class _GameSink:
@@ -171,7 +182,7 @@ async def run_worker(
                           gpu=gpu, games_total=len(specs) + already_done, already_done=already_done)
     status = "failed"
     try:
-        with StopOnSignal(backend.cancel):
+        with StopOnSignal(backend.cancel, on_overdue=events.end_now):
             await events.run_start(config.model.name)
             async with backend:
                 events.gpu = gpu if gpu is not None else backend.gpu
