@@ -237,29 +237,25 @@ GAME_ADAPTER: TypeAdapter[GameRecord] = TypeAdapter(GameRecord)
 READ: dict[str, Any] = {"extra": "ignore"}
 
 
-def _refuse_newer(e: ValidationError) -> None:
-    for err in e.errors():
-        if err["type"] == NEWER_MAJOR:
-            raise SchemaVersionError(err["msg"]) from None
+def _read(adapter: TypeAdapter, line: bytes | str):
+    try:
+        return adapter.validate_json(line, **READ)
+    except ValidationError as e:
+        for err in e.errors():
+            if err["type"] == NEWER_MAJOR:
+                raise SchemaVersionError(err["msg"]) from None
+        raise
 
 
 def read_game(line: bytes | str) -> GameRecord:
     """A game line as a tolerant reader. ValidationError for a bad line; SchemaVersionError for a
     line of a newer major version (the caller adds the file name)."""
-    try:
-        return GAME_ADAPTER.validate_json(line, **READ)
-    except ValidationError as e:
-        _refuse_newer(e)
-        raise
+    return _read(GAME_ADAPTER, line)
 
 
 def read_event(line: bytes | str) -> Event:
     """An event line as a tolerant reader (see `read_game`)."""
-    try:
-        return EVENT_ADAPTER.validate_json(line, **READ)
-    except ValidationError as e:
-        _refuse_newer(e)
-        raise
+    return _read(EVENT_ADAPTER, line)
 
 
 def event_json_schema() -> dict[str, Any]:
