@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from harness.errors import RunDirError
-from harness.records import GAME_ADAPTER, GameRecord
+from harness.records import GameRecord, read_game
 from sae.model import SAE
 from sae.reader import ResidualReader
 from sae.stats import RunningMoments, Thresholds, benjamini_hochberg, compare
@@ -38,7 +38,7 @@ def read_games(run_dir: Path) -> list[GameRecord]:
             if not line.strip():
                 continue
             try:
-                games.append(GAME_ADAPTER.validate_json(line))
+                games.append(read_game(line))  # tolerant reader
             except ValueError as e:
                 raise RunDirError(f"{file}:{n}: not a game record: {str(e).splitlines()[0]}") from None
     return games
