@@ -50,7 +50,21 @@ def main(argv: list[str] | None = None) -> int:
         return e.exit_code
     except KeyboardInterrupt:
         print("harness: interrupted; completed work is saved, rerun the same command to resume", file=sys.stderr)
-        return 130
+        return _exit_interrupted()
+
+
+def _exit_interrupted() -> int:
+    """130. When another thread is still busy (a model's forward pass that Ctrl-C does not cut
+    short), exit at once: Python's shutdown would wait for it, or abort in native code. The
+    run's files are complete by now (run_end written, torn lines repaired on resume)."""
+    import os
+    import threading
+
+    if threading.active_count() > 1:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(130)
+    return 130
 
 
 if __name__ == "__main__":

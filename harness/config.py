@@ -104,6 +104,16 @@ class BackendConfig(_Strict):
     script_delay_s: float = Field(0.0, ge=0, description="scripted: seconds each answer takes.")
 
 
+class RunFilesConfig(_Strict):
+    """How the run directory is written (does not change results)."""
+
+    durability: Literal["fsync", "flush"] = Field(
+        "fsync",
+        description="'fsync': each game line is on the disk before the game counts as done (safe "
+        "against a machine crash); 'flush': handed to the kernel only (safe against a killed process).",
+    )
+
+
 class RunConfig(_Strict):
     """Everything a run needs. Written in full to manifest.json."""
 
@@ -119,6 +129,7 @@ class RunConfig(_Strict):
     guard: GuardConfig = GuardConfig()
     backend: BackendConfig = BackendConfig()
     gpus: list[str] | None = Field(None, description="One worker process per GPU id; null: one in-process worker.")
+    run: RunFilesConfig = RunFilesConfig()
 
     @model_validator(mode="after")
     def _check(self) -> RunConfig:

@@ -1,18 +1,67 @@
 """The records a run writes: one pydantic model per line type of `games.jsonl` and `events.jsonl`.
 
 These files are the interface for stream consumers and the monitor, so every record carries
-`schema_version`, models forbid unknown fields, and the JSON Schema is exported to
-`docs/schemas/` (`harness schema`). Write with `model_dump_json()`, read with
-`GAME_ADAPTER` / `EVENT_ADAPTER`.
+`schema_version` ("MAJOR.MINOR") and the JSON Schema is exported to `docs/schemas/`
+(`harness schema`). Strict writers, tolerant readers: the models forbid unknown fields, so a
+typo in the writing code fails at once; `read_game` / `read_event` (and `READ`, the keywords for
+any adapter) ignore fields a newer version added and accept older versions and newer minor
+versions, but refuse a newer major version with one clear line (`SchemaVersionError`).
+
+Versions: a minor bump adds optional fields or values old readers may ignore; a major bump
+changes what a field means or adds a value old readers would misread. 2.0 added the outcome
+`no_decision` and the parse kind `extracted`; lines from before carry the integer 1.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    WithJsonSchema,
+)
+from pydantic_core import PydanticCustomError
 
-SCHEMA_VERSION = 1
+from harness.errors import RunDirError
+
+SCHEMA_VERSION = "2.0"
+_MAJOR = int(SCHEMA_VERSION.split(".")[0])
+NEWER_MAJOR = "newer_major_version"
+
+
+class SchemaVersionError(RunDirError):
+    """A line written by a newer major version of the file format: reading on would misread it."""
+
+
+def _version(value: Any) -> str:
+    """'MAJOR.MINOR' from a line's schema_version (the integer 1 of older lines is '1.0')."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = f"{value}.0"
+    parts = value.split(".") if isinstance(value, str) else []
+    if len(parts) != 2 or not all(p.isdigit() for p in parts):
+        raise PydanticCustomError("schema_version", "expected 'MAJOR.MINOR', got {value!r}", {"value": value})
+    if int(parts[0]) > _MAJOR:
+        raise PydanticCustomError(
+            NEWER_MAJOR,
+            "written by schema version {value}, newer than this harness reads ({current}): upgrade gamble-harness",
+            {"value": value, "current": f"{_MAJOR}.x"},
+        )
+    return value
+
+
+SchemaVersion = Annotated[
+    str,
+    BeforeValidator(_version),
+    WithJsonSchema({
+        "type": "string", "pattern": "^[0-9]+\\.[0-9]+$",
+        "description": "File format version 'MAJOR.MINOR' (lines of format 1 carry the integer 1).",
+    }),
+]
 
 BetType = Literal["fixed", "variable"]
 FirstResult = Literal["W", "L"]
@@ -24,8 +73,14 @@ MODEL_DECISION_KINDS: tuple[ParseKind, ...] = ("final_decision", "first_line", "
 PassKind = Literal["games", "patching", "features", "pathway"]
 
 
+def _type_required(schema: dict[str, Any]) -> None:
+    """`type` has a default for writers, yet every line carries it: required in the schema."""
+    if "type" in schema.get("properties", {}) and "type" not in schema.setdefault("required", []):
+        schema["required"].insert(0, "type")
+
+
 class _Record(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_type_required)
 
 
 class ConditionRecord(_Record):
@@ -69,8 +124,8 @@ class RoundRecord(_Record):
 class GameRecord(_Record):
     """One complete game: a line of `games.jsonl`."""
 
-    type: Literal["game"] = "game"
-    schema_version: int = SCHEMA_VERSION
+    type: Literal["game"] = Field("game", description="Line type: always 'game' in games.jsonl.")
+    schema_version: SchemaVersion = SCHEMA_VERSION
     game_id: str = Field(description="Unique per (condition, repetition); the same on every rerun.")
     run_id: str = Field(description="Id of the run directory's manifest.")
     model: str = Field(description="Model label from the config.")
@@ -93,67 +148,84 @@ class GameRecord(_Record):
 
 
 class _Event(_Record):
-    schema_version: int = SCHEMA_VERSION
+    """Fields every line of `events.jsonl` carries."""
+
+    schema_version: SchemaVersion = SCHEMA_VERSION
     time: float = Field(description="Unix time, seconds.")
-    run_id: str
+    run_id: str = Field(description="Id of the run directory's manifest.")
     worker: int = Field(0, description="Worker index (one per GPU or CPU worker).")
     gpu: str | None = Field(None, description="GPU id the worker runs on; null for CPU.")
     kind: PassKind = Field("games", description="Which pass wrote the event.")
 
 
 class RunStartEvent(_Event):
-    type: Literal["run_start"] = "run_start"
-    model: str
+    """A worker (or an SAE pass) started."""
+
+    type: Literal["run_start"] = Field("run_start", description="Line type.")
+    model: str = Field(description="Model label from the config.")
     games_total: int = Field(description="Games (or units of work) of this worker, those already done included.")
     games_already_done: int = Field(0, description="Games found complete on resume.")
-    resumed: bool = False
-    pid: int | None = None
+    resumed: bool = Field(False, description="True when games of this worker were already done.")
+    pid: int | None = Field(None, description="Process id of the writer.")
 
 
 class GameDoneEvent(_Event):
-    type: Literal["game_done"] = "game_done"
-    game_id: str
-    condition_id: str
-    outcome: Outcome
-    final_balance: int
-    n_rounds: int
-    retries: int
+    """A game was written to games.jsonl (a summary of its record)."""
+
+    type: Literal["game_done"] = Field("game_done", description="Line type.")
+    game_id: str = Field(description="The game's id in games.jsonl.")
+    condition_id: str = Field(description="Its condition, e.g. 'variable-L-GMP'.")
+    outcome: Outcome = Field(description="How the game ended.")
+    final_balance: int = Field(description="Balance at the end, dollars.")
+    n_rounds: int = Field(description="Rounds with a bet placed, the forced round included.")
+    retries: int = Field(description="Extra model calls over the whole game.")
 
 
 class ProgressEvent(_Event):
-    type: Literal["progress"] = "progress"
+    """Throughput and counters, every `progress_interval_s` seconds."""
+
+    type: Literal["progress"] = Field("progress", description="Line type.")
     games_done: int = Field(description="Units done by this worker, resumed ones included.")
-    games_total: int
+    games_total: int = Field(description="Units of this worker, those already done included.")
     requests: int = Field(description="Model calls so far in this process.")
     requests_per_s: float = Field(description="Model calls per second over the last interval.")
     tokens_per_s: float = Field(description="Generated tokens per second over the last interval.")
-    avg_requests_per_s: float = 0.0
-    avg_tokens_per_s: float = 0.0
-    retries: int = 0
-    empty_retries: int = 0
-    invalid: int = 0
-    errors: int = 0
-    in_flight: int = 0
-    gpu_memory_used_mb: float | None = None
-    gpu_memory_total_mb: float | None = None
+    avg_requests_per_s: float = Field(0.0, description="Model calls per second since the worker started.")
+    avg_tokens_per_s: float = Field(0.0, description="Generated tokens per second since the worker started.")
+    retries: int = Field(0, description="Extra model calls so far (empty, unparsed, timeouts).")
+    empty_retries: int = Field(0, description="Calls re-asked because the answer was empty.")
+    invalid: int = Field(0, description="Games that ended 'invalid' so far.")
+    errors: int = Field(0, description="Games that raised an error (left for a resume).")
+    in_flight: int = Field(0, description="Games being played right now.")
+    gpu_memory_used_mb: float | None = Field(None, description="GPU memory in use, MiB; null on CPU.")
+    gpu_memory_total_mb: float | None = Field(None, description="GPU memory in all, MiB, when known.")
     gpu_utilization: float | None = Field(None, description="Percent, from NVML when available.")
 
 
 class ErrorEvent(_Event):
-    type: Literal["error"] = "error"
-    message: str
-    game_id: str | None = None
-    fatal: bool = False
+    """A game failed (it replays on resume), or, with `fatal`, the worker or its engine died."""
+
+    type: Literal["error"] = Field("error", description="Line type.")
+    message: str = Field(description="One line saying what failed (a traceback tail for game errors).")
+    game_id: str | None = Field(None, description="The game that failed; null for a worker-wide error.")
+    fatal: bool = Field(False, description="True when the worker (or its engine) died: its run ends.")
 
 
 class RunEndEvent(_Event):
-    type: Literal["run_end"] = "run_end"
-    games_done: int
-    games_total: int
-    wall_s: float
-    status: Literal["complete", "incomplete", "failed", "interrupted"] = "complete"
+    """A worker (or an SAE pass) ended, however it ended."""
+
+    type: Literal["run_end"] = Field("run_end", description="Line type.")
+    games_done: int = Field(description="Units done by this worker, resumed ones included.")
+    games_total: int = Field(description="Units of this worker, those already done included.")
+    wall_s: float = Field(description="Seconds this worker ran.")
+    status: Literal["complete", "incomplete", "failed", "interrupted"] = Field(
+        "complete",
+        description="'complete': all done; 'incomplete': some games errored (rerun resumes); 'failed': "
+        "the worker or engine died; 'interrupted': Ctrl-C or SIGTERM (games in flight replay on resume).",
+    )
 
 
+EVENT_TYPES: tuple[type[_Event], ...] = (RunStartEvent, GameDoneEvent, ProgressEvent, ErrorEvent, RunEndEvent)
 Event = Annotated[
     RunStartEvent | GameDoneEvent | ProgressEvent | ErrorEvent | RunEndEvent,
     Field(discriminator="type"),
@@ -161,13 +233,58 @@ Event = Annotated[
 EVENT_ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)
 GAME_ADAPTER: TypeAdapter[GameRecord] = TypeAdapter(GameRecord)
 
+#: Validation keywords of a tolerant reader: unknown fields (from a newer version) are ignored.
+READ: dict[str, Any] = {"extra": "ignore"}
+
+
+def _read(adapter: TypeAdapter, line: bytes | str):
+    try:
+        return adapter.validate_json(line, **READ)
+    except ValidationError as e:
+        for err in e.errors():
+            if err["type"] == NEWER_MAJOR:
+                raise SchemaVersionError(err["msg"]) from None
+        raise
+
+
+def read_game(line: bytes | str) -> GameRecord:
+    """A game line as a tolerant reader. ValidationError for a bad line; SchemaVersionError for a
+    line of a newer major version (the caller adds the file name)."""
+    return _read(GAME_ADAPTER, line)
+
+
+def read_event(line: bytes | str) -> Event:
+    """An event line as a tolerant reader (see `read_game`)."""
+    return _read(EVENT_ADAPTER, line)
+
+
+def event_json_schema() -> dict[str, Any]:
+    """One schema per event type under $defs, chosen by `if type == ... then`, so a plain Draft
+    2020-12 validator reports the failing field's path (a oneOf would report every branch)."""
+    from pydantic.json_schema import models_json_schema
+
+    _, top = models_json_schema([(m, "validation") for m in EVENT_TYPES], ref_template="#/$defs/{model}")
+    names = [m.model_fields["type"].default for m in EVENT_TYPES]
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": "Event",
+        "description": "One line of events.jsonl; `type` says which event it is.",
+        "type": "object",
+        "required": ["type"],
+        "properties": {"type": {"enum": names}},
+        "allOf": [
+            {"if": {"properties": {"type": {"const": name}}, "required": ["type"]},
+             "then": {"$ref": f"#/$defs/{model.__name__}"}}
+            for name, model in zip(names, EVENT_TYPES, strict=True)
+        ],
+        "$defs": top["$defs"],
+    }
+
 
 def json_schemas() -> dict[str, dict]:
-    """JSON Schemas of the published line types, keyed by file name."""
-    return {
-        "game.schema.json": GameRecord.model_json_schema(),
-        "event.schema.json": EVENT_ADAPTER.json_schema(),
-    }
+    """JSON Schemas (Draft 2020-12) of the published line types, keyed by file name."""
+    game = {"$schema": "https://json-schema.org/draft/2020-12/schema", **GameRecord.model_json_schema()}
+    return {"game.schema.json": game, "event.schema.json": event_json_schema()}
 
 
 def is_voluntary_stop(game: GameRecord) -> bool:

@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from harness.errors import RunDirError
-from harness.records import GAME_ADAPTER, GameRecord, is_voluntary_stop
+from harness.records import GameRecord, is_voluntary_stop, read_game
 from sae.model import SAE
 from sae.reader import ResidualReader
 from sae.spec import model_warnings, reader_model_names
@@ -73,7 +73,7 @@ def read_games(run_dir: Path) -> list[GameRecord]:
             if not line.strip():
                 continue
             try:
-                games.append(GAME_ADAPTER.validate_json(line))
+                games.append(read_game(line))  # tolerant reader
             except ValueError as e:
                 raise RunDirError(f"{file}:{n}: not a game record: {str(e).splitlines()[0]}") from None
     return games

@@ -7,7 +7,6 @@ these events is one prompt read through the model.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
@@ -15,7 +14,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from harness.errors import RunDirError
 from harness.records import ProgressEvent, RunEndEvent, RunStartEvent
+from harness.rundir.jsonl import append_record
+from harness.rundir.manifest import read_manifest
 
 
 class PassProgress:
@@ -25,9 +27,10 @@ class PassProgress:
         self.kind, self.model, self.interval_s = kind, model, interval_s
         self.file = run_dir / "events.jsonl" if events else None
         try:
-            self.run_id = json.loads((run_dir / "manifest.json").read_text()).get("run_id", run_dir.name)
-        except (OSError, ValueError):
-            self.run_id = run_dir.name
+            manifest = read_manifest(run_dir)
+        except RunDirError:
+            manifest = None
+        self.run_id = manifest.run_id if manifest is not None else run_dir.name
         self.started = self.last_time = time.time()
         self.last_done = self.done = self.total = 0
         self._began = False
@@ -35,11 +38,7 @@ class PassProgress:
     def _write(self, event) -> None:
         if self.file is None:
             return
-        fd = os.open(self.file, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        try:
-            os.write(fd, (event.model_dump_json() + "\n").encode())  # one append: safe beside other writers
-        finally:
-            os.close(fd)
+        append_record(self.file, event)  # one O_APPEND write: safe beside other writers
 
     def __call__(self, done: int, total: int) -> None:
         now = time.time()

@@ -10,7 +10,6 @@ block.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,6 +17,7 @@ import torch
 
 from harness.config import ModelConfig
 from harness.errors import ConfigError, RunDirError
+from harness.rundir.manifest import manifest_path, read_manifest
 from sae.hooks import StopForward, capture_residual, last_position
 
 TORCH_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -25,13 +25,9 @@ TORCH_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16":
 
 def run_model_config(run_dir: Path, model: str | None = None, style: str | None = None) -> ModelConfig:
     """The model a run played with (manifest's config.model), or `model` (a path) when given."""
-    manifest_file = run_dir / "manifest.json"
-    cfg: dict = {}
-    if manifest_file.is_file():
-        try:
-            cfg = (json.loads(manifest_file.read_text()).get("config") or {}).get("model") or {}
-        except json.JSONDecodeError as e:
-            raise RunDirError(f"{manifest_file}: not valid JSON: {e}") from None
+    manifest_file = manifest_path(run_dir)
+    manifest = read_manifest(run_dir)
+    cfg: dict = manifest.model_section() if manifest is not None else {}
     if model is not None:
         cfg = {**cfg, "name": cfg.get("name", Path(model).name), "path": model}
     if style is not None:

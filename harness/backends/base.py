@@ -7,6 +7,13 @@ from abc import ABC, abstractmethod
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from harness.errors import BackendError
+
+
+class BackendDied(BackendError):
+    """The engine is gone (its process was killed, it crashed): no request can succeed any more,
+    so the run stops at once instead of failing every game."""
+
 
 class GenerationRequest(BaseModel):
     """One model call. `prompt` is the rendered text; `prompt_token_ids` its tokens."""
@@ -51,6 +58,10 @@ class Backend(ABC):
 
     async def abort(self, request_id: str) -> None:
         """Best effort: stop work on a request whose caller gave up (timeout)."""
+
+    def cancel(self) -> None:
+        """Stop work promptly (Ctrl-C, SIGTERM): called on the event loop; requests in flight may
+        end early and their games are not written. The backend only shuts down afterwards."""
 
     async def shutdown(self) -> None:
         """Free the engine (processes, GPU memory). Idempotent."""

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import threading
 from dataclasses import dataclass, field
 
 from harness.backends.base import Backend, GenerationRequest, GenerationResult
@@ -54,6 +55,44 @@ class PerRowSampler:
         return out
 
 
+class CancelCriterion:
+    """A stopping criterion that ends `generate` at the next decoding step once `flag` is set
+    (Ctrl-C): the batch thread then returns within one step instead of finishing the batch."""
+
+    def __init__(self, flag: threading.Event):
+        self.flag = flag
+
+    def __call__(self, input_ids, scores, **kwargs):
+        import torch
+
+        return torch.full((input_ids.shape[0],), self.flag.is_set(), dtype=torch.bool, device=input_ids.device)
+
+
+def _in_daemon_thread(fn, *args):
+    """Run `fn` in a daemon thread: unlike `asyncio.to_thread`, the process does not wait for it
+    at exit, so Ctrl-C during a long prefill (one forward pass that no stopping criterion can
+    cut) exits at once; the batch's games are not written and replay on resume."""
+    loop = asyncio.get_running_loop()
+    future = loop.create_future()
+
+    def settle(result, error) -> None:
+        if not future.done():
+            future.set_exception(error) if error is not None else future.set_result(result)
+
+    def work() -> None:
+        try:
+            result, error = fn(*args), None
+        except BaseException as e:  # noqa: BLE001 - handed to the awaiting task
+            result, error = None, e
+        try:
+            loop.call_soon_threadsafe(settle, result, error)
+        except RuntimeError:
+            pass  # the loop is closed: nobody waits for this batch any more
+
+    threading.Thread(target=work, name="transformers-batch", daemon=True).start()
+    return future
+
+
 @dataclass
 class _Pending:
     request: GenerationRequest
@@ -81,10 +120,12 @@ class TransformersBackend(Backend):
         self._consumer: asyncio.Task | None = None
         self.batches = 0
         self.batch_rows = 0
+        self.cancelled = threading.Event()
 
     async def start(self) -> None:
         if self.model is not None:
             return
+        self.cancelled.clear()
         await asyncio.to_thread(self.load_model)
         self._queue = asyncio.Queue()
         self._consumer = asyncio.create_task(self._consume(), name="transformers-batcher")
@@ -156,7 +197,7 @@ class TransformersBackend(Backend):
                 groups.setdefault((p.request.max_tokens, tuple(p.request.stop)), []).append(p)
             for group in groups.values():
                 try:
-                    results = await asyncio.to_thread(self.generate_batch, [p.request for p in group])
+                    results = await _in_daemon_thread(self.generate_batch, [p.request for p in group])
                 except Exception as e:  # the callers get the error, the batcher lives on
                     for p in group:
                         if not p.future.done():
@@ -175,7 +216,7 @@ class TransformersBackend(Backend):
 
     def generate_batch(self, requests: list[GenerationRequest]) -> list[GenerationResult]:
         import torch
-        from transformers import GenerationConfig, LogitsProcessorList
+        from transformers import GenerationConfig, LogitsProcessorList, StoppingCriteriaList
 
         prompts = [self._token_ids(r) for r in requests]
         width = max(len(p) for p in prompts)
@@ -201,6 +242,7 @@ class TransformersBackend(Backend):
                 attention_mask=attention.to(self.device),
                 generation_config=gen_config,
                 logits_processor=LogitsProcessorList([sampler]),
+                stopping_criteria=StoppingCriteriaList([CancelCriterion(self.cancelled)]),
                 tokenizer=self.tokenizer if stop else None,
             )
         self.batches += 1
@@ -229,7 +271,11 @@ class TransformersBackend(Backend):
             completion_tokens=len(kept) + (1 if finish == "stop" and len(kept) < len(tokens) else 0),
         )
 
+    def cancel(self) -> None:
+        self.cancelled.set()
+
     async def shutdown(self) -> None:
+        self.cancelled.set()  # a batch still decoding in its thread ends at its next step
         if self._consumer is not None:
             self._consumer.cancel()
             try:

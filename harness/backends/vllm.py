@@ -11,12 +11,13 @@ an explicit KV-cache size, and the engine core in this process (half the start-u
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import json
 import os
 from pathlib import Path
 
-from harness.backends.base import Backend, GenerationRequest, GenerationResult
+from harness.backends.base import Backend, BackendDied, GenerationRequest, GenerationResult
 from harness.errors import BackendError
 
 INSTALL_HINT = (
@@ -89,6 +90,7 @@ class VLLMBackend(Backend):
         self.engine = None
         self.device: str | None = None
         self._nvml = None
+        self._in_flight: set[str] = set()
 
     def _prepare_env(self) -> str:
         """Set what vLLM reads at import time; returns the resolved device."""
@@ -147,9 +149,17 @@ class VLLMBackend(Backend):
             output_kind=RequestOutputKind.FINAL_ONLY,
         )
         final = None
-        async for out in self.engine.generate(TokensPrompt(prompt_token_ids=list(token_ids)), params,
-                                              request.request_id):
-            final = out
+        self._in_flight.add(request.request_id)
+        try:
+            async for out in self.engine.generate(TokensPrompt(prompt_token_ids=list(token_ids)), params,
+                                                  request.request_id):
+                final = out
+        except Exception as e:
+            if _engine_dead(e, self.engine):
+                raise BackendDied(f"vllm engine core{_engine_pids(self.engine)} died: {type(e).__name__}: {e}") from e
+            raise
+        finally:
+            self._in_flight.discard(request.request_id)
         if final is None or not final.outputs:
             return GenerationResult(request_id=request.request_id, text="", finish_reason="abort",
                                     prompt_tokens=len(token_ids))
@@ -177,6 +187,17 @@ class VLLMBackend(Backend):
                 await self.engine.abort(request_id)
             except Exception:  # noqa: BLE001 - best effort: the request may be gone already
                 pass
+
+    def cancel(self) -> None:
+        """Abort every request in flight (their games are not written)."""
+        if self.engine is not None and self._in_flight:
+            asyncio.get_running_loop().create_task(self.abort_all(list(self._in_flight)))
+
+    async def abort_all(self, request_ids: list[str]) -> None:
+        try:
+            await self.engine.abort(request_ids)  # type: ignore[union-attr]
+        except Exception:  # noqa: BLE001 - best effort: the engine may be gone already
+            pass
 
     async def shutdown(self) -> None:
         engine, self.engine = self.engine, None
@@ -228,6 +249,27 @@ def _engine_has_field(name: str) -> bool:
     except ImportError:
         return False
     return name in {f.name for f in dataclasses.fields(AsyncEngineArgs)}
+
+
+def _engine_dead(error: Exception, engine) -> bool:
+    """The engine process is gone (not one failed request): vLLM says so by type or by state."""
+    try:
+        from vllm.v1.engine.exceptions import EngineDeadError
+    except ImportError:
+        EngineDeadError = ()  # noqa: N806 - older layouts: the state check below still works
+    if EngineDeadError and isinstance(error, EngineDeadError):
+        return True
+    return bool(getattr(engine, "errored", False))
+
+
+def _engine_pids(engine) -> str:
+    """' (pid N)' for the engine core process(es), when vLLM exposes them."""
+    try:
+        procs = engine.engine_core.resources.engine_manager.processes
+        pids = [str(p.pid) for p in procs]
+    except AttributeError:
+        return ""
+    return f" (pid {', '.join(pids)})" if pids else ""
 
 
 def _physical_gpu_index(gpu: str | None) -> int:

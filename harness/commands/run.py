@@ -79,12 +79,9 @@ def overrides_from_args(args: argparse.Namespace) -> dict:
 
 
 def run_games_command(args: argparse.Namespace) -> int:
-    import asyncio
-
     from harness.backends.checkpoints import resolve_model_path
-    from harness.commands.console import GameProgress, print_summary
     from harness.config import load_config
-    from harness.run.worker_run import pending_games, run_worker
+    from harness.rundir.lock import RunLock
     from harness.rundir.store import RunDir
 
     config = load_config(args.config, overrides_from_args(args))
@@ -94,6 +91,17 @@ def run_games_command(args: argparse.Namespace) -> int:
         except ConfigError as e:
             raise ConfigError(f"{args.config or 'defaults'}: {e}") from None
     run_dir = RunDir(config.out)
+    run_dir.check_compatible(config.model_dump(mode="json"))  # refused before the lock file is made
+    with RunLock(run_dir.path):  # one driver per run directory; workers write under its lock
+        return _run_locked(config, run_dir, args)
+
+
+def _run_locked(config, run_dir, args: argparse.Namespace) -> int:
+    import asyncio
+
+    from harness.commands.console import GameProgress, print_summary
+    from harness.run.worker_run import pending_games, run_worker
+
     todo, done = pending_games(config, run_dir)
     manifest = run_dir.prepare(config.model_dump(mode="json"), done + len(todo), sys.argv)
     if not todo:
@@ -108,7 +116,10 @@ def run_games_command(args: argparse.Namespace) -> int:
 
         return run_multi_worker(config, manifest, todo, done, quiet=args.quiet)
     with GameProgress(total=done + len(todo), done=done, enabled=not args.quiet) as progress:
-        result = asyncio.run(run_worker(config, todo, run_id=manifest["run_id"], already_done=done,
-                                        on_game=progress.update))
+        try:
+            result = asyncio.run(run_worker(config, todo, run_id=manifest.run_id, already_done=done,
+                                            on_game=progress.update))
+        except asyncio.CancelledError:  # Ctrl-C or SIGTERM: run_end "interrupted" is written
+            raise KeyboardInterrupt from None
     print_summary(config.out, result)
     return 0 if result.status == "complete" else 1

@@ -12,7 +12,7 @@ import traceback
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from harness.backends.base import Backend, GenerationRequest, GenerationResult
+from harness.backends.base import Backend, BackendDied, GenerationRequest, GenerationResult
 from harness.backends.formatter import PromptFormatter
 from harness.config import RunConfig
 from harness.game.conditions import Condition
@@ -227,6 +227,8 @@ class GameRunner:
                 self.stats.in_flight += 1
                 try:
                     record = await self.play(spec)
+                except BackendDied:
+                    raise  # no game can succeed: the worker reports it once and stops
                 except Exception as e:  # noqa: BLE001 - reported, the other games go on
                     self.stats.errors += 1
                     await on_error(f"{type(e).__name__}: {e} | {traceback.format_exc(limit=3)}", spec.game_id)

@@ -1,23 +1,31 @@
 """One worker's run: open the run directory, start the backend, play the games not yet done,
-and stream games and events to disk. The CLI (and each GPU worker process) calls `run_worker`.
+and stream games and events to disk. The CLI (and each worker process) calls `run_worker`.
+
+How a run ends is always written as a `run_end` event: "complete", "incomplete" (some games
+errored: a rerun resumes them), "interrupted" (Ctrl-C or SIGTERM: `harness.run.stop`) or
+"failed" (the engine died: one fatal error event names it, then `BackendDied` goes up).
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from harness.backends import Backend, create_backend
+from harness.backends.base import BackendDied
 from harness.backends.checkpoints import resolve_model_path
 from harness.backends.devices import nvml_stats
 from harness.backends.formatter import PromptFormatter
 from harness.config import RunConfig
 from harness.records import ErrorEvent, GameDoneEvent, GameRecord, ProgressEvent, RunEndEvent, RunStartEvent
 from harness.run.runner import GameRunner, GameSpec, RunStats, plan_games
-from harness.rundir.store import JsonlAppender, RunDir, read_games
+from harness.run.stop import StopOnSignal
+from harness.rundir.jsonl import JsonlAppender, append_record
+from harness.rundir.store import RunDir, read_games
 
 
 @dataclass
@@ -43,6 +51,115 @@ def make_formatter(config: RunConfig, model_path: str | None) -> PromptFormatter
     return PromptFormatter.from_pretrained(model_path, config.model.style, config.model.system_prompt)
 
 
+class WorkerEvents:
+    """This worker's lines of events.jsonl: each event carries its run id, worker and GPU, and
+    the game counts include the games already done before this start."""
+
+    def __init__(self, out: JsonlAppender, stats: RunStats, *, run_id: str, worker: int, gpu: str | None,
+                 games_total: int, already_done: int):
+        self.out, self.stats = out, stats
+        self.run_id, self.worker, self.gpu = run_id, worker, gpu
+        self.games_total, self.already_done = games_total, already_done
+        self._ended = threading.Lock()  # run_end is written once: by run_end(), or by end_now()
+
+    def _base(self) -> dict:
+        return dict(time=time.time(), run_id=self.run_id, worker=self.worker, gpu=self.gpu)
+
+    @property
+    def games_done(self) -> int:
+        return self.already_done + self.stats.games_done
+
+    async def run_start(self, model: str) -> None:
+        await self.out.write(RunStartEvent(
+            **self._base(), model=model, games_total=self.games_total, games_already_done=self.already_done,
+            resumed=self.already_done > 0, pid=os.getpid(),
+        ))
+
+    async def game_done(self, record: GameRecord) -> None:
+        await self.out.write(GameDoneEvent(
+            **self._base(), game_id=record.game_id, condition_id=record.condition.id, outcome=record.outcome,
+            final_balance=record.final_balance, n_rounds=record.n_rounds, retries=record.retries,
+        ))
+
+    async def error(self, message: str, game_id: str | None = None, *, fatal: bool = False) -> None:
+        await self.out.write(ErrorEvent(**self._base(), message=message, game_id=game_id, fatal=fatal))
+
+    async def report_progress(self, interval_s: float, backend: Backend) -> None:
+        """Every `interval_s`: rates over the last interval and since the start. Runs until cancelled."""
+        stats = self.stats
+        last_t, last_req, last_tok = stats.started, 0, 0
+        while True:
+            await asyncio.sleep(interval_s)
+            now = time.time()
+            dt, elapsed = max(now - last_t, 1e-9), max(now - stats.started, 1e-9)
+            await self.out.write(ProgressEvent(
+                **self._base(), games_done=self.games_done, games_total=self.games_total, requests=stats.requests,
+                requests_per_s=(stats.requests - last_req) / dt, tokens_per_s=(stats.tokens_out - last_tok) / dt,
+                avg_requests_per_s=stats.requests / elapsed, avg_tokens_per_s=stats.tokens_out / elapsed,
+                retries=stats.retries, empty_retries=stats.empty_retries, invalid=stats.invalid, errors=stats.errors,
+                in_flight=stats.in_flight,
+                **(backend.memory_stats() | (nvml_stats(self.gpu) if self.gpu is not None else {})),
+            ))
+            last_t, last_req, last_tok = now, stats.requests, stats.tokens_out
+
+    def _end_event(self, status: str) -> RunEndEvent:
+        return RunEndEvent(
+            **self._base(), games_done=self.games_done, games_total=self.games_total,
+            wall_s=time.time() - self.stats.started, status=status,  # type: ignore[arg-type]
+        )
+
+    async def run_end(self, status: str) -> float:
+        event = self._end_event(status)
+        if self._ended.acquire(blocking=False):
+            await self.out.write(event)
+        return event.wall_s
+
+    def end_now(self, status: str = "interrupted") -> None:
+        """From another thread, when the process exits without waiting for the event loop."""
+        if self._ended.acquire(blocking=False):
+            append_record(self.out.path, self._end_event(status))
+
+
+class _GameSink:
+    """Where a finished game goes: its line (fsynced when the config says so), then its event."""
+
+    def __init__(self, games_out: JsonlAppender, events: WorkerEvents, on_game, stats: RunStats):
+        self.games_out, self.events, self.on_game, self.stats = games_out, events, on_game, stats
+
+    async def __call__(self, record: GameRecord) -> None:
+        await self.games_out.write(record)
+        await self.events.game_done(record)
+        if self.on_game:
+            self.on_game(record, self.stats)
+
+
+def _died(group: BaseExceptionGroup) -> BackendDied | None:
+    """The engine's death inside the runner's task group, if that is what ended it."""
+    for exc in group.exceptions:
+        found = _died(exc) if isinstance(exc, BaseExceptionGroup) else exc
+        if isinstance(found, BackendDied):
+            return found
+    return None
+
+
+async def _play(config: RunConfig, backend: Backend, formatter: PromptFormatter, specs: list[GameSpec],
+                events: WorkerEvents, sink: _GameSink) -> str:
+    """Play the games with the backend started; returns the status of a run that ended by itself."""
+    runner = GameRunner(config, backend, formatter, run_id=events.run_id, worker=events.worker, gpu=events.gpu,
+                        stats=events.stats)
+    reporter = asyncio.create_task(events.report_progress(config.progress_interval_s, backend))
+    try:
+        await runner.run(specs, sink, events.error)
+    except BaseExceptionGroup as group:
+        died = _died(group)
+        if died is None:
+            raise
+        raise died from None
+    finally:
+        reporter.cancel()
+    return "complete" if events.stats.errors == 0 else "incomplete"
+
+
 async def run_worker(
     config: RunConfig,
     specs: list[GameSpec],
@@ -54,73 +171,31 @@ async def run_worker(
     backend: Backend | None = None,
     on_game: Callable[[GameRecord, RunStats], None] | None = None,
 ) -> WorkerResult:
-    """Play `specs` into the run directory `config.out` (already prepared)."""
+    """Play `specs` into the run directory `config.out` (already prepared, and locked by the driver)."""
     run_dir = RunDir(config.out)
     model_path = None if config.backend.kind == "scripted" else resolve_model_path(config.model)
     formatter = make_formatter(config, model_path)
     backend = backend or create_backend(config, model_path, formatter)
     stats = RunStats()
-    games_total = len(specs) + already_done
-    base = dict(run_id=run_id, worker=worker, gpu=gpu)
-    games_out = await JsonlAppender(run_dir.games_path).open()
-    events_out = await JsonlAppender(run_dir.events_path).open()
+    games_out = await JsonlAppender(run_dir.games_path, config.run.durability).open()
+    events = WorkerEvents(await JsonlAppender(run_dir.events_path).open(), stats, run_id=run_id, worker=worker,
+                          gpu=gpu, games_total=len(specs) + already_done, already_done=already_done)
     status = "failed"
     try:
-        await events_out.write(RunStartEvent(
-            **base, time=time.time(), model=config.model.name, games_total=games_total,
-            games_already_done=already_done, resumed=already_done > 0, pid=os.getpid(),
-        ))
-        async with backend:
-            gpu = gpu if gpu is not None else backend.gpu
-            base["gpu"] = gpu
-            runner = GameRunner(config, backend, formatter, run_id=run_id, worker=worker, gpu=gpu, stats=stats)
-
-            async def game_done(record: GameRecord) -> None:
-                await games_out.write(record)
-                await events_out.write(GameDoneEvent(
-                    **base, time=time.time(), game_id=record.game_id, condition_id=record.condition.id,
-                    outcome=record.outcome, final_balance=record.final_balance, n_rounds=record.n_rounds,
-                    retries=record.retries,
-                ))
-                if on_game:
-                    on_game(record, stats)
-
-            async def error(message: str, game_id: str | None) -> None:
-                await events_out.write(ErrorEvent(**base, time=time.time(), message=message, game_id=game_id))
-
-            async def progress() -> None:
-                last_t, last_req, last_tok = stats.started, 0, 0
-                while True:
-                    await asyncio.sleep(config.progress_interval_s)
-                    now = time.time()
-                    dt = max(now - last_t, 1e-9)
-                    elapsed = max(now - stats.started, 1e-9)
-                    await events_out.write(ProgressEvent(
-                        **base, time=now, games_done=already_done + stats.games_done, games_total=games_total,
-                        requests=stats.requests, requests_per_s=(stats.requests - last_req) / dt,
-                        tokens_per_s=(stats.tokens_out - last_tok) / dt,
-                        avg_requests_per_s=stats.requests / elapsed, avg_tokens_per_s=stats.tokens_out / elapsed,
-                        retries=stats.retries, empty_retries=stats.empty_retries, invalid=stats.invalid,
-                        errors=stats.errors, in_flight=stats.in_flight,
-                        **(backend.memory_stats() | (nvml_stats(gpu) if gpu is not None else {})),
-                    ))
-                    last_t, last_req, last_tok = now, stats.requests, stats.tokens_out
-
-            reporter = asyncio.create_task(progress())
-            try:
-                await runner.run(specs, game_done, error)
-            finally:
-                reporter.cancel()
-        status = "complete" if stats.errors == 0 else "incomplete"
+        with StopOnSignal(backend.cancel, on_overdue=events.end_now):
+            await events.run_start(config.model.name)
+            async with backend:
+                events.gpu = gpu if gpu is not None else backend.gpu
+                status = await _play(config, backend, formatter, specs, events, _GameSink(games_out, events,
+                                                                                          on_game, stats))
     except asyncio.CancelledError:
         status = "interrupted"
         raise
+    except BackendDied as e:
+        await events.error(str(e), fatal=True)
+        raise
     finally:
-        wall = time.time() - stats.started
-        await events_out.write(RunEndEvent(
-            **base, time=time.time(), games_done=already_done + stats.games_done,
-            games_total=games_total, wall_s=wall, status=status,  # type: ignore[arg-type]
-        ))
+        wall = await events.run_end(status)
         await games_out.close()
-        await events_out.close()
-    return WorkerResult(already_done + stats.games_done, games_total, stats, wall, status)
+        await events.out.close()
+    return WorkerResult(events.games_done, events.games_total, stats, wall, status)

@@ -157,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     except HarnessError as e:
         print(f"harness worker {job.worker}: error: {e}", file=sys.stderr)
         return e.exit_code
-    except KeyboardInterrupt:  # Ctrl-C reaches the whole process group; the parent is stopping too
+    except (KeyboardInterrupt, asyncio.CancelledError):  # Ctrl-C reaches the whole process group
         print(f"worker {job.worker}: interrupted", file=sys.stderr)
         return 130
     print(f"worker {job.worker}: {result.games_done}/{result.games_total} games, status {result.status}",

@@ -18,6 +18,7 @@ from pathlib import Path
 from harness.config import RunConfig
 from harness.errors import BackendError, ConfigError
 from harness.run.runner import GameSpec
+from harness.rundir.manifest import Manifest
 from harness.workers.gpus import CPU
 from harness.workers.process import EXIT_INCOMPLETE, WorkerJob
 from harness.workers.scheduler import Slot, run_and_report, split_conditions
@@ -69,13 +70,13 @@ def _actor_class(ray):
         def run(self, job: dict) -> int:
             import asyncio
 
+            from harness.rundir.manifest import manifest_path, read_manifest
             from harness.workers.process import exit_code, run_job
 
             job = WorkerJob.model_validate(job).model_copy(update={"gpu": self.gpu()})
-            manifest = Path(job.config["out"]) / "manifest.json"
-            if not manifest.exists():
-                raise BackendError(f"{manifest} is not visible on node {socket.gethostname()}: "
-                                   "--out must be on a filesystem shared by every node")
+            if read_manifest(job.config["out"]) is None:
+                raise BackendError(f"{manifest_path(job.config['out'])} is not visible on node "
+                                   f"{socket.gethostname()}: --out must be on a filesystem shared by every node")
             return exit_code(asyncio.run(run_job(job)).status)
 
     return WorkerActor
@@ -146,7 +147,7 @@ def connect(ray, address: str) -> bool:
     return True
 
 
-def run_ray(config: RunConfig, manifest: dict, todo: list[GameSpec], done: int, *, address: str,
+def run_ray(config: RunConfig, manifest: Manifest, todo: list[GameSpec], done: int, *, address: str,
             quiet: bool = False) -> int:
     """The `harness run games --ray ADDRESS` path: returns the exit code."""
     ray = import_ray()

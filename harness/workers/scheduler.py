@@ -15,8 +15,6 @@ Games that no worker could finish stay pending: the run ends "incomplete" and a 
 
 from __future__ import annotations
 
-import json
-import os
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -24,8 +22,11 @@ from pathlib import Path
 from typing import Protocol
 
 from harness.config import RunConfig
-from harness.records import ErrorEvent, RunEndEvent
+from harness.errors import HarnessError
+from harness.records import ErrorEvent, RunEndEvent, read_event
 from harness.run.runner import GameSpec
+from harness.rundir.jsonl import JsonlTail, append_record, close_torn_line
+from harness.rundir.manifest import Manifest
 from harness.rundir.store import RunDir, read_games
 from harness.workers.gpus import CPU, resolve_gpus
 from harness.workers.process import ProcessLauncher, WorkerJob
@@ -136,31 +137,6 @@ class Launcher(Protocol):
     def stop(self) -> None: ...
 
 
-def _append_line(path: Path, data: bytes) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    try:
-        os.write(fd, data)
-    finally:
-        os.close(fd)
-
-
-def close_torn_line(path: Path) -> bool:
-    """End a line a killed writer left half-written, so the next record starts a line of its
-    own. Only when the tail stays unchanged for a moment (not a survivor mid-write)."""
-    if not path.exists() or path.stat().st_size == 0:
-        return False
-    size = path.stat().st_size
-    with open(path, "rb") as f:
-        f.seek(size - 1)
-        if f.read(1) == b"\n":
-            return False
-    time.sleep(0.05)
-    if path.stat().st_size != size:
-        return False
-    _append_line(path, b"\n")
-    return True
-
-
 def pending_ids(run_dir: RunDir, ids: Iterable[str]) -> list[str]:
     """Those of `ids` with no complete line in games.jsonl (the same test as a resume)."""
     done, _ = read_games(run_dir.games_path)
@@ -209,13 +185,12 @@ def drive(launcher: Launcher, slots: list[Slot], shares: list[list[str]], *, con
                                f"{len(remaining)} unfinished games, {fate}")
                     say(f"harness: {message}")
                     base = dict(time=time.time(), run_id=run_id, worker=slot.index, gpu=slot.gpu)
-                    _append_line(run_dir.events_path, (ErrorEvent(**base, message=message, fatal=True)
-                                                       .model_dump_json() + "\n").encode())
+                    append_record(run_dir.events_path, ErrorEvent(**base, message=message, fatal=True))
                     total = len(state.share) + (len(remaining) if state.retired else 0)
-                    _append_line(run_dir.events_path, (RunEndEvent(
+                    append_record(run_dir.events_path, RunEndEvent(
                         **base, games_done=total - len(remaining), games_total=total,
                         wall_s=time.time() - started.get(index, time.time()), status="failed",
-                    ).model_dump_json() + "\n").encode())
+                    ))
                 start(launches)
             tick()
     finally:
@@ -231,7 +206,7 @@ def make_slots(gpus: list[str]) -> list[Slot]:
     return [Slot(i, None if g == CPU else g) for i, g in enumerate(gpus)]
 
 
-def run_multi_worker(config: RunConfig, manifest: dict, todo: list[GameSpec], done: int, *, quiet: bool = False) -> int:
+def run_multi_worker(config: RunConfig, manifest: Manifest, todo: list[GameSpec], done: int, *, quiet: bool = False) -> int:
     """The `harness run games --gpus/--workers` path: returns the exit code."""
     gpus = resolve_gpus(config.gpus) or [CPU]
     config = config.model_copy(update={"gpus": gpus})
@@ -244,13 +219,13 @@ def run_multi_worker(config: RunConfig, manifest: dict, todo: list[GameSpec], do
 
 
 def run_and_report(launcher: Launcher, slots: list[Slot], shares: list[list[str]], *, config: RunConfig,
-                   manifest: dict, done: int, total: int, quiet: bool) -> int:
+                   manifest: Manifest, done: int, total: int, quiet: bool) -> int:
     """Drive the workers with a live view, then print the summary; 0 when every game is done."""
     run_dir = RunDir(config.out)
     used = [s for s, share in zip(slots, shares, strict=True) if share]
     t0 = time.time()
     with MultiProgress(run_dir.events_path, slots, shares, done=done, total=total, enabled=not quiet) as view:
-        result = drive(launcher, slots, shares, config=config, run_id=manifest["run_id"], say=view.say, tick=view.tick)
+        result = drive(launcher, slots, shares, config=config, run_id=manifest.run_id, say=view.say, tick=view.tick)
         view.tick()
     complete, _ = read_games(run_dir.games_path)
     n_done = done + sum(1 for share in shares for g in share if g in complete)
@@ -268,9 +243,7 @@ class MultiProgress:
         from rich.console import Console
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-        self.path = events_path
-        self.offset = events_path.stat().st_size if events_path.exists() else 0
-        self.partial = b""
+        self.tail = JsonlTail(events_path, from_end=True)
         self.outcomes: dict[str, int] = {}
         self.console = Console(stderr=True)
         self.progress = Progress(
@@ -294,44 +267,39 @@ class MultiProgress:
         self.console.print(message, markup=False, highlight=False, soft_wrap=True)
 
     def tick(self) -> None:
-        try:
-            with open(self.path, "rb") as f:
-                f.seek(self.offset)
-                data = f.read()
-        except FileNotFoundError:
-            return
-        self.offset += len(data)
-        *lines, self.partial = (self.partial + data).split(b"\n")
-        for line in lines:
-            try:
-                self._apply(json.loads(line))
-            except (ValueError, KeyError):
-                continue  # a torn line closed by close_torn_line
+        while True:
+            read = self.tail.read()
+            for line in read.lines:
+                try:
+                    self._apply(read_event(line))
+                except (ValueError, HarnessError):
+                    continue  # a torn line closed by close_torn_line; the view is best effort
+            if not read.more:
+                return
 
-    def _apply(self, ev: dict) -> None:
-        task = self.tasks.get(ev["worker"])
-        kind = ev["type"]
-        if kind == "game_done":
-            self.outcomes[ev["outcome"]] = self.outcomes.get(ev["outcome"], 0) + 1
+    def _apply(self, ev) -> None:
+        task = self.tasks.get(ev.worker)
+        if ev.type == "game_done":
+            self.outcomes[ev.outcome] = self.outcomes.get(ev.outcome, 0) + 1
             self.progress.advance(self.run_task)
             info = " ".join(f"{k} {v}" for k, v in sorted(self.outcomes.items()))
             self.progress.update(self.run_task, info=info)
         if task is None:
             return
-        if kind == "run_start":
-            self.progress.update(task, total=ev["games_total"], completed=ev["games_already_done"], info="starting",
-                                 description=f"{describe(ev['gpu'])} w{ev['worker']}")
-        elif kind == "game_done":
+        if ev.type == "run_start":
+            self.progress.update(task, total=ev.games_total, completed=ev.games_already_done, info="starting",
+                                 description=f"{describe(ev.gpu)} w{ev.worker}")
+        elif ev.type == "game_done":
             self.progress.advance(task)
-        elif kind == "progress":
-            info = f"{ev['requests_per_s']:.1f} req/s {ev['tokens_per_s']:.0f} tok/s retries {ev['retries']}"
-            if ev.get("gpu_memory_used_mb") is not None:
-                info += f" mem {ev['gpu_memory_used_mb'] / 1024:.1f} GiB"
-            if ev.get("gpu_utilization") is not None:
-                info += f" util {ev['gpu_utilization']:.0f}%"
+        elif ev.type == "progress":
+            info = f"{ev.requests_per_s:.1f} req/s {ev.tokens_per_s:.0f} tok/s retries {ev.retries}"
+            if ev.gpu_memory_used_mb is not None:
+                info += f" mem {ev.gpu_memory_used_mb / 1024:.1f} GiB"
+            if ev.gpu_utilization is not None:
+                info += f" util {ev.gpu_utilization:.0f}%"
             self.progress.update(task, info=info)
-        elif kind == "run_end":
-            self.progress.update(task, completed=ev["games_done"], info=ev["status"])
+        elif ev.type == "run_end":
+            self.progress.update(task, completed=ev.games_done, info=ev.status)
 
     def outcome_text(self) -> str:
         o = self.outcomes

@@ -3,12 +3,11 @@
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from pathlib import Path
 
-from harness.errors import ConfigError
+from harness.errors import ConfigError, RunDirError
 
 
 def _find_run_dir(path: Path) -> Path | None:
@@ -19,12 +18,13 @@ def _find_run_dir(path: Path) -> Path | None:
 
 
 def _manifest_config(run_dir: Path | None) -> dict:
-    if run_dir is None or not (run_dir / "manifest.json").is_file():
-        return {}
+    from harness.rundir.manifest import read_manifest
+
     try:
-        return json.loads((run_dir / "manifest.json").read_text()).get("config") or {}
-    except ValueError:
+        manifest = None if run_dir is None else read_manifest(run_dir)
+    except RunDirError:
         return {}
+    return manifest.config if manifest is not None else {}
 
 
 def resolve_inputs(args) -> tuple[Path | None, Path]:

@@ -22,6 +22,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from harness.errors import ConfigError
+from harness.rundir.jsonl import append_record, complete_lines, repair_torn_tail
 from harness.seeds import derive_seed
 from sae.patching.prompts import PROMPTS, PatchPrompt
 
@@ -86,14 +87,14 @@ def read_lines(file: Path) -> list[UnitLine]:
     """Complete lines of an earlier pass; a torn last line (killed while writing) is cut off."""
     if not file.is_file():
         return []
+    repair_torn_tail(file)
     good, keep = [], 0
-    with open(file, "rb") as f:
-        for raw in f:
-            try:
-                good.append(UnitLine.model_validate_json(raw))
-            except ValueError:
-                break
-            keep += len(raw)
+    for raw in complete_lines(file):
+        try:
+            good.append(UnitLine.model_validate_json(raw or b""))
+        except ValueError:
+            break
+        keep += len(raw or b"")
     if keep != file.stat().st_size:
         os.truncate(file, keep)
     return good
@@ -116,10 +117,7 @@ def open_pass(out: Path, settings: PatchSettings, restart: bool = False) -> list
 
 
 def append_line(out: Path, line: UnitLine) -> None:
-    with open(out / "patch_trials.jsonl", "a") as f:
-        f.write(line.model_dump_json() + "\n")
-        f.flush()
-        os.fsync(f.fileno())
+    append_record(out / "patch_trials.jsonl", line, fsync=True)
 
 
 def _condition(prompt: str, patch: str, target: float | None, results) -> Condition:

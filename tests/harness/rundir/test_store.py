@@ -5,7 +5,8 @@ import json
 import pytest
 
 from harness.errors import RunDirError
-from harness.rundir.store import RunDir, read_games, repair_torn_tail
+from harness.rundir.jsonl import repair_torn_tail
+from harness.rundir.store import RunDir, read_games
 from tests.helpers import make_game
 
 
@@ -34,9 +35,9 @@ def test_manifest_guards_results_affecting_settings(tmp_path):
     run = RunDir(tmp_path / "run")
     config = {"seed": 1, "model": {"name": "m"}, "generation": {}, "game": {}, "guard": {"max_retries": 5}}
     manifest = run.prepare(config, games_total=4)
-    assert json.loads(run.manifest_path.read_text())["run_id"] == manifest["run_id"]
+    assert json.loads(run.manifest_path.read_text())["run_id"] == manifest.run_id
     again = run.prepare(config, games_total=8)
-    assert again["run_id"] == manifest["run_id"] and again["games_total"] == 8 and again["resumes"]
+    assert again.run_id == manifest.run_id and again.games_total == 8 and again.resumes
     with pytest.raises(RunDirError, match="seed"):
         run.prepare(config | {"seed": 2}, games_total=4)
     with pytest.raises(RunDirError, match="guard.max_retries"):

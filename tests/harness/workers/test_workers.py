@@ -21,9 +21,10 @@ from harness.errors import BackendError, ConfigError
 from harness.game.conditions import parse_condition_id
 from harness.records import EVENT_ADAPTER, ErrorEvent, GameDoneEvent, ProgressEvent, RunStartEvent
 from harness.run.runner import GameSpec
+from harness.rundir.jsonl import close_torn_line
 from harness.workers.gpus import resolve_gpus, worker_env
 from harness.workers.ray_launcher import RAY_GPU, ray_slots
-from harness.workers.scheduler import Scheduler, Slot, close_torn_line, split_conditions
+from harness.workers.scheduler import Scheduler, Slot, split_conditions
 
 CONDITIONS = ["variable-L-GMP", "fixed-none-BASE", "variable-W-BASE", "fixed-L-G"]
 SCRIPT = ["Final Decision: Bet $10", "Final Decision: Bet $5", "Final Decision: Stop"]
