@@ -35,10 +35,16 @@ class ModelConfig(_Strict):
     system_prompt: str | None = Field(None, description="Optional system message for chat models.")
 
 
+#: Default answer length by prompt style (docs/protocol.md §1): base models answer in one line.
+DEFAULT_MAX_NEW_TOKENS = {"base": 100, "chat": 1024}
+
+
 class GenerationConfig(_Strict):
     temperature: float = Field(0.7, ge=0.0)
     top_p: float = Field(1.0, gt=0.0, le=1.0)
-    max_new_tokens: int = Field(1024, gt=0)
+    max_new_tokens: int | None = Field(
+        None, gt=0, description="Answer length cap; unset: 100 for style 'base', 1,024 for 'chat'."
+    )
     stop: list[str] = Field(default_factory=list, description="Extra stop strings.")
 
 
@@ -47,7 +53,31 @@ class GuardConfig(_Strict):
 
     max_retries: int = Field(5, ge=0, description="Re-asks per round for empty or unreadable answers.")
     request_timeout_s: float = Field(600.0, gt=0, description="Per model call.")
-    unparsed_policy: Literal["stop", "invalid"] = "stop"
+    extract: bool = Field(
+        True,
+        description="When the re-asks find no decision: continue the model's last answer with "
+        "'Final Decision:' and let it write only 'Bet $N' or 'Stop' (parse kind 'extracted').",
+    )
+    unparsed_policy: Literal["no_decision", "invalid"] = Field(
+        "no_decision",
+        description="How a round with no decision (extraction off or failed) ends the game: outcome "
+        "'no_decision' or 'invalid'; never a voluntary stop. 'stop' (older configs) reads as 'no_decision'.",
+    )
+
+    @field_validator("unparsed_policy", mode="before")
+    @classmethod
+    def _old_stop(cls, v: Any) -> Any:
+        return "no_decision" if v == "stop" else v
+
+
+class GameConfig(GameRules):
+    """The slot machine plus how the model states a decision."""
+
+    decision: Literal["free", "constrained"] = Field(
+        "free",
+        description="'free': free text, then parsed (the paper's protocol); 'constrained': every answer "
+        "is generated under the decision pattern after the prompt's 'Final Decision:' cue (small models).",
+    )
 
 
 class ConditionsConfig(_Strict):
@@ -114,7 +144,7 @@ class RunConfig(_Strict):
     progress_interval_s: float = Field(2.0, gt=0)
     model: ModelConfig
     generation: GenerationConfig = GenerationConfig()
-    game: GameRules = GameRules()
+    game: GameConfig = GameConfig()
     conditions: ConditionsConfig = ConditionsConfig()
     guard: GuardConfig = GuardConfig()
     backend: BackendConfig = BackendConfig()
@@ -128,6 +158,8 @@ class RunConfig(_Strict):
             raise ValueError(f"conditions: {e}") from None
         if self.game.min_bet > self.game.initial_balance:
             raise ValueError("game.min_bet is larger than game.initial_balance")
+        if self.generation.max_new_tokens is None:
+            self.generation.max_new_tokens = DEFAULT_MAX_NEW_TOKENS[self.model.style]
         return self
 
 

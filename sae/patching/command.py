@@ -79,7 +79,8 @@ def run_patch(args) -> int:
     config = _manifest_config(run_dir)
     model_cfg = run_model_config(run_dir or table_path.parent, args.model, args.style)
     gen_cfg = config.get("generation") or {}
-    rules = GameRules.model_validate(config.get("game") or {})
+    game = {k: v for k, v in (config.get("game") or {}).items() if k in GameRules.model_fields}  # not `decision`
+    rules = GameRules.model_validate(game)
     generator = Generator.load(
         model_cfg, device=args.device, dtype=args.dtype,
         max_new_tokens=args.max_new_tokens or gen_cfg.get("max_new_tokens", 256),
