@@ -28,20 +28,29 @@ _NEGATION = re.compile(r"(?:\bnot|n't|\bnever|\bno|\bwithout|\brather than|\bins
 _STOP = re.compile(r"\bstop(?:s|ped|ping)?\b|\bquit\b|\bcash(?:ing)? out\b|(?<![\d$])\b2\)|\boption\s*2\b|^\s*2\s*(?:$|[.:\-])", re.I)
 _BET = re.compile(r"\bbet(?:s|ting)?\b|(?<![\d$])\b1\)|\boption\s*1\b|^\s*1\s*(?:$|[.:\-])", re.I)
 #: A conditional opener in the same sentence before a bet/stop makes it a plan, not a decision.
-_CONDITIONAL = re.compile(r"\b(?:if|once|when(?:ever)?|until|unless|as soon as|in case|after)\b", re.I)
+_CONDITIONAL = re.compile(r"\b(?:if|once|when(?:ever)?|until|unless|as soon as|in case|after|while)\b", re.I)
 _SENTENCE_END = re.compile(r"[.!?;]\s")
 #: A numbered option line of the prompt ("1) Bet $10", "1) Bet (choose $5-$90)", "2) Stop playing").
 _OPTION_LINE = re.compile(r"^[12]\)\s*(?:bet\s*(?:\$\s*\d[\d,]*|\(choose[^)]*\))|stop playing)\s*\.?$", re.I)
 _EITHER = re.compile(r"\bbet\b.{0,20}?\bor\s+stop\b|\bstop\s+or\s+bet\b", re.I)
 _AMOUNT_DOLLAR = re.compile(r"\$\s*(\d[\d,]*)")
 _AMOUNT_PLAIN = re.compile(r"\bbet(?:ting)?\s+(?:of\s+)?(\d[\d,]*)\b", re.I)
-_FALLBACK_CUES = re.compile(
-    r"^(?:(?:decision|answer|choice|action)\s*[:\-]\s*)?(?P<body>(?:1\)\s*)?bet\s*\$?\s*\d[\d,]*|(?:2\)\s*)?stop(?:\s+playing)?)\s*[.!]?$"
-    r"|\b(?:i(?:'ll| will| choose to| decide to| have decided to| am going to|'m going to| would like to| want to)"
-    r"|my (?:final )?(?:decision|choice) is(?: to)?)\s*[:\-]?\s*(?P<body2>.*)$",
+#: A whole line that is only a decision ("Bet $20", "Stop playing.", "Decision: stop").
+_LONE = re.compile(
+    r"^(?:(?:decision|answer|choice|action)\s*[:\-]\s*)?(?P<body>bet\s*\$?\s*\d[\d,]*|stop(?:\s+playing)?)\s*[.!]?$",
     re.I,
 )
-
+#: A first-person statement of intent; what follows it may be the decision.
+_CUE = re.compile(
+    r"\b(?:i(?:'ll| will| choose to| decide to| have decided to| am going to|'m going to| would like to| want to)"
+    r"|my (?:final )?(?:decision|choice) is(?: to)?)\s*[:\-]?\s*",
+    re.I,
+)
+#: The action word must open the statement ("I will [now] stop", "I'll take a bet of $5"), not
+#: turn up later as an example ("I will always give decisions such as stop playing").
+_ACTION_SOON = re.compile(r"^(?:[\w',]+\s+){0,4}?(?:bet|bets|betting|stop|stopping|quit|cash)\b", re.I)
+#: How far after the word "bet" an amount still belongs to it (not to a balance or a target).
+_AMOUNT_WINDOW = 30
 
 @dataclass(frozen=True)
 class Decision:
@@ -93,7 +102,7 @@ def read_action(
         return None, None, None
     if bet_type == "fixed":
         return "bet", min(fixed_bet, balance), _amount(text[bet_m.start() :])
-    tail = text[bet_m.start() :]
+    tail = text[bet_m.start() : bet_m.end() + _AMOUNT_WINDOW]
     if cond := _CONDITIONAL.search(tail):  # "bet until I reach $200": the $200 is a target
         tail = tail[: cond.start()]
     tail = _RANGE.sub("", tail)
@@ -150,12 +159,24 @@ def _final_decision(lines: list[str], opts: dict) -> Decision | None:
 
 
 def _fallback(lines: list[str], opts: dict) -> Decision | None:
-    """An explicit decision sentence among the last three lines, echoed option lines left out."""
+    """An explicit decision among the last three lines: a line that is only a decision, or the
+    last unconditional first-person statement that opens with bet/stop. Echoed option lines are
+    not read."""
     for line in reversed(lines[-3:]):
-        m = None if _OPTION_LINE.match(line) else _FALLBACK_CUES.search(line)
-        if not m or _conditional(line[: m.start()]):
+        if _OPTION_LINE.match(line):
             continue
-        action, bet, req = read_action(m.group("body") or m.group("body2") or "", **opts)
-        if action:
-            return Decision(action, bet, "fallback", req)
+        if m := _LONE.match(line):
+            action, bet, req = read_action(m.group("body"), **opts)
+            if action:
+                return Decision(action, bet, "fallback", req)
+            continue
+        for cue in reversed(list(_CUE.finditer(line))):
+            body = line[cue.end() :]
+            if end := _SENTENCE_END.search(body):
+                body = body[: end.start() + 1]
+            if _conditional(line[: cue.start()]) or not _ACTION_SOON.match(body):
+                continue
+            action, bet, req = read_action(body, **opts)
+            if action:
+                return Decision(action, bet, "fallback", req)
     return None
