@@ -28,7 +28,9 @@ EVENTS_FILE = "events.jsonl"
 MANIFEST_FILE = "manifest.json"
 
 #: Config parts that change results: a resume must use the same values.
-RESULT_FIELDS = ("seed", "model", "generation", "game", "guard.max_retries", "guard.unparsed_policy")
+RESULT_FIELDS = (
+    "seed", "model", "generation", "game", "guard.max_retries", "guard.extract", "guard.unparsed_policy",
+)
 
 
 def repair_torn_tail(path: Path) -> int:
