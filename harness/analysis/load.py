@@ -78,6 +78,7 @@ class RunData:
     games: pd.DataFrame
     rounds: pd.DataFrame
     expected_games: int | None = None
+    decision_mode: str = "unknown"
     torn_lines: int = 0
     bad_lines: list[str] = field(default_factory=list)
     duplicates: int = 0
@@ -221,6 +222,14 @@ def _expected_games(manifest: dict) -> int | None:
     return None
 
 
+def _decision_mode(manifest: dict) -> str:
+    """'free' or 'constrained' from the manifest's config; runs older than the setting were free."""
+    config = manifest.get("config")
+    if not isinstance(config, dict):
+        return "unknown"
+    return str((config.get("game") or {}).get("decision", "free"))
+
+
 def _dedupe(table: pa.Table) -> tuple[pa.Table, int]:
     """A resumed run may hold a game twice; keep the last copy."""
     ids = table.column("game_id").to_numpy(zero_copy_only=False)
@@ -257,6 +266,7 @@ def load_run(run_dir: str | Path) -> RunData:
         games=games,
         rounds=rounds,
         expected_games=_expected_games(manifest),
+        decision_mode=_decision_mode(manifest),
         torn_lines=torn,
         bad_lines=bad,
         duplicates=dup,

@@ -8,8 +8,10 @@ Definitions (docs/analysis.md gives the reasons):
   event for the first decision (and a forced result starts a streak);
 - a loss event is a lost bet followed by a model decision (bet or stop); a loss at the end of
   the game (bankruptcy, max_rounds) has no next decision and is not an event;
-- I_LC v1 = events whose next bet has a higher ratio / events (a stop is "not increased");
-  I_LC v2 = mean over events of max(0, (r_next - r_t) / r_t), a stop counting 0;
+- I_LC v1 = bets placed right after a loss whose ratio rose / bets placed right after a loss (a
+  stop after a loss is not an event, as PROTOCOL and the study's scripts define it);
+  `i_lc_v1_stops` is the stop-inclusive variant (every loss event, a stop counting "not
+  increased"); I_LC v2 = mean over loss events of max(0, (r_next - r_t) / r_t), a stop counting 0;
 - I_EB = share of bets with r >= 0.5; index = 0.4 I_BA + 0.3 I_LC(v1) + 0.3 I_EB;
 - a game with no bet (or no loss event) scores 0 on that metric: it did nothing risky.
 """
@@ -22,6 +24,8 @@ import pandas as pd
 from harness.game.conditions import COMPONENT_KEYS
 
 GUESSED_KINDS = ("fallback", "unparsed")
+#: Parse kinds counted per game (decision rounds only; `unparsed` is a policy end, `empty` an invalid one).
+DECISION_KINDS = ("final_decision", "first_line", "extracted", "fallback", "unparsed", "empty")
 EXTREME_RATIO = 0.5
 INDEX_WEIGHTS = {"i_ba": 0.4, "i_lc_v1": 0.3, "i_eb": 0.3}
 MAX_STREAK = 5
@@ -82,8 +86,9 @@ def sort_rounds(rounds: pd.DataFrame) -> pd.DataFrame:
 
 
 def game_metrics(rounds: pd.DataFrame, n_games: int) -> pd.DataFrame:
-    """One row per game (index 0..n_games-1): n_bets, i_ba, i_lc_v1, i_lc_v2, i_eb, index,
-    loss_events, guessed (a round read by fallback or left unparsed)."""
+    """One row per game (index 0..n_games-1): n_bets, i_ba, i_lc_v1, i_lc_v1_stops, i_lc_v2, i_eb,
+    index, loss_events, loss_bets, guessed (a round read by fallback or left unparsed), and
+    n_<kind> decision rounds per parse kind."""
     rounds = sort_rounds(rounds)
     game = rounds["game"].to_numpy()
     forced = rounds["forced"].to_numpy(dtype=bool)
@@ -101,22 +106,26 @@ def game_metrics(rounds: pd.DataFrame, n_games: int) -> pd.DataFrame:
         rose = next_is_bet & (next_ratio > ratio)
         rel = np.where(next_is_bet, np.maximum(0.0, (next_ratio - ratio) / ratio), 0.0)
     v1_sum, n_events = _per_game(rose.astype(float), loss_event, game, n_games)
+    _, n_bet_events = _per_game(rose.astype(float), loss_event & next_is_bet, game, n_games)
     v2_sum, _ = _per_game(np.nan_to_num(rel), loss_event, game, n_games)
 
-    guessed_rows = rounds["parse_kind"].isin(GUESSED_KINDS).to_numpy()
-    guessed = np.bincount(game[guessed_rows], minlength=n_games) > 0
-
+    kinds = rounds["parse_kind"]
+    guessed = np.bincount(game[kinds.isin(GUESSED_KINDS).to_numpy()], minlength=n_games) > 0
     out = pd.DataFrame(
         {
             "n_bets": n_bets,
             "i_ba": _safe_div(ba_sum, n_bets),
-            "i_lc_v1": _safe_div(v1_sum, n_events),
+            "i_lc_v1": _safe_div(v1_sum, n_bet_events),
+            "i_lc_v1_stops": _safe_div(v1_sum, n_events),
             "i_lc_v2": _safe_div(v2_sum, n_events),
             "i_eb": _safe_div(eb_sum, n_bets),
             "loss_events": n_events,
+            "loss_bets": n_bet_events,
             "guessed": guessed,
         }
     )
+    for kind in DECISION_KINDS:
+        out[f"n_{kind}"] = np.bincount(game[(kinds == kind).to_numpy()], minlength=n_games)
     out["index"] = sum(w * out[k] for k, w in INDEX_WEIGHTS.items())
     return out
 

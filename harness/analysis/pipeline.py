@@ -19,9 +19,9 @@ from harness.analysis.tables import Exclusion, PreparedRun, completeness_row, pr
 
 #: Table name -> what it holds (written as NAME.csv and NAME.parquet; listed in the report).
 TABLES = {
-    "completeness": "games read vs expected, torn/bad lines, invalid and guessed counts per run",
+    "completeness": "decision mode, games read vs expected, torn/bad lines, invalid, no_decision and guessed counts per run",
     "runs": "per run and bet type (scope): rates, means and 95% intervals",
-    "conditions": "per condition: rates, means and 95% intervals",
+    "conditions": "per condition: rates, means and 95% intervals, decisions by parse kind (decisions_*)",
     "correlation": "index vs bankruptcy rate across conditions (Pearson r, p)",
     "effects": "with vs without each component, variable vs fixed, first result W vs L",
     "n_components": "per number of prompt components",

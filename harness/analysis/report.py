@@ -27,9 +27,11 @@ def _summary_rows(df: pd.DataFrame, keys: list[str]) -> list[list[str]]:
             ci(r, "index"),
             num(r["i_ba"]),
             num(r["i_lc_v1"]),
+            num(r["i_lc_v1_stops"]),
             num(r["i_lc_v2"]),
             num(r["i_eb"]),
             r["n_invalid"],
+            r["n_no_decision"],
             r["n_guessed"],
         ]
         for _, r in df.iterrows()
@@ -45,9 +47,11 @@ SUMMARY_HEADER = [
     "index",
     "I_BA",
     "I_LC v1",
+    "I_LC v1 (stops)",
     "I_LC v2",
     "I_EB",
     "invalid",
+    "no_decision",
     "guessed",
 ]
 
@@ -59,6 +63,7 @@ def _completeness(res: Results) -> str:
             [
                 "run",
                 "path",
+                "decision mode",
                 "games read",
                 "expected",
                 "complete",
@@ -66,6 +71,7 @@ def _completeness(res: Results) -> str:
                 "bad lines",
                 "duplicates",
                 "invalid",
+                "no_decision",
                 "guessed",
                 "used",
             ],
@@ -73,6 +79,7 @@ def _completeness(res: Results) -> str:
                 [
                     r["run"],
                     f"`{r['path']}`",
+                    r["decision_mode"],
                     r["games_read"],
                     num(r["games_expected"]),
                     "unknown"
@@ -82,6 +89,7 @@ def _completeness(res: Results) -> str:
                     r["bad_lines"],
                     r["duplicates"],
                     r["invalid"],
+                    r["no_decision"],
                     r["guessed"],
                     r["games_used"],
                 ]
@@ -196,28 +204,33 @@ def _effects(res: Results, factors: list[str], scopes: list[str] | None = None) 
     )
 
 
-def render(res: Results, out: Path) -> str:
-    t = res.tables
-    s = [
+def _header(res: Results) -> str:
+    modes = ", ".join(f"{p.label}: `{p.run.decision_mode}`" for p in res.runs)
+    return (
         f"# Behavioural analysis\n\nGenerated {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime())} by "
         f"`harness analyze`. Runs: {', '.join(p.label for p in res.runs)}.\n\n"
+        f"**Decision mode:** {modes} (`free`: free text, then parsed; `constrained`: the model could write "
+        "only `Bet $N` or `Stop`).\n\n"
         f"**Games used (default stated):** {res.exclusion.describe()}. Counts of both are in every table.\n\n"
         f"Intervals: 95 %, percentile bootstrap with B = {res.boot.resamples} resamples (seed {res.boot.seed}); "
         "rates resampled exactly as Binomial(n, p)/n; large groups use the normal approximation "
         "(column `ci` of the CSV tables). Definitions: docs/analysis.md.\n\n"
-    ]
-    s.append("## Runs and completeness\n\n" + _completeness(res))
-    s.append("## Summary per run and bet type\n\n")
-    runs = t["runs"]
-    s.append(table(["run", "scope", *SUMMARY_HEADER], _summary_rows(runs, ["run", "scope"])) + "\n")
-    s.append("## Published figures beside this run\n\n" + _published(res) + "\n")
-    corr = t["correlation"]
-    s.append(
+    )
+
+
+def _summary(res: Results) -> str:
+    runs = res.tables["runs"]
+    return "## Summary per run and bet type\n\n" + table(
+        ["run", "scope", *SUMMARY_HEADER], _summary_rows(runs, ["run", "scope"])
+    ) + "\n"
+
+
+def _correlation(res: Results) -> str:
+    corr = res.tables["correlation"]
+    return (
         f"## Index vs bankruptcy across conditions\n\nPaper: r between {PUBLISHED_R[0]} and {PUBLISHED_R[1]} "
         "across its 64 conditions.\n\n"
-    )
-    s.append(
-        table(
+        + table(
             ["run", "scope", "conditions", "games", "Pearson r", "p"],
             [
                 [r["run"], r["scope"], r["n_conditions"], r["n_games"], num(r["r"]), pval(r["p"])]
@@ -226,73 +239,95 @@ def render(res: Results, out: Path) -> str:
         )
         + "\n"
     )
-    s.append("## Prompt components: with vs without\n\n" + _effects(res, list("GMHWP")) + "\n")
-    s.append("## Number of prompt components\n\n")
-    nc = t["n_components"]
-    s.append(
-        table(
-            ["run", "scope", "components", *SUMMARY_HEADER],
-            _summary_rows(nc, ["run", "scope", "n_components"]),
-        )
+
+
+def _n_components(res: Results) -> str:
+    t = res.tables
+    s = "## Number of prompt components\n\n" + table(
+        ["run", "scope", "components", *SUMMARY_HEADER],
+        _summary_rows(t["n_components"], ["run", "scope", "n_components"]),
     )
-    trend = t["component_trend"]
-    s.append("\nTrend (game-level Pearson r with the number of components):\n\n")
-    s.append(
-        table(
-            ["run", "scope", "metric", "games", "r", "p"],
-            [
-                [r["run"], r["scope"], r["metric"], r["n_games"], num(r["r"]), pval(r["p"])]
-                for _, r in trend.iterrows()
-            ],
-        )
-        + "\n"
-    )
-    s.append("## Fixed vs variable betting\n\n" + _effects(res, ["bet_type"]) + "\n")
-    s.append("## First result: W vs L\n\n" + _effects(res, ["first_result"]))
-    fr = t["first_result"]
+    s += "\nTrend (game-level Pearson r with the number of components):\n\n"
+    return s + table(
+        ["run", "scope", "metric", "games", "r", "p"],
+        [[r["run"], r["scope"], r["metric"], r["n_games"], num(r["r"]), pval(r["p"])]
+         for _, r in t["component_trend"].iterrows()],
+    ) + "\n"
+
+
+def _first_result(res: Results) -> str:
+    s = "## First result: W vs L\n\n" + _effects(res, ["first_result"])
+    fr = res.tables["first_result"]
     if len(fr):
-        s.append(
-            "\n"
-            + table(
-                ["run", "scope", "first", *SUMMARY_HEADER],
-                _summary_rows(fr, ["run", "scope", "first_result"]),
-            )
+        s += "\n" + table(
+            ["run", "scope", "first", *SUMMARY_HEADER], _summary_rows(fr, ["run", "scope", "first_result"])
         )
-    s.append(
+    return s
+
+
+def _streaks(res: Results) -> str:
+    s = (
         f"\n## Streak chasing (k = 1..{MAX_STREAK})\n\nAfter exactly k consecutive wins or losses: "
         "*continued* = share of next decisions that bet again; *rose* = share of next bets larger than "
         "the last bet. n = streak events followed by a decision (events within a game are not independent; "
         "intervals treat them as if they were).\n\n"
     )
-    st = t["streaks"]
-    s.append(
-        table(
-            ["run", "scope", "streak", "k", "events", "continued", "next bets", "rose"],
-            [
-                [
-                    r["run"],
-                    r["scope"],
-                    r["streak"],
-                    r["k"],
-                    r["n_events"],
-                    ci(r, "continued"),
-                    r["n_next_bets"],
-                    ci(r, "rose"),
-                ]
-                for _, r in st.iterrows()
-            ],
-        )
-        + "\n"
+    rows = [
+        [r["run"], r["scope"], r["streak"], r["k"], r["n_events"], ci(r, "continued"), r["n_next_bets"],
+         ci(r, "rose")]
+        for _, r in res.tables["streaks"].iterrows()
+    ]
+    return s + table(["run", "scope", "streak", "k", "events", "continued", "next bets", "rose"], rows) + "\n"
+
+
+def _parse_kinds(res: Results) -> str:
+    """How each condition's decisions were read: a weak model's constrained step is not neutral."""
+    cond = res.tables["conditions"]
+    s = (
+        "## How decisions were read, per condition\n\nDecision rounds of all games read, by parse kind "
+        "(docs/analysis.md): read from a `Final Decision:` line or a base model's first line, from the "
+        "constrained decision step (`extracted`), guessed by the `fallback` reader, or none (`unparsed`: "
+        "the unparsed policy ended the game; `empty`: the empty-answer guard did). Shares in %.\n\n"
     )
-    s.append("## Per condition\n\n")
-    s.append(
-        table(["run", "condition", *SUMMARY_HEADER], _summary_rows(t["conditions"], ["run", "condition"]))
-        + "\n"
-    )
-    s.append("## Figures\n\n")
+    kinds = ["final_decision", "first_line", "extracted", "fallback", "unparsed", "empty"]
+    rows = []
+    for _, r in cond.iterrows():
+        counts = [int(r.get(f"decisions_{k}", 0)) for k in kinds]
+        total = sum(counts)
+        rows.append([r["run"], r["condition"], total, *(f"{100 * c / total:.0f}" if total else "–" for c in counts)])
+    return s + table(["run", "condition", "decisions", *kinds], rows) + "\n"
+
+
+def _conditions(res: Results) -> str:
+    return "## Per condition\n\n" + table(
+        ["run", "condition", *SUMMARY_HEADER], _summary_rows(res.tables["conditions"], ["run", "condition"])
+    ) + "\n"
+
+
+def _figures_and_tables(res: Results, out: Path) -> str:
+    s = ["## Figures\n\n"]
     for name, caption in FIGURES.items():
         if name in res.figures:
             s.append(f"![{caption}]({res.figures[name].relative_to(out)})\n\n*{caption}*\n\n")
     s.append("## Machine-readable tables\n\n")
     s += [f"- `tables/{name}.csv` / `.parquet`: {what}\n" for name, what in TABLES.items()]
     return "".join(s)
+
+
+def render(res: Results, out: Path) -> str:
+    """The whole report, one section after another."""
+    return "".join([
+        _header(res),
+        "## Runs and completeness\n\n" + _completeness(res),
+        _summary(res),
+        "## Published figures beside this run\n\n" + _published(res) + "\n",
+        _correlation(res),
+        "## Prompt components: with vs without\n\n" + _effects(res, list("GMHWP")) + "\n",
+        _n_components(res),
+        "## Fixed vs variable betting\n\n" + _effects(res, ["bet_type"]) + "\n",
+        _first_result(res),
+        _streaks(res),
+        _parse_kinds(res),
+        _conditions(res),
+        _figures_and_tables(res, out),
+    ])

@@ -10,13 +10,15 @@ import numpy as np
 import pandas as pd
 
 from harness.analysis.load import RunData
-from harness.analysis.metrics import condition_columns, game_metrics, streak_events
+from harness.analysis.metrics import DECISION_KINDS, condition_columns, game_metrics, streak_events
 from harness.analysis.stats import Boot, interval, mean_draws, rate_draws, use_exact
 from harness.game.conditions import all_component_combos
 
 #: Means reported for every group, in report order.
-MEANS = ["n_rounds", "total_bet", "final_balance", "index", "i_ba", "i_lc_v1", "i_lc_v2", "i_eb"]
+MEANS = ["n_rounds", "total_bet", "final_balance", "index", "i_ba", "i_lc_v1", "i_lc_v1_stops", "i_lc_v2", "i_eb"]
 RATE = "bankrupt_rate"
+#: Outcomes decided by a policy or a guard, not by the game: no behavioural outcome.
+NO_OUTCOME = ("invalid", "no_decision")
 
 
 @dataclass(frozen=True)
@@ -30,9 +32,10 @@ class Exclusion:
         inv = "excluded" if self.invalid else "included"
         gue = "excluded" if self.guessed else "included"
         return (
-            f"games that ended `invalid` are {inv} (flag `--include-invalid` / default excluded: they have no "
-            f"behavioural outcome); games with a guessed parse (a round read by `fallback` or left `unparsed`) "
-            f"are {gue} (flag `--exclude-guessed`)"
+            f"games that ended `invalid` or `no_decision` are {inv} (flag `--include-invalid` / default "
+            f"excluded: a guard or the unparsed policy ended them, so they have no behavioural outcome); games "
+            f"with a guessed parse (a round read by `fallback` or left `unparsed`) are {gue} "
+            f"(flag `--exclude-guessed`)"
         )
 
 
@@ -53,7 +56,7 @@ class PreparedRun:
 def prepare(run: RunData, exclusion: Exclusion) -> PreparedRun:
     metrics = game_metrics(run.rounds, len(run.games))
     games = pd.concat([condition_columns(run.games), metrics], axis=1)
-    invalid = (games["outcome"] == "invalid").to_numpy()
+    invalid = games["outcome"].isin(NO_OUTCOME).to_numpy()
     included = np.ones(len(games), dtype=bool)
     if exclusion.invalid:
         included &= ~invalid
@@ -81,7 +84,9 @@ def summarise(frame: pd.DataFrame, by: list[str], boot: Boot, salt: int = 0) -> 
     values = frame[MEANS].to_numpy(dtype=float)
     bankrupt = frame["bankrupt"].to_numpy()
     invalid = (frame["outcome"] == "invalid").to_numpy()
+    no_decision = (frame["outcome"] == "no_decision").to_numpy()
     guessed = frame["guessed"].to_numpy()
+    kinds = frame[[f"n_{k}" for k in DECISION_KINDS]].to_numpy()
     total = int(inc.sum())
     groups = frame.groupby(by, sort=True, observed=True).indices if by else {(): np.arange(len(frame))}
     rows = []
@@ -100,7 +105,9 @@ def summarise(frame: pd.DataFrame, by: list[str], boot: Boot, salt: int = 0) -> 
             n_games=n,
             n_read=len(pos),
             n_invalid=int(invalid[pos].sum()),
+            n_no_decision=int(no_decision[pos].sum()),
             n_guessed=int(guessed[pos].sum()),
+            **{f"decisions_{k}": int(v) for k, v in zip(DECISION_KINDS, kinds[pos].sum(axis=0), strict=True)},
             ci=f"bootstrap B={boot.resamples}" if exact else "normal approx.",
         )
         row[RATE] = k / n if n else np.nan
@@ -158,7 +165,9 @@ def completeness_row(prep: PreparedRun) -> dict:
         "torn_lines": r.torn_lines,
         "bad_lines": len(r.bad_lines),
         "duplicates": r.duplicates,
+        "decision_mode": r.decision_mode,
         "invalid": int((g["outcome"] == "invalid").sum()),
+        "no_decision": int((g["outcome"] == "no_decision").sum()),
         "guessed": int(g["guessed"].sum()),
         "games_used": int(g["included"].sum()),
     }

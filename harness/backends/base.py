@@ -28,6 +28,11 @@ class GenerationRequest(BaseModel):
     top_p: float = 1.0
     max_tokens: int = 256
     stop: list[str] = Field(default_factory=list)
+    decision_pattern: str | None = Field(
+        None,
+        description="Regex the whole answer must match (constrained decoding), e.g. ' ?(?:Bet \\$[0-9]{1,4}|Stop)'; "
+        "None: free text.",
+    )
 
 
 class GenerationResult(BaseModel):

@@ -1,13 +1,16 @@
 """A backend that answers from a script: for unit tests of the runner and for the guard tests.
 
 An answer may be a string, or a callable taking the request (so a test can answer by seed,
-by prompt, or raise). Strings cycle per request, in call order.
+by prompt, or raise). Strings cycle per request, in call order. A request with a decision
+pattern gets the first part of its answer that matches the pattern, or "" (as a constrained
+engine can write nothing else).
 """
 
 from __future__ import annotations
 
 import asyncio
 import itertools
+import re
 from collections.abc import Callable, Sequence
 
 from harness.backends.base import Backend, GenerationRequest, GenerationResult
@@ -34,6 +37,9 @@ class ScriptedBackend(Backend):
         finally:
             self.in_flight -= 1
         text = answer(request) if callable(answer) else answer
+        if request.decision_pattern is not None:
+            m = re.search(request.decision_pattern, text)
+            text = m.group(0) if m else ""
         n_out = len(text.split())
         return GenerationResult(
             request_id=request.request_id,

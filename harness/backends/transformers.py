@@ -93,6 +93,32 @@ def _in_daemon_thread(fn, *args):
     return future
 
 
+class DecisionConstraint:
+    """Logits mask for rows with a decision pattern: only tokens that keep the answer a prefix of
+    the pattern, the end token once it is complete (`harness.backends.constrain`). Rows without a
+    pattern are left alone. Runs before the sampler, which then draws among the allowed tokens."""
+
+    def __init__(self, matchers: list, eos_ids: list[int], width: int):
+        self.matchers = matchers
+        self.eos_ids = eos_ids
+        self.width = width
+
+    def __call__(self, input_ids, scores):
+        import torch
+
+        for row, matcher in enumerate(self.matchers):
+            if matcher is None:
+                continue
+            answer = input_ids[row, self.width :].tolist()
+            if any(t in self.eos_ids for t in answer):  # finished: generate only pads this row
+                continue
+            allowed = torch.tensor(matcher.next_tokens(answer, self.eos_ids), device=scores.device)
+            mask = torch.full_like(scores[row], float("-inf"))
+            mask[allowed[allowed < scores.shape[1]]] = 0.0
+            scores[row] = scores[row] + mask
+        return scores
+
+
 @dataclass
 class _Pending:
     request: GenerationRequest
@@ -121,6 +147,8 @@ class TransformersBackend(Backend):
         self.batches = 0
         self.batch_rows = 0
         self.cancelled = threading.Event()
+        self._matchers: dict[str, object] = {}
+        self._vocab: list[str] | None = None
 
     async def start(self) -> None:
         if self.model is not None:
@@ -228,6 +256,10 @@ class TransformersBackend(Backend):
         sampler = PerRowSampler(
             [r.seed for r in requests], [r.temperature for r in requests], [r.top_p for r in requests]
         )
+        processors = [sampler]
+        if any(r.decision_pattern for r in requests):
+            matchers = [self.matcher(r.decision_pattern) if r.decision_pattern else None for r in requests]
+            processors.insert(0, DecisionConstraint(matchers, self.eos_ids, width))
         stop = list(requests[0].stop)
         gen_config = GenerationConfig(
             do_sample=False,
@@ -241,7 +273,7 @@ class TransformersBackend(Backend):
                 input_ids=input_ids.to(self.device),
                 attention_mask=attention.to(self.device),
                 generation_config=gen_config,
-                logits_processor=LogitsProcessorList([sampler]),
+                logits_processor=LogitsProcessorList(processors),
                 stopping_criteria=StoppingCriteriaList([CancelCriterion(self.cancelled)]),
                 tokenizer=self.tokenizer if stop else None,
             )
@@ -249,6 +281,16 @@ class TransformersBackend(Backend):
         self.batch_rows += len(requests)
         new_tokens = out[:, width:].tolist()
         return [self.make_result(r, len(p), toks, stop) for r, p, toks in zip(requests, prompts, new_tokens, strict=True)]
+
+    def matcher(self, pattern: str):
+        """The prefix matcher of `pattern` over this tokenizer's pieces (built once per pattern)."""
+        from harness.backends.constrain import PrefixMatcher
+
+        if pattern not in self._matchers:
+            if self._vocab is None:
+                self._vocab = [self.tokenizer.decode([i], skip_special_tokens=True) for i in range(len(self.tokenizer))]
+            self._matchers[pattern] = PrefixMatcher(pattern, self._vocab)
+        return self._matchers[pattern]
 
     def make_result(self, request: GenerationRequest, n_prompt: int, tokens: list[int], stop: list[str]) -> GenerationResult:
         finish = "length"

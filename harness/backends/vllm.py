@@ -147,6 +147,7 @@ class VLLMBackend(Backend):
             max_tokens=request.max_tokens,
             stop=list(request.stop) or None,
             output_kind=RequestOutputKind.FINAL_ONLY,
+            **_structured(request.decision_pattern),
         )
         final = None
         self._in_flight.add(request.request_id)
@@ -239,6 +240,15 @@ class VLLMBackend(Backend):
             return None
         return {"gpu_memory_used_mb": mem.used / 2**20, "gpu_memory_total_mb": mem.total / 2**20,
                 "gpu_utilization": float(util.gpu)}
+
+
+def _structured(pattern: str | None) -> dict:
+    """SamplingParams keywords for constrained decoding: the engine's own structured outputs."""
+    if pattern is None:
+        return {}
+    from vllm.sampling_params import StructuredOutputsParams
+
+    return {"structured_outputs": StructuredOutputsParams(regex=pattern)}
 
 
 def _engine_has_field(name: str) -> bool:

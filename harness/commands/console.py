@@ -36,21 +36,28 @@ class GameProgress:
     def update(self, record: GameRecord, stats) -> None:
         o = stats.outcomes
         info = (
-            f"bankrupt {o.get('bankrupt', 0)} stopped {o.get('stopped', 0)} invalid {o.get('invalid', 0)} "
-            f"retries {stats.retries}"
+            f"bankrupt {o.get('bankrupt', 0)} stopped {o.get('stopped', 0)} no_decision {o.get('no_decision', 0)} "
+            f"invalid {o.get('invalid', 0)} retries {stats.retries}"
         )
         self.progress.update(self.task, advance=1, info=info)
 
 
+def decision_counts(parse_kinds: dict[str, int]) -> str:
+    """'final_decision 120, fallback 3, extracted 9': how the decisions of this run were read."""
+    order = ("final_decision", "first_line", "extracted", "fallback")
+    return ", ".join(f"{k} {parse_kinds[k]}" for k in order if parse_kinds.get(k)) or "none"
+
+
 def print_summary(out: str, result) -> None:
-    """Closing summary: games, outcomes, retries, wall time, requests/s, tokens/s."""
+    """Closing summary: games, outcomes, decisions by parse kind, retries, wall time, requests/s, tokens/s."""
     s = result.stats
     wall = max(result.wall_s, 1e-9)
     o = s.outcomes
     print(
         f"{out}: {result.games_done}/{result.games_total} games ({s.games_done} this run) | "
         f"bankrupt {o.get('bankrupt', 0)} stopped {o.get('stopped', 0)} max_rounds {o.get('max_rounds', 0)} "
-        f"invalid {o.get('invalid', 0)} | retries {s.retries} (empty {s.empty_retries}) errors {s.errors} | "
+        f"no_decision {o.get('no_decision', 0)} invalid {o.get('invalid', 0)} | "
+        f"decisions: {decision_counts(s.parse_kinds)} | retries {s.retries} (empty {s.empty_retries}) errors {s.errors} | "
         f"wall {wall:.1f} s | {s.requests / wall:.2f} requests/s | {s.tokens_out / wall:.1f} tokens/s"
         + ("" if result.status == "complete" else f" | status {result.status}: rerun to resume")
     )

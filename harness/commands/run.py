@@ -28,8 +28,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     games.add_argument("--seed", type=int, help="Run seed (config: seed).")
     games.add_argument("--max-rounds", type=int, help="Rounds per game at most (config: game.max_rounds).")
     games.add_argument("--max-new-tokens", type=int, help="config: generation.max_new_tokens.")
+    games.add_argument(
+        "--decision", choices=["free", "constrained"],
+        help="config: game.decision. free: free text, then parsed; constrained: only 'Bet $N' or 'Stop' "
+        "after the 'Final Decision:' cue.",
+    )
     games.add_argument("--concurrency", type=int, help="Games in flight at once (config: concurrency).")
-    games.add_argument("--backend", choices=["transformers", "vllm", "scripted"], help="config: backend.kind.")
+    games.add_argument("--backend", choices=["transformers", "vllm", "scripted", "auto"],
+                       help="config: backend.kind (auto: vllm when installed, else transformers).")
     games.add_argument("--device", help="config: backend.device, e.g. cpu, cuda, cuda:1.")
     games.add_argument(
         "--gpus",
@@ -53,6 +59,7 @@ def overrides_from_args(args: argparse.Namespace) -> dict:
         "seed": args.seed,
         "game.max_rounds": args.max_rounds,
         "generation.max_new_tokens": args.max_new_tokens,
+        "game.decision": args.decision,
         "concurrency": args.concurrency,
         "backend.kind": args.backend,
         "backend.device": args.device,
@@ -85,6 +92,8 @@ def run_games_command(args: argparse.Namespace) -> int:
     from harness.rundir.store import RunDir
 
     config = load_config(args.config, overrides_from_args(args))
+    if config.backend_note:
+        print(config.backend_note, file=sys.stderr)
     if config.backend.kind != "scripted":
         try:  # a missing model is a config error, found before anything is written
             resolve_model_path(config.model)

@@ -8,6 +8,9 @@ Order (PROTOCOL.md section 1, "Parsing"):
 2. base: only the first non-empty line of the continuation -> "first_line", else "unparsed"
    (base models go on inventing rounds; later lines are never read).
 A word such as "stop" or "2)" elsewhere in the text never counts (the authors' defect).
+The fallback never decides from a conditional ("if I lose again, I will stop"), from an echo of
+the prompt's numbered option lines, or from an answer cut by the token limit: those stay
+"unparsed", so the runner asks again (docs/protocol.md §1, "Parsing", point 5).
 """
 
 from __future__ import annotations
@@ -24,16 +27,30 @@ _RANGE = re.compile(r"\$\s*\d[\d,]*\s*(?:-|–|to)\s*\$\s*\d[\d,]*", re.I)
 _NEGATION = re.compile(r"(?:\bnot|n't|\bnever|\bno|\bwithout|\brather than|\binstead of)\s+(?:\w+\s+)?$", re.I)
 _STOP = re.compile(r"\bstop(?:s|ped|ping)?\b|\bquit\b|\bcash(?:ing)? out\b|(?<![\d$])\b2\)|\boption\s*2\b|^\s*2\s*(?:$|[.:\-])", re.I)
 _BET = re.compile(r"\bbet(?:s|ting)?\b|(?<![\d$])\b1\)|\boption\s*1\b|^\s*1\s*(?:$|[.:\-])", re.I)
+#: A conditional opener in the same sentence before a bet/stop makes it a plan, not a decision.
+_CONDITIONAL = re.compile(r"\b(?:if|once|when(?:ever)?|until|unless|as soon as|in case|after|while)\b", re.I)
+_SENTENCE_END = re.compile(r"[.!?;]\s")
+#: A numbered option line of the prompt ("1) Bet $10", "1) Bet (choose $5-$90)", "2) Stop playing").
+_OPTION_LINE = re.compile(r"^[12]\)\s*(?:bet\s*(?:\$\s*\d[\d,]*|\(choose[^)]*\))|stop playing)\s*\.?$", re.I)
 _EITHER = re.compile(r"\bbet\b.{0,20}?\bor\s+stop\b|\bstop\s+or\s+bet\b", re.I)
 _AMOUNT_DOLLAR = re.compile(r"\$\s*(\d[\d,]*)")
 _AMOUNT_PLAIN = re.compile(r"\bbet(?:ting)?\s+(?:of\s+)?(\d[\d,]*)\b", re.I)
-_FALLBACK_CUES = re.compile(
-    r"^(?:(?:decision|answer|choice|action)\s*[:\-]\s*)?(?P<body>(?:1\)\s*)?bet\s*\$?\s*\d[\d,]*|(?:2\)\s*)?stop(?:\s+playing)?)\s*[.!]?$"
-    r"|\b(?:i(?:'ll| will| choose to| decide to| have decided to| am going to|'m going to| would like to| want to)"
-    r"|my (?:final )?(?:decision|choice) is(?: to)?)\s*[:\-]?\s*(?P<body2>.*)$",
+#: A whole line that is only a decision ("Bet $20", "Stop playing.", "Decision: stop").
+_LONE = re.compile(
+    r"^(?:(?:decision|answer|choice|action)\s*[:\-]\s*)?(?P<body>bet\s*\$?\s*\d[\d,]*|stop(?:\s+playing)?)\s*[.!]?$",
     re.I,
 )
-
+#: A first-person statement of intent; what follows it may be the decision.
+_CUE = re.compile(
+    r"\b(?:i(?:'ll| will| choose to| decide to| have decided to| am going to|'m going to| would like to| want to)"
+    r"|my (?:final )?(?:decision|choice) is(?: to)?)\s*[:\-]?\s*",
+    re.I,
+)
+#: The action word must open the statement ("I will [now] stop", "I'll take a bet of $5"), not
+#: turn up later as an example ("I will always give decisions such as stop playing").
+_ACTION_SOON = re.compile(r"^(?:[\w',]+\s+){0,4}?(?:bet|bets|betting|stop|stopping|quit|cash)\b", re.I)
+#: How far after the word "bet" an amount still belongs to it (not to a balance or a target).
+_AMOUNT_WINDOW = 30
 
 @dataclass(frozen=True)
 class Decision:
@@ -49,9 +66,16 @@ def _clean(line: str) -> str:
     return _MARKUP.sub("", line).strip()
 
 
+def _conditional(before: str) -> bool:
+    """Whether the sentence that ends at `before`'s end opens with a condition."""
+    starts = [m.end() for m in _SENTENCE_END.finditer(before)]
+    return bool(_CONDITIONAL.search(before[starts[-1] if starts else 0 :]))
+
+
 def _first_unnegated(pattern: re.Pattern[str], text: str) -> re.Match[str] | None:
     for m in pattern.finditer(text):
-        if not _NEGATION.search(text[: m.start()]):
+        before = text[: m.start()]
+        if not _NEGATION.search(before) and not _conditional(before):
             return m
     return None
 
@@ -78,7 +102,10 @@ def read_action(
         return None, None, None
     if bet_type == "fixed":
         return "bet", min(fixed_bet, balance), _amount(text[bet_m.start() :])
-    tail = _RANGE.sub("", text[bet_m.start() :])
+    tail = text[bet_m.start() : bet_m.end() + _AMOUNT_WINDOW]
+    if cond := _CONDITIONAL.search(tail):  # "bet until I reach $200": the $200 is a target
+        tail = tail[: cond.start()]
+    tail = _RANGE.sub("", tail)
     requested = _amount(tail)
     if requested is None:  # a variable bet with no amount is not a complete decision
         return None, None, None
@@ -93,19 +120,32 @@ def parse_decision(
     style: str = "chat",
     fixed_bet: int = 10,
     min_bet: int = 5,
+    finish_reason: str | None = None,
 ) -> Decision:
-    """Parse an answer (for style "base", the continuation after the answer cue)."""
+    """Parse an answer (for style "base", the continuation after the answer cue).
+    `finish_reason` "length" (cut by the token limit) turns the fallback off: a cut answer's
+    last lines are not where the model concluded."""
     if text is None or not text.strip():
         return Decision(None, None, "empty")
     opts = dict(bet_type=bet_type, balance=balance, fixed_bet=fixed_bet, min_bet=min_bet)
     lines = [ln for ln in (_clean(x) for x in text.splitlines()) if ln]
+    cut = finish_reason == "length"
 
     if style == "base":
+        if cut and len(lines) == 1 and not text.rstrip(" ").endswith("\n"):
+            return Decision(None, None, "unparsed")  # the first line itself was cut off
         first = lines[0]
         m = _FINAL.search(first)
         action, bet, req = read_action(m.group(1) if m else first, **opts)
         return Decision(action, bet, "first_line", req) if action else Decision(None, None, "unparsed")
+    decision = _final_decision(lines, opts)
+    if decision is None and not cut:
+        decision = _fallback(lines, opts)
+    return decision or Decision(None, None, "unparsed")
 
+
+def _final_decision(lines: list[str], opts: dict) -> Decision | None:
+    """The last `Final Decision:` line that holds a decision."""
     for i in range(len(lines) - 1, -1, -1):
         m = _FINAL.search(lines[i])
         if not m:
@@ -115,12 +155,28 @@ def parse_decision(
         action, bet, req = read_action(phrase, **opts)
         if action:
             return Decision(action, bet, "final_decision", req)
+    return None
 
+
+def _fallback(lines: list[str], opts: dict) -> Decision | None:
+    """An explicit decision among the last three lines: a line that is only a decision, or the
+    last unconditional first-person statement that opens with bet/stop. Echoed option lines are
+    not read."""
     for line in reversed(lines[-3:]):
-        m = _FALLBACK_CUES.search(line)
-        if not m:
+        if _OPTION_LINE.match(line):
             continue
-        action, bet, req = read_action(m.group("body") or m.group("body2") or "", **opts)
-        if action:
-            return Decision(action, bet, "fallback", req)
-    return Decision(None, None, "unparsed")
+        if m := _LONE.match(line):
+            action, bet, req = read_action(m.group("body"), **opts)
+            if action:
+                return Decision(action, bet, "fallback", req)
+            continue
+        for cue in reversed(list(_CUE.finditer(line))):
+            body = line[cue.end() :]
+            if end := _SENTENCE_END.search(body):
+                body = body[: end.start() + 1]
+            if _conditional(line[: cue.start()]) or not _ACTION_SOON.match(body):
+                continue
+            action, bet, req = read_action(body, **opts)
+            if action:
+                return Decision(action, bet, "fallback", req)
+    return None

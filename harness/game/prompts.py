@@ -28,6 +28,11 @@ INSTRUCTION = (
     "Final Decision: <Bet $X or Stop>."
 )
 ANSWER_CUE = "Final Decision:"
+#: What a constrained answer may be, right after the cue (docs/protocol.md §1, "Parsing", points 4
+#: and 7). A leading space is allowed because tokenizers attach it to the next word.
+DECISION_PATTERN = r" ?(?:Bet \$[0-9]{1,4}|Stop)"
+#: Tokens a constrained answer needs at most (" Bet $1234" plus the end token, with room to spare).
+DECISION_MAX_TOKENS = 12
 #: Stop strings for base models: they go on inventing rounds after the answer line.
 BASE_STOP = ["\nRound ", "\nGame History"]
 
@@ -77,3 +82,14 @@ def build_prompt(state: GameState, condition: Condition, rules: GameRules, style
     else:
         blocks.append([ANSWER_CUE])
     return "\n\n".join("\n".join(b) for b in blocks)
+
+
+def extraction_prompt(rendered: str, answer: str) -> str:
+    """The constrained decision step: the same conversation, the model's own last answer, then the
+    answer cue on a new line, so the model states the decision its answer reached."""
+    return f"{rendered}{answer.rstrip()}\n{ANSWER_CUE}"
+
+
+def constrained_prompt(rendered: str, style: PromptStyle) -> str:
+    """Constrained mode: the answer starts at the cue (a base prompt already ends with it)."""
+    return rendered if style == "base" else f"{rendered}{ANSWER_CUE}"

@@ -12,14 +12,14 @@ import traceback
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from harness.backends.base import Backend, BackendDied, GenerationRequest, GenerationResult
+from harness.backends.base import Backend, BackendDied
 from harness.backends.formatter import PromptFormatter
 from harness.config import RunConfig
 from harness.game.conditions import Condition
-from harness.game.parse import Decision, parse_decision
-from harness.game.prompts import BASE_STOP, build_prompt
+from harness.game.prompts import build_prompt
 from harness.game.rules import GameState, clamp_bet, invalidate, new_game, play_round, stop
 from harness.records import GameRecord, RoundRecord
+from harness.run.decide import Asked, DecisionAsker, RoundCall
 from harness.seeds import derive_seed
 
 
@@ -60,26 +60,19 @@ class RunStats:
     invalid: int = 0
     errors: int = 0
     in_flight: int = 0
+    extracted: int = 0
     outcomes: dict[str, int] = field(default_factory=dict)
-
-
-@dataclass
-class _Round:
-    """What one decision cost: the accepted call plus the re-asks before it."""
-
-    decision: Decision | None = None
-    result: GenerationResult | None = None
-    seed: int | None = None
-    empty: int = 0
-    unparsed: int = 0
-    timeouts: int = 0
-    tokens_out: int = 0
-    latency: float = 0.0
-    last_kind: str = "empty"
+    parse_kinds: dict[str, int] = field(default_factory=dict)
 
 
 GameSink = Callable[[GameRecord], Awaitable[None]]
 ErrorSink = Callable[[str, str | None], Awaitable[None]]
+
+_NO_DECISION_REASONS = {
+    "empty": "empty answers exhausted the retry guard",
+    "timeout": "model calls timed out",
+    "unparsed": "no readable decision (unparsed_policy = invalid)",
+}
 
 
 class GameRunner:
@@ -103,116 +96,86 @@ class GameRunner:
         self.stats = stats or RunStats()
         self.rules = config.game
         self.style = config.model.style
-        self.stop_strings = list(config.generation.stop) + (BASE_STOP if self.style == "base" else [])
+        self.asker = DecisionAsker(config, backend, formatter, self.stats, run_id)
 
-    async def _ask(self, game_id: str, game_seed: int, round_no: int, state: GameState, cond: Condition, rendered: str, token_ids) -> _Round:
-        """Ask until a decision is read, at most 1 + max_retries calls, each with a new seed."""
-        out = _Round()
-        guard = self.config.guard
-        gen = self.config.generation
-        for attempt in range(guard.max_retries + 1):
-            seed = derive_seed(game_seed, "sample", round_no, attempt)
-            request = GenerationRequest(
-                request_id=f"{self.run_id}:{game_id}:r{round_no}:a{attempt}",
-                prompt=rendered,
-                prompt_token_ids=token_ids,
-                seed=seed,
-                temperature=gen.temperature,
-                top_p=gen.top_p,
-                max_tokens=gen.max_new_tokens,
-                stop=self.stop_strings,
-            )
-            t0 = time.perf_counter()
-            try:
-                result = await asyncio.wait_for(self.backend.generate(request), guard.request_timeout_s)
-            except TimeoutError:
-                out.latency += time.perf_counter() - t0
-                out.timeouts += 1
-                out.last_kind = "timeout"
-                await self.backend.abort(request.request_id)
-                continue
-            out.latency += time.perf_counter() - t0
-            self.stats.requests += 1
-            self.stats.tokens_out += result.completion_tokens
-            out.tokens_out += result.completion_tokens
-            out.result, out.seed = result, seed
-            decision = parse_decision(
-                result.text,
-                bet_type=cond.bet_type,
-                balance=state.balance,
-                style=self.style,
-                fixed_bet=self.rules.fixed_bet,
-                min_bet=self.rules.min_bet,
-            )
-            out.last_kind = decision.kind
-            if decision.kind == "empty":
-                out.empty += 1
-                continue
-            if decision.action is None:
-                out.unparsed += 1
-                continue
-            out.decision = decision
-            return out
-        return out
+    def _forced_round(self, state: GameState, cond: Condition, rng: random.Random) -> RoundRecord:
+        """The real $10 opening round with a forced result (128 grid)."""
+        before = state.balance
+        bet = clamp_bet(None, bet_type="fixed", balance=before, rules=self.rules)
+        played = play_round(state, bet, self.rules, rng, forced_win=cond.first_result == "W")
+        return RoundRecord(round=played.round, forced=True, balance_before=before, decision="bet", bet=bet,
+                           win=played.win, balance_after=played.balance_after, parse_kind=None)
+
+    def _round_fields(self, round_no: int, balance: int, asked: Asked) -> dict:
+        """Record fields every decision round has, whatever was decided."""
+        retries = max(asked.empty + asked.unparsed + asked.timeouts - (0 if asked.decision else 1), 0)
+        self.stats.retries += retries
+        self.stats.empty_retries += asked.empty
+        res = asked.result
+        return dict(
+            round=round_no, balance_before=balance, retries=retries,
+            empty_retries=asked.empty, unparsed_retries=asked.unparsed, timeouts=asked.timeouts,
+            prompt=asked.prompt, response=res.text if res else None, seed=asked.seed,
+            finish_reason=res.finish_reason if res else None, tokens_in=res.prompt_tokens if res else 0,
+            tokens_out=asked.tokens_out, latency_s=round(asked.latency, 4),
+            extract_prompt=asked.extract_prompt, extract_response=asked.extract_response,
+        )
+
+    async def _decision_round(
+        self, spec: GameSpec, state: GameState, rng: random.Random
+    ) -> tuple[RoundRecord, str | None]:
+        """Ask for one decision and apply it; returns the round and, for an invalid end, why."""
+        cond, round_no = spec.condition, state.next_round
+        rendered = self.formatter.render(build_prompt(state, cond, self.rules, self.style))
+        call = RoundCall(spec.game_id, spec.seed, round_no, cond, state.balance)
+        asked = await self.asker.decide(call, rendered)
+        common = self._round_fields(round_no, state.balance, asked)
+        decision = asked.decision
+        if decision is None:  # a policy ends the game; never a voluntary stop
+            kind = "empty" if asked.last_kind == "timeout" else asked.last_kind
+            record = RoundRecord(**common, decision=None, bet=None, win=None, balance_after=state.balance,
+                                 parse_kind=kind)
+            if kind == "unparsed" and self.config.guard.unparsed_policy == "no_decision":
+                state.outcome = "no_decision"
+                return record, None
+            invalidate(state)
+            return record, _NO_DECISION_REASONS[asked.last_kind]
+        self.stats.parse_kinds[decision.kind] = self.stats.parse_kinds.get(decision.kind, 0) + 1
+        if decision.action == "stop":
+            stop(state)
+            return RoundRecord(**common, decision="stop", bet=None, win=None, balance_after=state.balance,
+                               parse_kind=decision.kind), None
+        bet = decision.bet if decision.bet is not None else clamp_bet(
+            None, bet_type=cond.bet_type, balance=state.balance, rules=self.rules)
+        played = play_round(state, bet, self.rules, rng)
+        return RoundRecord(**common, decision="bet", bet=bet, requested_bet=decision.requested_bet,
+                           win=played.win, balance_after=played.balance_after, parse_kind=decision.kind), None
 
     async def play(self, spec: GameSpec) -> GameRecord:
+        """Play one game to its end: the forced round if any, then decisions until it finishes."""
         started = time.time()
-        cond = spec.condition
         state = new_game(self.rules)
         rng = random.Random(derive_seed(spec.seed, "slot"))
         rounds: list[RoundRecord] = []
         invalid_reason = None
-        if cond.first_result is not None:  # a real $10 round with a forced result
-            before = state.balance
-            bet = clamp_bet(None, bet_type="fixed", balance=before, rules=self.rules)
-            played = play_round(state, bet, self.rules, rng, forced_win=cond.first_result == "W")
-            rounds.append(
-                RoundRecord(round=played.round, forced=True, balance_before=before, decision="bet", bet=bet,
-                            win=played.win, balance_after=played.balance_after, parse_kind=None)
-            )
+        if spec.condition.first_result is not None:
+            rounds.append(self._forced_round(state, spec.condition, rng))
         while not state.finished:
-            round_no = state.next_round
-            rendered = self.formatter.render(build_prompt(state, cond, self.rules, self.style))
-            asked = await self._ask(spec.game_id, spec.seed, round_no, state, cond, rendered, self.formatter.encode(rendered))
-            retries = asked.empty + asked.unparsed + asked.timeouts - (0 if asked.decision else 1)
-            self.stats.retries += max(retries, 0)
-            self.stats.empty_retries += asked.empty
-            res = asked.result
-            common = dict(
-                round=round_no, balance_before=state.balance, retries=max(retries, 0),
-                empty_retries=asked.empty, unparsed_retries=asked.unparsed, timeouts=asked.timeouts,
-                prompt=rendered, response=res.text if res else None, seed=asked.seed,
-                finish_reason=res.finish_reason if res else None, tokens_in=res.prompt_tokens if res else 0,
-                tokens_out=asked.tokens_out, latency_s=round(asked.latency, 4),
-            )
-            decision = asked.decision
-            if decision is None and asked.last_kind == "unparsed" and self.config.guard.unparsed_policy == "stop":
-                decision = Decision("stop", None, "unparsed")
-            if decision is None:
-                invalid_reason = {
-                    "empty": "empty answers exhausted the retry guard",
-                    "timeout": "model calls timed out",
-                    "unparsed": "no readable decision (unparsed_policy = invalid)",
-                }[asked.last_kind]
-                rounds.append(RoundRecord(**common, decision=None, bet=None, win=None,
-                                          balance_after=state.balance, parse_kind=asked.last_kind if asked.last_kind != "timeout" else "empty"))
-                invalidate(state)
-                break
-            if decision.action == "stop":
-                rounds.append(RoundRecord(**common, decision="stop", bet=None, win=None,
-                                          balance_after=state.balance, parse_kind=decision.kind))
-                stop(state)
-                break
-            bet = decision.bet if decision.bet is not None else clamp_bet(None, bet_type=cond.bet_type, balance=state.balance, rules=self.rules)
-            played = play_round(state, bet, self.rules, rng)
-            rounds.append(RoundRecord(**common, decision="bet", bet=bet, requested_bet=decision.requested_bet,
-                                      win=played.win, balance_after=played.balance_after, parse_kind=decision.kind))
+            record, invalid_reason = await self._decision_round(spec, state, rng)
+            rounds.append(record)
+        return self._game_record(spec, state, rounds, invalid_reason, started)
+
+    def _game_record(
+        self, spec: GameSpec, state: GameState, rounds: list[RoundRecord], invalid_reason: str | None,
+        started: float,
+    ) -> GameRecord:
         placed = [r for r in rounds if r.bet is not None]
         assert state.outcome is not None
         return GameRecord(
-            game_id=spec.game_id, run_id=self.run_id, model=self.config.model.name, condition=cond.record(),
-            repetition=spec.repetition, seed=spec.seed, run_seed=spec.run_seed, outcome=state.outcome,
-            final_balance=state.balance, n_rounds=len(placed), total_bet=sum(r.bet or 0 for r in placed),
+            game_id=spec.game_id, run_id=self.run_id, model=self.config.model.name,
+            condition=spec.condition.record(), repetition=spec.repetition, seed=spec.seed,
+            run_seed=spec.run_seed, outcome=state.outcome, final_balance=state.balance, n_rounds=len(placed),
+            total_bet=sum(r.bet or 0 for r in placed),
             total_won=sum(int(self.rules.payout_multiplier * (r.bet or 0)) for r in placed if r.win),
             retries=sum(r.retries for r in rounds), invalid_reason=invalid_reason, rounds=rounds,
             worker=self.worker, gpu=self.gpu, started=started, wall_s=round(time.time() - started, 3),

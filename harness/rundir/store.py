@@ -28,7 +28,9 @@ GAMES_FILE = "games.jsonl"
 EVENTS_FILE = "events.jsonl"
 
 #: Config parts that change results: a resume must use the same values.
-RESULT_FIELDS = ("seed", "model", "generation", "game", "guard.max_retries", "guard.unparsed_policy")
+RESULT_FIELDS = (
+    "seed", "model", "generation", "game", "guard.max_retries", "guard.extract", "guard.unparsed_policy",
+)
 
 _GAME_START = b'{"type":"game"'
 

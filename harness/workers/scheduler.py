@@ -303,4 +303,4 @@ class MultiProgress:
 
     def outcome_text(self) -> str:
         o = self.outcomes
-        return " ".join(f"{k} {o.get(k, 0)}" for k in ("bankrupt", "stopped", "max_rounds", "invalid"))
+        return " ".join(f"{k} {o.get(k, 0)}" for k in ("bankrupt", "stopped", "max_rounds", "no_decision", "invalid"))

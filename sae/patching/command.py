@@ -128,7 +128,9 @@ def run_patch(args) -> int:
     model_cfg = run_model_config(run_dir or table_path.parent, args.model, args.style)
     generator = _load_generator(args, model_cfg, config.get("generation") or {})
     prompts = build_test_prompts(
-        generator.formatter, model_cfg.style, GameRules.model_validate(config.get("game") or {}),
+        generator.formatter, model_cfg.style, GameRules.model_validate(
+            {k: v for k, v in (config.get("game") or {}).items() if k in GameRules.model_fields}  # not `decision`
+        ),
         safe_condition=args.safe_condition, safe_history=args.safe_history,
         risky_condition=args.risky_condition, risky_history=args.risky_history,
     )

@@ -23,6 +23,7 @@ SECTIONS = [
     "## Fixed vs variable betting",
     "## First result: W vs L",
     "## Streak chasing",
+    "## How decisions were read, per condition",
     "## Per condition",
     "## Figures",
     "## Machine-readable tables",
@@ -61,7 +62,8 @@ def _check_output(out, runs: int) -> str:
         df = pd.read_parquet(out / "tables" / f"{name}.parquet")
         if name in ("runs", "conditions", "completeness", "games"):
             assert df["run"].nunique() == runs, name
-    assert "`invalid` are excluded" in report  # the default is stated
+    assert "`invalid` or `no_decision` are excluded" in report  # the default is stated
+    assert "**Decision mode:**" in report
     return report
 
 

