@@ -101,19 +101,27 @@ class SAE(torch.nn.Module):
     def dtype(self) -> torch.dtype:
         return self.W_enc.dtype
 
-    def pre_activations(self, x: torch.Tensor) -> torch.Tensor:
-        """(..., d_model) raw residual -> (..., d_sae) pre-activations, in the SAE's dtype."""
+    def pre_activations(self, x: torch.Tensor, features: torch.Tensor | None = None) -> torch.Tensor:
+        """(..., d_model) raw residual -> (..., d_sae) pre-activations, in the SAE's dtype.
+
+        With `features` ((...,) ids, one per row), only row i's feature: (...,)."""
         x = x.to(device=self.device, dtype=self.dtype)
         if self.cfg.input_scale != 1.0:
             x = x * self.cfg.input_scale
         if self.cfg.apply_b_dec_to_input:
             x = x - self.b_dec
-        return x @ self.W_enc + self.b_enc
+        if features is None:
+            return x @ self.W_enc + self.b_enc
+        return (x * self.W_enc[:, features].T).sum(-1) + self.b_enc[features]
 
-    def encode(self, x: torch.Tensor) -> torch.Tensor:
-        """(..., d_model) raw residual -> (..., d_sae) feature activations (JumpReLU)."""
-        pre = self.pre_activations(x)
-        return pre * (pre > self.threshold)
+    def encode(self, x: torch.Tensor, features: torch.Tensor | None = None) -> torch.Tensor:
+        """(..., d_model) raw residual -> (..., d_sae) feature activations (JumpReLU).
+
+        With `features` ((...,) ids, one per row), only row i's feature's activation: (...,),
+        without computing the other d_sae - 1 (patching edits one feature per row)."""
+        pre = self.pre_activations(x, features)
+        threshold = self.threshold if features is None else self.threshold[features]
+        return pre * (pre > threshold)
 
     def decode(self, a: torch.Tensor) -> torch.Tensor:
         """(..., d_sae) activations -> (..., d_model) reconstruction in raw residual units."""
@@ -125,9 +133,10 @@ class SAE(torch.nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.decode(self.encode(x))
 
-    def feature_direction(self, feature: int) -> torch.Tensor:
+    def feature_direction(self, feature: int | torch.Tensor) -> torch.Tensor:
         """The residual-space change per unit of activation of `feature` (W_dec row, scale folded in):
-        raising feature f by delta adds delta * feature_direction(f) to the reconstruction."""
+        raising feature f by delta adds delta * feature_direction(f) to the reconstruction.
+        A tensor of ids gives one row per id."""
         return self.W_dec[feature] / self.cfg.output_scale
 
     def extra_repr(self) -> str:

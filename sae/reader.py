@@ -16,11 +16,10 @@ from pathlib import Path
 
 import torch
 
+from harness.backends.devices import DTYPE_NAMES, resolve_device
 from harness.config import ModelConfig
 from harness.errors import ConfigError, RunDirError
 from sae.hooks import StopForward, capture_residual, last_position
-
-TORCH_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
 def run_model_config(run_dir: Path, model: str | None = None, style: str | None = None) -> ModelConfig:
@@ -44,12 +43,6 @@ def run_model_config(run_dir: Path, model: str | None = None, style: str | None 
         raise RunDirError(f"{manifest_file}: config.model: {e}") from None
 
 
-def pick_device(device: str) -> str:
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return device
-
-
 class ResidualReader:
     """A causal LM loaded for reading residuals; `last_token(prompts, layers)` does the work."""
 
@@ -61,10 +54,10 @@ class ResidualReader:
 
         path = resolve_model_path(model_cfg)
         dtype = dtype or model_cfg.dtype
-        if dtype != "auto" and dtype not in TORCH_DTYPES:
-            raise ConfigError(f"--dtype: {dtype!r} not one of {sorted(TORCH_DTYPES)}")
+        if dtype != "auto" and dtype not in DTYPE_NAMES:
+            raise ConfigError(f"--dtype: {dtype!r} not one of {', '.join(DTYPE_NAMES)}")
         self.model_name = model_cfg.name
-        self.device = pick_device(device)
+        self.device = resolve_device(device)
         self.batch_size = batch_size
         self.formatter = PromptFormatter.from_pretrained(path, model_cfg.style, model_cfg.system_prompt)
         hf_logging.disable_progress_bar()  # the CLI prints its own progress

@@ -22,7 +22,7 @@ rows (baseline trials, or rows patched at another layer) are left bit for bit as
 All rows of one generate call share one prompt: its first n - 1 tokens are computed once,
 unpatched (no patch touches them), and their KV cache is copied to every row, so a batch of B
 trials costs one prompt plus B decoding streams instead of B prompts.
-Sampling uses the game harness's transformers backend (`PerRowSampler`: one seeded stream per
+Sampling is the game harness's (`harness.backends.sampling.PerRowSampler`: one seeded stream per
 row), so a trial's answer depends on its seed, not on its batch neighbours.
 """
 
@@ -32,24 +32,13 @@ from dataclasses import dataclass
 
 import torch
 
-from harness.backends.base import GenerationRequest
-from harness.config import BackendConfig, ModelConfig, RunConfig
+from harness.backends.sampling import PerRowSampler
+from harness.config import ModelConfig
 from harness.game.parse import parse_decision
 from harness.game.prompts import BASE_STOP
 from sae.hooks import edit_residual
 from sae.model import SAE
 from sae.patching.prompts import PatchPrompt
-
-
-def feature_activations(sae: SAE, x: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
-    """(n, d_model) residuals, (n,) feature ids -> (n,) activation of row i's feature (as `sae.encode`)."""
-    x = x.to(device=sae.device, dtype=sae.dtype)
-    if sae.cfg.input_scale != 1.0:
-        x = x * sae.cfg.input_scale
-    if sae.cfg.apply_b_dec_to_input:
-        x = x - sae.b_dec
-    pre = (x * sae.W_enc[:, features].T).sum(-1) + sae.b_enc[features]
-    return pre * (pre > sae.threshold[features])
 
 
 class RowPatch:
@@ -60,13 +49,13 @@ class RowPatch:
         self.rows = mask.nonzero().squeeze(1).to(sae.device)
         self.features = features.to(sae.device)[self.rows]
         self.targets = targets.to(device=sae.device, dtype=sae.dtype)[self.rows]
-        self.directions = sae.W_dec[self.features] / sae.cfg.output_scale  # (rows, d_model)
+        self.directions = sae.feature_direction(self.features)  # (rows, d_model)
 
     def __call__(self, h: torch.Tensor) -> torch.Tensor:
         if self.rows.numel() == 0:
             return h
         rows = self.rows.to(h.device)
-        a_old = feature_activations(self.sae, h[rows, -1, :], self.features)
+        a_old = self.sae.encode(h[rows, -1, :], self.features)
         change = (self.targets - a_old)[:, None] * self.directions
         h[rows, -1, :] += change.to(device=h.device, dtype=h.dtype)  # in place: no copy of the sequence
         return h
@@ -117,26 +106,22 @@ class Generator:
 
     @classmethod
     def load(cls, model_cfg: ModelConfig, *, device: str = "auto", dtype: str | None = None, **options) -> Generator:
-        from harness.backends.checkpoints import resolve_model_path
+        from harness.backends.checkpoints import load_causal_lm, resolve_model_path
+        from harness.backends.devices import resolve_device
         from harness.backends.formatter import PromptFormatter
-        from harness.backends.transformers import TransformersBackend
 
-        if dtype:
-            model_cfg = model_cfg.model_copy(update={"dtype": dtype})
         path = resolve_model_path(model_cfg)
         formatter = PromptFormatter.from_pretrained(path, model_cfg.style, model_cfg.system_prompt)
-        backend = TransformersBackend(RunConfig(model=model_cfg, backend=BackendConfig(device=device)), path, formatter)
-        backend.load_model()  # synchronous: the pass drives batches itself, no request queue
-        return cls(backend, formatter, model_cfg.style, model_cfg.name, **options)
+        lm = load_causal_lm(path, dtype or model_cfg.dtype).to(resolve_device(device))
+        return cls.from_model(lm, formatter, model_cfg.style, name=model_cfg.name, **options)
 
     @classmethod
-    def from_model(cls, lm: torch.nn.Module, formatter, style: str = "chat", **options) -> Generator:
+    def from_model(cls, lm: torch.nn.Module, formatter, style: str = "chat", *, name: str | None = None,
+                   **options) -> Generator:
         from harness.backends.transformers import TransformersBackend
 
-        cfg = ModelConfig(name=type(lm).__name__, path="(in memory)", style=style)
-        backend = TransformersBackend(RunConfig(model=cfg), None, formatter)
-        backend.attach(lm, formatter.tokenizer)
-        return cls(backend, formatter, style, cfg.name, **options)
+        backend = TransformersBackend.from_model(lm, formatter)  # no queue: a pass drives batches itself
+        return cls(backend, formatter, style, name or type(lm).__name__, **options)
 
     @property
     def model(self) -> torch.nn.Module:
@@ -168,8 +153,6 @@ class Generator:
         feeds the last prompt token (the first patched position) and samples, one seeded stream per row."""
         from transformers import GenerationConfig, LogitsProcessorList
 
-        from harness.backends.transformers import PerRowSampler
-
         b, n = self.backend, len(rows)
         ids = torch.tensor([prompt_ids], dtype=torch.long, device=b.device)
         cache = None
@@ -185,5 +168,4 @@ class Generator:
                 past_key_values=cache, generation_config=config, logits_processor=LogitsProcessorList([sampler]),
                 tokenizer=b.tokenizer if self.stop else None,
             )
-        request = GenerationRequest(request_id="patch", prompt="", seed=0)
-        return [b.make_result(request, ids.shape[1], toks, self.stop).text for toks in out[:, ids.shape[1]:].tolist()]
+        return [b.decode_answer(toks, self.stop)[0] for toks in out[:, ids.shape[1]:].tolist()]
