@@ -12,23 +12,31 @@ import sys
 from contextlib import contextmanager
 from pathlib import Path
 
+from harness.backends.devices import DTYPE_NAMES
 
-def add_model_args(p: argparse.ArgumentParser) -> None:
-    """RUN_DIR, --sae, --layers and the model / device flags every SAE pass shares."""
-    p.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="Run directory (games.jsonl, manifest.json).")
-    p.add_argument(
-        "--sae", required=True, metavar="SPEC",
-        help="SAE folder per layer: a template like 'saes/L{layer}R-8x', a folder with layer_{L} "
-        "subfolders, or one SAE folder (with one layer). See docs/sae.md.",
-    )
-    p.add_argument("--layers", required=True, help="Block indices, e.g. '25-31' or '1,5,9'.")
+SAE_SPEC_HELP = (
+    "SAE folder per layer: a template like 'saes/L{layer}R-8x', a folder with layer_{L} "
+    "subfolders, or one SAE folder (with one layer). See docs/sae.md."
+)
+
+
+def add_model_flags(p: argparse.ArgumentParser) -> None:
+    """--sae, --model, --style, --device, --dtype, --sae-dtype and --out: every SAE command's."""
+    p.add_argument("--sae", required=True, metavar="SPEC", help=SAE_SPEC_HELP)
     p.add_argument("--model", help="Model path (default: the run manifest's config.model.path).")
     p.add_argument("--style", choices=["chat", "base"], help="Prompt style (default: from the manifest).")
     p.add_argument("--device", default="auto", help="'auto', 'cpu', 'cuda', 'cuda:1', ... (default auto).")
     p.add_argument("--dtype", help="Model dtype (default: the manifest's config.model.dtype).")
-    p.add_argument("--sae-dtype", default="float32", choices=["float32", "bfloat16", "float16"])
-    p.add_argument("--batch-size", type=int, default=16, help="Prompts per forward pass (default 16).")
+    p.add_argument("--sae-dtype", default="float32", choices=DTYPE_NAMES, help="SAE dtype (default float32).")
     p.add_argument("--out", type=Path, help="Output folder (default RUN_DIR/sae/<command>).")
+
+
+def add_model_args(p: argparse.ArgumentParser) -> None:
+    """RUN_DIR, --layers and the model / device flags every SAE pass shares."""
+    p.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="Run directory (games.jsonl, manifest.json).")
+    p.add_argument("--layers", required=True, help="Block indices, e.g. '25-31' or '1,5,9'.")
+    add_model_flags(p)
+    p.add_argument("--batch-size", type=int, default=16, help="Prompts per forward pass (default 16).")
     p.add_argument("--no-events", action="store_true", help="Do not append progress events to RUN_DIR/events.jsonl.")
 
 
@@ -135,8 +143,8 @@ def run_pathway(args) -> int:
 
 def register_convert(sub) -> None:
     p = sub.add_parser("convert", help="Write Gemma Scope params.npz as params.safetensors (once) for fast loads.")
-    p.add_argument("--sae", required=True, metavar="SPEC", help="As for `features`.")
-    p.add_argument("--layers", required=True)
+    p.add_argument("--sae", required=True, metavar="SPEC", help=SAE_SPEC_HELP)
+    p.add_argument("--layers", required=True, help="Block indices, e.g. '25-31' or '1,5,9'.")
     p.set_defaults(func=run_convert)
 
 
@@ -158,17 +166,11 @@ def _add_selection_args(p: argparse.ArgumentParser) -> None:
                    help="Run directory (model, rules, games) or a features table (then --model is needed).")
     p.add_argument("--features", type=Path, metavar="TABLE",
                    help="Features table (default RUN_DIR/sae/features/features.parquet).")
-    p.add_argument("--sae", required=True, metavar="SPEC", help="As for `features` (docs/sae.md).")
     p.add_argument("--top", type=int, help="At most N features per layer, by |d| (default: all selected).")
     p.add_argument("--layers", help="Only these layers, e.g. '25-31'.")
     p.add_argument("--ids", help="Exactly these features, 'layer:feature,...' (overrides the selection).")
     p.add_argument("--all-features", action="store_true", help="Not only the table's significant features.")
-    p.add_argument("--model", help="Model path (default: the run manifest's config.model.path).")
-    p.add_argument("--style", choices=["chat", "base"], help="Prompt style (default: from the manifest).")
-    p.add_argument("--device", default="auto", help="'auto', 'cpu', 'cuda', ... (default auto).")
-    p.add_argument("--dtype", help="Model dtype (default: the manifest's config.model.dtype).")
-    p.add_argument("--sae-dtype", default="float32", choices=["float32", "bfloat16", "float16"])
-    p.add_argument("--out", type=Path, help="Output folder (default RUN_DIR/sae/<command>).")
+    add_model_flags(p)
 
 
 def register_patch(sub) -> None:

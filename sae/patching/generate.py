@@ -1,6 +1,6 @@
 """Activation patching: clamp one SAE feature while the model generates, row by row in a batch.
 
-The method (PROTOCOL.md 3, "Exp2"). Let x be the residual stream after block L at the last
+The method (docs/protocol.md §3.6, "Exp2"). Let x be the residual stream after block L at the last
 position of a forward pass, s the SAE of layer L, f a feature and a_old = s.encode(x)[f] its
 current activation. Setting f to a target value a_new changes only that feature:
 

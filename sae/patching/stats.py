@@ -1,6 +1,6 @@
 """Which patched features change behaviour: rates, Fisher's exact tests, BH-FDR, a class per feature.
 
-Outcomes (PROTOCOL.md 3): on the safe prompt, the stop rate; on the risky prompt, the rate of bets
+Outcomes (docs/protocol.md §3.6): on the safe prompt, the stop rate; on the risky prompt, the rate of bets
 of at least $20 (the amount played, after clamping to the balance). Both rates are over all
 trials of a condition: an unreadable answer counts as neither a stop nor a high bet (its share is
 reported as `unparsed`).
