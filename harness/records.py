@@ -8,7 +8,7 @@ These files are the interface for stream consumers and the monitor, so every rec
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
@@ -17,6 +17,8 @@ SCHEMA_VERSION = 1
 BetType = Literal["fixed", "variable"]
 FirstResult = Literal["W", "L"]
 Outcome = Literal["bankrupt", "stopped", "max_rounds", "no_decision", "invalid"]
+#: Every outcome in order; counts iterate over it, so a new outcome shows up everywhere by itself.
+OUTCOMES: tuple[Outcome, ...] = get_args(Outcome)
 Action = Literal["bet", "stop"]
 ParseKind = Literal["final_decision", "first_line", "fallback", "extracted", "unparsed", "empty"]
 #: Parse kinds that read a decision from the model's own words, not a guess (docs/protocol.md §1.6).
