@@ -18,7 +18,8 @@ from harness.errors import HarnessError
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="harness",
-        description="Slot-machine gambling experiments on LLMs, and SAE analysis of the models that play them.",
+        description="Slot-machine gambling experiments on LLMs, and SAE analysis of the models that play "
+        "them.",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     register_all(sub)

@@ -13,7 +13,7 @@ pass raises (as `StopForward` does on purpose, to skip the blocks after the last
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 
 import torch
@@ -89,7 +89,7 @@ def capture_residual(
 
 
 @contextmanager
-def edit_residual(model: torch.nn.Module, edits: dict[int, Edit]) -> Iterator[None]:
+def edit_residual(model: torch.nn.Module, edits: Mapping[int, Edit]) -> Iterator[None]:
     """Replace the output of block L by `edits[L](output)` during every forward pass in the block.
 
     The edit gets and returns the (batch, seq, d_model) residual; it is the one place where a

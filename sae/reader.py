@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -46,7 +47,8 @@ def run_model_config(run_dir: Path, model: str | None = None, style: str | None 
 class ResidualReader:
     """A causal LM loaded for reading residuals; `last_token(prompts, layers)` does the work."""
 
-    def __init__(self, model_cfg: ModelConfig, *, device: str = "auto", dtype: str | None = None, batch_size: int = 16):
+    def __init__(self, model_cfg: ModelConfig, *, device: str = "auto", dtype: str | None = None,
+                 batch_size: int = 16):
         from transformers.utils import logging as hf_logging
 
         from harness.backends.checkpoints import load_causal_lm, resolve_model_path
@@ -75,13 +77,17 @@ class ResidualReader:
         self.model, self.formatter, self.batch_size = model.eval(), formatter, batch_size
         self.model_name = type(model).__name__
         self.device = str(next(model.parameters()).device)
-        self.d_model = int(model.config.hidden_size)
-        self.n_layers = int(model.config.num_hidden_layers)
+        config: Any = model.config  # a transformers PretrainedConfig
+        self.d_model = int(config.hidden_size)
+        self.n_layers = int(config.num_hidden_layers)
         self.pad_id = 0
         return self
 
     def encode(self, prompt: str) -> list[int]:
-        return self.formatter.encode(prompt)
+        ids = self.formatter.encode(prompt)
+        if ids is None:
+            raise ConfigError("the model's prompt formatter has no tokenizer")
+        return ids
 
     def batch_tensors(self, ids: list[list[int]]) -> dict[str, torch.Tensor]:
         """Left-padded input_ids, attention_mask and position_ids (0 at each row's first real token)."""

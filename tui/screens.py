@@ -29,7 +29,9 @@ Times in the error log are UTC.
 
 
 #: Column headers short enough for 80 columns; an outcome not named here shows its own name.
-SHORT_OUTCOME = {"bankrupt": "bankr", "stopped": "stop", "max_rounds": "max", "no_decision": "no dec", "invalid": "inval"}
+SHORT_OUTCOME = {
+    "bankrupt": "bankr", "stopped": "stop", "max_rounds": "max", "no_decision": "no dec", "invalid": "inval",
+}
 
 
 class ConditionTable(DataTable):
@@ -39,7 +41,8 @@ class ConditionTable(DataTable):
 
     def on_mount(self) -> None:
         self.cursor_type = "row"
-        self.add_columns("run", "pass", "condition", "games", *(SHORT_OUTCOME.get(o, o) for o in OUTCOMES), "bankr%")
+        outcomes = (SHORT_OUTCOME.get(o, o) for o in OUTCOMES)
+        self.add_columns("run", "pass", "condition", "games", *outcomes, "bankr%")
         self.watch_view(self.view)
 
     def watch_view(self, view: MonitorView | None) -> None:

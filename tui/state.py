@@ -201,6 +201,6 @@ class MonitorState:
                 c = counts.setdefault(condition, {})
                 c[outcome] = c.get(outcome, 0) + 1
             for condition, c in sorted(counts.items()):
-                counts = tuple(c.get(outcome, 0) for outcome in OUTCOMES)
-                rows.append(ConditionRow(self.labels[source], kind, condition, sum(c.values()), counts))
+                per_outcome = tuple(c.get(outcome, 0) for outcome in OUTCOMES)
+                rows.append(ConditionRow(self.labels[source], kind, condition, sum(c.values()), per_outcome))
         return tuple(rows)

@@ -79,7 +79,7 @@ class ConditionRow:
     """Games per outcome, in `harness.records.OUTCOMES` order."""
 
     def count(self, outcome: str) -> int:
-        return self.counts[OUTCOMES.index(outcome)]  # type: ignore[arg-type]
+        return self.counts[OUTCOMES.index(outcome)]
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
+from typing import Any
 
 from harness.backends.base import Backend, GenerationRequest, GenerationResult
 from harness.backends.devices import resolve_device
@@ -32,8 +33,8 @@ class TransformersBackend(Backend):
         batching = config.backend if config is not None else BackendConfig()
         self.max_batch_size = batching.max_batch_size
         self.batch_wait_s = batching.batch_wait_ms / 1000
-        self.model = None
-        self.tokenizer = None
+        self.model: Any = None  # a transformers causal LM once loaded
+        self.tokenizer: Any = None
         self._queue: asyncio.Queue[_Pending] | None = None
         self._consumer: asyncio.Task | None = None
         self.batches = 0
@@ -60,6 +61,8 @@ class TransformersBackend(Backend):
 
         from harness.backends.checkpoints import load_causal_lm
 
+        if self.config is None or self.model_path is None:
+            raise BackendError("no model to load: this backend wraps a model given to from_model")
         try:
             tokenizer = (
                 self.formatter.tokenizer

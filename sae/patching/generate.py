@@ -28,6 +28,7 @@ row), so a trial's answer depends on its seed, not on its batch neighbours.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -99,13 +100,14 @@ class Generator:
     in memory (benchmarks with random weights)."""
 
     def __init__(self, backend, formatter, style: str, name: str, *, max_new_tokens: int = 256,
-                 temperature: float = 0.7, top_p: float = 1.0, stop: list[str] = ()):
+                 temperature: float = 0.7, top_p: float = 1.0, stop: Sequence[str] = ()):
         self.backend, self.formatter, self.style, self.model_name = backend, formatter, style, name
         self.max_new_tokens, self.temperature, self.top_p = max_new_tokens, temperature, top_p
         self.stop = list(stop) + (BASE_STOP if style == "base" else [])
 
     @classmethod
-    def load(cls, model_cfg: ModelConfig, *, device: str = "auto", dtype: str | None = None, **options) -> Generator:
+    def load(cls, model_cfg: ModelConfig, *, device: str = "auto", dtype: str | None = None,
+             **options) -> Generator:
         from harness.backends.checkpoints import load_causal_lm, resolve_model_path
         from harness.backends.devices import resolve_device
         from harness.backends.formatter import PromptFormatter
@@ -131,7 +133,8 @@ class Generator:
     def device(self) -> str:
         return self.backend.device
 
-    def run(self, rows: list[Row], prompts: dict[str, PatchPrompt], saes: dict[int, SAE]) -> list[TrialResult]:
+    def run(self, rows: list[Row], prompts: dict[str, PatchPrompt],
+            saes: dict[int, SAE]) -> list[TrialResult]:
         """One answer per row (patched as the row says), parsed as the game would; one generate call
         per prompt among the rows."""
         out: list[TrialResult | None] = [None] * len(rows)
@@ -164,8 +167,10 @@ class Generator:
                                   eos_token_id=b.eos_ids, stop_strings=self.stop or None)
         with edit_residual(self.model, row_patches(rows, saes)):
             out = b.model.generate(
-                input_ids=ids.repeat(n, 1), attention_mask=torch.ones((n, ids.shape[1]), dtype=torch.long, device=b.device),
-                past_key_values=cache, generation_config=config, logits_processor=LogitsProcessorList([sampler]),
+                input_ids=ids.repeat(n, 1),
+                attention_mask=torch.ones((n, ids.shape[1]), dtype=torch.long, device=b.device),
+                past_key_values=cache, generation_config=config,
+                logits_processor=LogitsProcessorList([sampler]),
                 tokenizer=b.tokenizer if self.stop else None,
             )
         return [b.decode_answer(toks, self.stop)[0] for toks in out[:, ids.shape[1]:].tolist()]

@@ -1,4 +1,5 @@
-"""Encode/decode against numbers computed by hand (docs/protocol.md §3.3: JumpReLU at the threshold, not ReLU)."""
+"""Encode/decode against numbers computed by hand (docs/protocol.md §3.3: JumpReLU at the threshold,
+not ReLU)."""
 
 import pytest
 import torch

@@ -71,7 +71,8 @@ def test_workers_are_keyed_by_kind_and_summed_per_model_and_kind():
     view = state.view(T0 + 11, 120)
     assert [(w.kind, w.worker) for w in view.workers] == [("games", 0), ("games", 1), ("patching", 0)]
     games, patching = view.summary
-    assert (games.kind, games.workers, games.games_done, games.games_total, games.errors) == ("games", 2, 7, 40, 1)
+    shown = (games.kind, games.workers, games.games_done, games.games_total, games.errors)
+    assert shown == ("games", 2, 7, 40, 1)
     assert games.requests_per_s == 8.0 and patching.games_total == 6
 
 

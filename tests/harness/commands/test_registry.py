@@ -28,6 +28,9 @@ def test_entry_point_adds_a_command(tmp_path, monkeypatch, capsys):
 
 
 def test_cli_module_imports_neither_sae_nor_tui():
-    code = "import sys, harness.cli; print(sorted(m for m in sys.modules if m.split('.')[0] in ('sae', 'tui')))"
+    code = (
+        "import sys, harness.cli; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('sae', 'tui')))"
+    )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert r.stdout.strip() == "[]"
