@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
+from typing import Any
 
 import torch
 
@@ -29,7 +30,7 @@ class StopForward(Exception):
 def decoder_blocks(model: torch.nn.Module) -> torch.nn.ModuleList:
     """The list of decoder blocks of a LLaMA / Gemma-2 / SmolLM2-style model (CausalLM or base)."""
     for path in ("model.layers", "layers", "model.language_model.layers", "language_model.model.layers"):
-        obj = model
+        obj: Any = model
         for attr in path.split("."):
             obj = getattr(obj, attr, None)
             if obj is None:
