@@ -34,3 +34,13 @@ def test_cli_module_imports_neither_sae_nor_tui():
     )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert r.stdout.strip() == "[]"
+
+
+def test_building_every_parser_loads_no_backend():
+    """`harness --help` builds every command's parser: none may pull in the backends (or pydantic)."""
+    code = (
+        "import sys; from harness.cli import build_parser; build_parser(); "
+        "print(sorted(m for m in ('harness.backends', 'pydantic', 'torch') if m in sys.modules))"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert r.stdout.strip() == "[]"
