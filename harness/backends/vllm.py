@@ -15,6 +15,7 @@ import gc
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 from harness.backends.base import Backend, GenerationRequest, GenerationResult
 from harness.backends.devices import nvml_stats, resolve_device
@@ -78,7 +79,7 @@ class VLLMBackend(Backend):
         self.config = config
         self.model_path = model_path
         self.formatter = formatter
-        self.engine = None
+        self.engine: Any = None  # vllm AsyncLLM once started
         self.device: str | None = None
 
     def _prepare_env(self) -> str:
