@@ -30,6 +30,7 @@ monitor: setup
 
 lint: setup
 	$(VENV)/bin/ruff check harness sae tui tests bench
+	$(VENV)/bin/mypy harness sae tui
 
 test: setup
 	$(PY) -m pytest

@@ -29,6 +29,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from harness.backends.devices import default_dtype, torch_dtype  # noqa: E402
 from harness.backends.formatter import PromptFormatter  # noqa: E402
 from sae.model import SAE, SAEConfig  # noqa: E402
 from sae.patching.generate import Generator  # noqa: E402
@@ -66,7 +67,7 @@ def build(args) -> tuple[Generator, int]:
         return Generator.load(cfg, device=args.device, **options), 15
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    dtype = getattr(torch, args.dtype or ("bfloat16" if args.device.startswith("cuda") else "float32"))
+    dtype = torch_dtype(args.dtype or default_dtype(args.device))
     torch.manual_seed(0)
     torch.set_default_dtype(dtype)  # built in the target dtype on the target device: no fp32 copy
     with torch.device(args.device):
@@ -95,7 +96,7 @@ def main() -> None:
     generator, layer = build(args)
     load_s = time.perf_counter() - t0
     d_model = int(generator.model.config.hidden_size)
-    sae = random_sae(d_model, 8 * d_model, generator.device, torch.float32 if args.device == "cpu" else torch.bfloat16)
+    sae = random_sae(d_model, 8 * d_model, generator.device, torch_dtype(default_dtype(args.device)))
     prompts = build_test_prompts(generator.formatter, "chat")
     prompt_tokens = {k: len(generator.formatter.encode(p.rendered)) for k, p in prompts.items()}
     feats = [{"layer": layer, "feature": f, "target_safe": 0.0, "target_risky": 4.0, "direction": "risky"}

@@ -74,8 +74,10 @@ def run_original(model_path: str, device: str, dtype: str, requests: list) -> di
     import torch
     from transformers import AutoModelForCausalLM
 
+    from harness.backends.devices import torch_dtype
+
     t0 = time.perf_counter()
-    model = AutoModelForCausalLM.from_pretrained(model_path, dtype=getattr(torch, dtype), local_files_only=True)
+    model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch_dtype(dtype), local_files_only=True)
     model = model.to(device).eval()
     eos = model.generation_config.eos_token_id
     eos = set([eos] if isinstance(eos, int) else eos or [])
@@ -160,12 +162,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     import torch
 
+    from harness.backends.devices import default_dtype, resolve_device
     from harness.backends.transformers import TransformersBackend
     from harness.config import load_config
     from harness.run.worker_run import make_formatter
 
-    device = args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
-    dtype = args.dtype or ("float32" if device == "cpu" else "bfloat16")
+    device = resolve_device(args.device)
+    dtype = args.dtype or default_dtype(device)
     ways = [w.strip() for w in args.ways.split(",") if w.strip()]
     config = load_config(None, {
         "model.path": args.model, "model.dtype": dtype, "model.name": Path(args.model).name,

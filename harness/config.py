@@ -57,7 +57,7 @@ class GenerationConfig(_Strict):
 
 
 class GuardConfig(_Strict):
-    """Bounds on re-asking (PROTOCOL.md: never retry forever)."""
+    """Bounds on re-asking (docs/protocol.md §1.7: never retry forever)."""
 
     max_retries: int = Field(5, ge=0, description="Re-asks per round for empty or unreadable answers.")
     request_timeout_s: float = Field(600.0, gt=0, description="Per model call.")

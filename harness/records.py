@@ -14,7 +14,7 @@ changes what a field means or adds a value old readers would misread. 2.0 added 
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import (
     BaseModel,
@@ -66,9 +66,11 @@ SchemaVersion = Annotated[
 BetType = Literal["fixed", "variable"]
 FirstResult = Literal["W", "L"]
 Outcome = Literal["bankrupt", "stopped", "max_rounds", "no_decision", "invalid"]
+#: Every outcome in order; counts iterate over it, so a new outcome shows up everywhere by itself.
+OUTCOMES: tuple[Outcome, ...] = get_args(Outcome)
 Action = Literal["bet", "stop"]
 ParseKind = Literal["final_decision", "first_line", "fallback", "extracted", "unparsed", "empty"]
-#: Parse kinds that read a decision from the model's own words, not a guess (docs/protocol.md §1).
+#: Parse kinds that read a decision from the model's own words, not a guess (docs/protocol.md §1.6).
 MODEL_DECISION_KINDS: tuple[ParseKind, ...] = ("final_decision", "first_line", "extracted")
 PassKind = Literal["games", "patching", "features", "pathway"]
 

@@ -12,24 +12,47 @@ import sys
 from contextlib import contextmanager
 from pathlib import Path
 
+SAE_SPEC_HELP = (
+    "SAE folder per layer: a template like 'saes/L{layer}R-8x', a folder with layer_{L} "
+    "subfolders, or one SAE folder (with one layer). See docs/sae.md."
+)
 
-def add_model_args(p: argparse.ArgumentParser) -> None:
-    """RUN_DIR, --sae, --layers and the model / device flags every SAE pass shares."""
-    p.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="Run directory (games.jsonl, manifest.json).")
-    p.add_argument(
-        "--sae", required=True, metavar="SPEC",
-        help="SAE folder per layer: a template like 'saes/L{layer}R-8x', a folder with layer_{L} "
-        "subfolders, or one SAE folder (with one layer). See docs/sae.md.",
-    )
-    p.add_argument("--layers", required=True, help="Block indices, e.g. '25-31' or '1,5,9'.")
+
+def dtype_name(value: str) -> str:
+    """An argparse type: one of `harness.backends.devices.DTYPE_NAMES`, checked when parsed so that
+    building the parser (`harness --help`) does not import the backends."""
+    from harness.backends.devices import DTYPE_NAMES
+
+    if value not in DTYPE_NAMES:
+        raise argparse.ArgumentTypeError(f"{value!r} not one of {', '.join(DTYPE_NAMES)}")
+    return value
+
+
+def add_model_flags(p: argparse.ArgumentParser) -> None:
+    """--sae, --model, --style, --device, --dtype, --sae-dtype and --out: every SAE command's."""
+    p.add_argument("--sae", required=True, metavar="SPEC", help=SAE_SPEC_HELP)
     p.add_argument("--model", help="Model path (default: the run manifest's config.model.path).")
     p.add_argument("--style", choices=["chat", "base"], help="Prompt style (default: from the manifest).")
     p.add_argument("--device", default="auto", help="'auto', 'cpu', 'cuda', 'cuda:1', ... (default auto).")
     p.add_argument("--dtype", help="Model dtype (default: the manifest's config.model.dtype).")
-    p.add_argument("--sae-dtype", default="float32", choices=["float32", "bfloat16", "float16"])
-    p.add_argument("--batch-size", type=int, default=16, help="Prompts per forward pass (default 16).")
+    p.add_argument(
+        "--sae-dtype", default="float32", type=dtype_name, metavar="DTYPE",
+        help="SAE dtype: float32, bfloat16 or float16 (default float32)."
+    )
     p.add_argument("--out", type=Path, help="Output folder (default RUN_DIR/sae/<command>).")
-    p.add_argument("--no-events", action="store_true", help="Do not append progress events to RUN_DIR/events.jsonl.")
+
+
+def add_model_args(p: argparse.ArgumentParser) -> None:
+    """RUN_DIR, --layers and the model / device flags every SAE pass shares."""
+    p.add_argument(
+        "run_dir", type=Path, metavar="RUN_DIR", help="Run directory (games.jsonl, manifest.json)."
+    )
+    p.add_argument("--layers", required=True, help="Block indices, e.g. '25-31' or '1,5,9'.")
+    add_model_flags(p)
+    p.add_argument("--batch-size", type=int, default=16, help="Prompts per forward pass (default 16).")
+    p.add_argument(
+        "--no-events", action="store_true", help="Do not append progress events to RUN_DIR/events.jsonl."
+    )
 
 
 def open_run(args):
@@ -49,7 +72,8 @@ def open_run(args):
     if layers[-1] >= reader.n_layers:
         from harness.errors import ConfigError
 
-        raise ConfigError(f"--layers: {layers[-1]} out of range; the model has blocks 0..{reader.n_layers - 1}")
+        last = reader.n_layers - 1
+        raise ConfigError(f"--layers: {layers[-1]} out of range; the model has blocks 0..{last}")
     saes = load_folders(folders, device=reader.device, dtype=args.sae_dtype, d_model=reader.d_model)
     return games, reader, saes
 
@@ -85,7 +109,8 @@ def run_features(args) -> int:
     result.meta.update(run_dir=str(args.run_dir), sae_spec=args.sae)
     paths = write_result(result, args.out or args.run_dir / "sae" / "features")
     print(result.summary.to_string(index=False))
-    print(f"{int(result.table['significant'].sum())} significant features; wrote {paths['table']} and {paths['csv']}")
+    significant = int(result.table["significant"].sum())
+    print(f"{significant} significant features; wrote {paths['table']} and {paths['csv']}")
     return 0
 
 
@@ -93,9 +118,13 @@ def run_features(args) -> int:
 
 
 def register_pathway(sub) -> None:
-    p = sub.add_parser("pathway", help="Every decision of selected games, every layer: sparse shards + comparison.")
+    p = sub.add_parser(
+        "pathway", help="Every decision of selected games, every layer: sparse shards + comparison."
+    )
     add_model_args(p)
-    p.add_argument("--games", type=int, default=50, help="Games to sample, half bankrupt if possible (default 50).")
+    p.add_argument(
+        "--games", type=int, default=50, help="Games to sample, half bankrupt if possible (default 50)."
+    )
     p.add_argument("--all-games", action="store_true", help="Every bankrupt and voluntarily stopped game.")
     p.add_argument("--game-ids", help="Comma-separated game ids (overrides --games).")
     p.add_argument("--seed", type=int, default=0, help="Seed of the sample, stratified by condition (default 0).")
@@ -127,7 +156,8 @@ def run_pathway(args) -> int:
         print(result.layers.to_string(index=False))
     else:
         print("comparison skipped: it needs at least 2 bankrupt and 2 stopped games", file=sys.stderr)
-    print(f"{len(chosen)} games, {len(index)} rows, {store.meta['shards']} shards ({size / 2**20:.1f} MiB) in {out}")
+    shards = f"{store.meta['shards']} shards ({size / 2**20:.1f} MiB)"
+    print(f"{len(chosen)} games, {len(index)} rows, {shards} in {out}")
     return 0
 
 
@@ -135,9 +165,11 @@ def run_pathway(args) -> int:
 
 
 def register_convert(sub) -> None:
-    p = sub.add_parser("convert", help="Write Gemma Scope params.npz as params.safetensors (once) for fast loads.")
-    p.add_argument("--sae", required=True, metavar="SPEC", help="As for `features`.")
-    p.add_argument("--layers", required=True)
+    p = sub.add_parser(
+        "convert", help="Write Gemma Scope params.npz as params.safetensors (once) for fast loads."
+    )
+    p.add_argument("--sae", required=True, metavar="SPEC", help=SAE_SPEC_HELP)
+    p.add_argument("--layers", required=True, help="Block indices, e.g. '25-31' or '1,5,9'.")
     p.set_defaults(func=run_convert)
 
 
@@ -155,30 +187,32 @@ def run_convert(args) -> int:
 
 
 def _add_selection_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("target", type=Path, metavar="RUN_DIR_OR_FEATURES",
-                   help="Run directory (model, rules, games) or a features table (then --model is needed).")
-    p.add_argument("--features", type=Path, metavar="TABLE",
-                   help="Features table (default RUN_DIR/sae/features/features.parquet).")
-    p.add_argument("--sae", required=True, metavar="SPEC", help="As for `features` (docs/sae.md).")
+    p.add_argument(
+        "target", type=Path, metavar="RUN_DIR_OR_FEATURES",
+        help="Run directory (model, rules, games) or a features table (then --model is needed)."
+    )
+    p.add_argument(
+        "--features", type=Path, metavar="TABLE",
+        help="Features table (default RUN_DIR/sae/features/features.parquet)."
+    )
     p.add_argument("--top", type=int, help="At most N features per layer, by |d| (default: all selected).")
     p.add_argument("--layers", help="Only these layers, e.g. '25-31'.")
     p.add_argument("--ids", help="Exactly these features, 'layer:feature,...' (overrides the selection).")
     p.add_argument("--all-features", action="store_true", help="Not only the table's significant features.")
-    p.add_argument("--model", help="Model path (default: the run manifest's config.model.path).")
-    p.add_argument("--style", choices=["chat", "base"], help="Prompt style (default: from the manifest).")
-    p.add_argument("--device", default="auto", help="'auto', 'cpu', 'cuda', ... (default auto).")
-    p.add_argument("--dtype", help="Model dtype (default: the manifest's config.model.dtype).")
-    p.add_argument("--sae-dtype", default="float32", choices=["float32", "bfloat16", "float16"])
-    p.add_argument("--out", type=Path, help="Output folder (default RUN_DIR/sae/<command>).")
+    add_model_flags(p)
 
 
 def register_patch(sub) -> None:
-    p = sub.add_parser("patch", help="Activation patching: clamp each feature while generating (batched, resumable).")
+    p = sub.add_parser(
+        "patch", help="Activation patching: clamp each feature while generating (batched, resumable)."
+    )
     _add_selection_args(p)
     p.add_argument("--trials", type=int, default=50, help="Trials per condition (default 50).")
     p.add_argument("--temperature", type=float, default=0.7)
     p.add_argument("--top-p", type=float, default=1.0)
-    p.add_argument("--max-new-tokens", type=int, help="Default: the run's generation.max_new_tokens (else 256).")
+    p.add_argument(
+        "--max-new-tokens", type=int, help="Default: the run's generation.max_new_tokens (else 256)."
+    )
     p.add_argument("--seed", type=int, help="Trial seeds derive from it (default: the run's seed).")
     p.add_argument("--batch-size", type=int, default=200, help="Trials per generate call (default 200).")
     p.add_argument("--alpha", type=float, default=0.05, help="BH-FDR level over all tests (default 0.05).")
@@ -187,16 +221,26 @@ def register_patch(sub) -> None:
         p.add_argument(f"--{name}-condition", help=f"Condition id of the {name} prompt.")
         p.add_argument(f"--{name}-history", help=f"Rounds before the {name} prompt, e.g. '10L,20W'.")
     p.add_argument("--restart", action="store_true", help="Discard earlier results in the output folder.")
-    p.add_argument("--no-events", action="store_true", help="Do not append progress events to RUN_DIR/events.jsonl.")
+    p.add_argument(
+        "--no-events", action="store_true", help="Do not append progress events to RUN_DIR/events.jsonl."
+    )
     p.set_defaults(func=lambda args: _patch_command("run_patch", args))
 
 
 def register_words(sub) -> None:
-    p = sub.add_parser("words", help="Feature words: tokens a feature promotes, answer words where it is high.")
+    p = sub.add_parser(
+        "words", help="Feature words: tokens a feature promotes, answer words where it is high."
+    )
     _add_selection_args(p)
-    p.add_argument("--causal", type=Path, help="Only features classified safe/risky in this patch_features.parquet.")
-    p.add_argument("--k-tokens", type=int, default=10, help="Promoted / suppressed tokens per feature (default 10).")
-    p.add_argument("--k-words", type=int, default=10, help="High / low answer words per feature (default 10).")
+    p.add_argument(
+        "--causal", type=Path, help="Only features classified safe/risky in this patch_features.parquet."
+    )
+    p.add_argument(
+        "--k-tokens", type=int, default=10, help="Promoted / suppressed tokens per feature (default 10)."
+    )
+    p.add_argument(
+        "--k-words", type=int, default=10, help="High / low answer words per feature (default 10)."
+    )
     p.add_argument("--batch-size", type=int, default=16, help="Prompts per forward pass (default 16).")
     p.set_defaults(func=lambda args: _patch_command("run_words", args))
 
@@ -212,7 +256,9 @@ SUBCOMMANDS = [register_features, register_pathway, register_convert, register_p
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser("sae", help="SAE analysis of a run: features, pathway, patch, words, convert.")
+    parser = subparsers.add_parser(
+        "sae", help="SAE analysis of a run: features, pathway, patch, words, convert."
+    )
     sub = parser.add_subparsers(dest="sae_command", metavar="SAE_COMMAND", required=True)
     for registrar in SUBCOMMANDS:
         registrar(sub)

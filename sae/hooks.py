@@ -13,8 +13,9 @@ pass raises (as `StopForward` does on purpose, to skip the blocks after the last
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
+from typing import Any
 
 import torch
 
@@ -29,7 +30,7 @@ class StopForward(Exception):
 def decoder_blocks(model: torch.nn.Module) -> torch.nn.ModuleList:
     """The list of decoder blocks of a LLaMA / Gemma-2 / SmolLM2-style model (CausalLM or base)."""
     for path in ("model.layers", "layers", "model.language_model.layers", "language_model.model.layers"):
-        obj = model
+        obj: Any = model
         for attr in path.split("."):
             obj = getattr(obj, attr, None)
             if obj is None:
@@ -89,7 +90,7 @@ def capture_residual(
 
 
 @contextmanager
-def edit_residual(model: torch.nn.Module, edits: dict[int, Edit]) -> Iterator[None]:
+def edit_residual(model: torch.nn.Module, edits: Mapping[int, Edit]) -> Iterator[None]:
     """Replace the output of block L by `edits[L](output)` during every forward pass in the block.
 
     The edit gets and returns the (batch, seq, d_model) residual; it is the one place where a

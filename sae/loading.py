@@ -21,10 +21,9 @@ from pathlib import Path
 
 import torch
 
+from harness.backends.devices import torch_dtype
 from sae.model import SAE, SAEConfig, SAELoadError
 from sae.saelens_config import RESID_HOOK, read_settings
-
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
 @dataclass(frozen=True)
@@ -49,9 +48,10 @@ def register_layout(name: str, detect: Callable[[Path], bool]):
 def as_dtype(dtype: torch.dtype | str | None) -> torch.dtype | None:
     if dtype is None or isinstance(dtype, torch.dtype):
         return dtype
-    if dtype not in DTYPES:
-        raise SAELoadError(f"SAE dtype {dtype!r} not supported; choose one of {sorted(DTYPES)}")
-    return DTYPES[dtype]
+    try:
+        return torch_dtype(dtype)
+    except ValueError as e:
+        raise SAELoadError(f"SAE {e}") from None
 
 
 def read_tensors(

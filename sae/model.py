@@ -116,35 +116,33 @@ class SAE(torch.nn.Module):
     def dtype(self) -> torch.dtype:
         return self.W_enc.dtype
 
-    def pre_activations(self, x: torch.Tensor) -> torch.Tensor:
-        """(..., d_model) raw residual -> (..., d_sae) pre-activations, in the SAE's dtype."""
+    def pre_activations(self, x: torch.Tensor, features: torch.Tensor | None = None) -> torch.Tensor:
+        """(..., d_model) raw residual -> (..., d_sae) pre-activations, in the SAE's dtype.
+
+        With `features` ((...,) ids, one per row), only row i's feature: (...,)."""
         x = x.to(device=self.device, dtype=self.dtype)
         if self.cfg.input_scale != 1.0:
             x = x * self.cfg.input_scale
         if self.cfg.apply_b_dec_to_input:
             x = x - self.b_dec
-        return x @ self.W_enc + self.b_enc
+        if features is None:
+            return x @ self.W_enc + self.b_enc
+        return (x * self.W_enc[:, features].T).sum(-1) + self.b_enc[features]
 
-    def encode(self, x: torch.Tensor) -> torch.Tensor:
-        """(..., d_model) raw residual -> (..., d_sae) feature activations."""
-        pre = self.pre_activations(x)
+    def encode(self, x: torch.Tensor, features: torch.Tensor | None = None) -> torch.Tensor:
+        """(..., d_model) raw residual -> (..., d_sae) feature activations.
+
+        With `features` ((n,) ids, one per row of an (n, d_model) x), only row i's feature's
+        activation, (n,), equal to `encode(x)[i, features[i]]`: patching edits one feature per row,
+        and without TopK only those columns of W_enc are read."""
+        if features is not None and self.cfg.activation == "topk":  # a row's top k depends on every feature
+            return self.encode(x).gather(-1, features.to(self.device)[:, None]).squeeze(-1)
+        pre = self.pre_activations(x, features)
         if self.cfg.activation == "topk":
             values, indices = torch.topk(pre, k=min(self.cfg.k, self.d_sae), dim=-1, sorted=False)
             return torch.zeros_like(pre).scatter(-1, indices, values.relu())
-        return pre.relu() * (pre > self.threshold)
-
-    def encode_features(self, x: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
-        """(n, d_model) residuals, (n,) feature ids -> (n,) activation of row i's feature, equal to
-        `encode(x)[i, features[i]]`; without TopK only those columns of W_enc are read."""
-        if self.cfg.activation == "topk":  # a row's top k depends on every feature
-            return self.encode(x).gather(-1, features.to(self.device)[:, None]).squeeze(-1)
-        x = x.to(device=self.device, dtype=self.dtype)
-        if self.cfg.input_scale != 1.0:
-            x = x * self.cfg.input_scale
-        if self.cfg.apply_b_dec_to_input:
-            x = x - self.b_dec
-        pre = (x * self.W_enc[:, features].T).sum(-1) + self.b_enc[features]
-        return pre.relu() * (pre > self.threshold[features])
+        threshold = self.threshold if features is None else self.threshold[features]
+        return pre.relu() * (pre > threshold)
 
     def decode(self, a: torch.Tensor) -> torch.Tensor:
         """(..., d_sae) activations -> (..., d_model) reconstruction in raw residual units."""
@@ -156,9 +154,10 @@ class SAE(torch.nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.decode(self.encode(x))
 
-    def feature_direction(self, feature: int) -> torch.Tensor:
+    def feature_direction(self, feature: int | torch.Tensor) -> torch.Tensor:
         """The residual-space change per unit of activation of `feature` (W_dec row, scale folded in):
-        raising feature f by delta adds delta * feature_direction(f) to the reconstruction."""
+        raising feature f by delta adds delta * feature_direction(f) to the reconstruction.
+        A tensor of ids gives one row per id."""
         return self.W_dec[feature] / self.cfg.output_scale
 
     def extra_repr(self) -> str:

@@ -12,15 +12,15 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import torch
 
+from harness.backends.devices import DTYPE_NAMES, resolve_device
 from harness.config import ModelConfig
 from harness.errors import ConfigError, RunDirError
 from harness.rundir.manifest import manifest_path, read_manifest
 from sae.hooks import StopForward, capture_residual, last_position
-
-TORCH_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
 def run_model_config(run_dir: Path, model: str | None = None, style: str | None = None) -> ModelConfig:
@@ -40,16 +40,11 @@ def run_model_config(run_dir: Path, model: str | None = None, style: str | None 
         raise RunDirError(f"{manifest_file}: config.model: {e}") from None
 
 
-def pick_device(device: str) -> str:
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return device
-
-
 class ResidualReader:
     """A causal LM loaded for reading residuals; `last_token(prompts, layers)` does the work."""
 
-    def __init__(self, model_cfg: ModelConfig, *, device: str = "auto", dtype: str | None = None, batch_size: int = 16):
+    def __init__(self, model_cfg: ModelConfig, *, device: str = "auto", dtype: str | None = None,
+                 batch_size: int = 16):
         from transformers.utils import logging as hf_logging
 
         from harness.backends.checkpoints import load_causal_lm, resolve_model_path
@@ -57,10 +52,10 @@ class ResidualReader:
 
         path = resolve_model_path(model_cfg)
         dtype = dtype or model_cfg.dtype
-        if dtype != "auto" and dtype not in TORCH_DTYPES:
-            raise ConfigError(f"--dtype: {dtype!r} not one of {sorted(TORCH_DTYPES)}")
+        if dtype != "auto" and dtype not in DTYPE_NAMES:
+            raise ConfigError(f"--dtype: {dtype!r} not one of {', '.join(DTYPE_NAMES)}")
         self.model_name = model_cfg.name
-        self.device = pick_device(device)
+        self.device = resolve_device(device)
         self.batch_size = batch_size
         self.formatter = PromptFormatter.from_pretrained(path, model_cfg.style, model_cfg.system_prompt)
         hf_logging.disable_progress_bar()  # the CLI prints its own progress
@@ -78,13 +73,17 @@ class ResidualReader:
         self.model, self.formatter, self.batch_size = model.eval(), formatter, batch_size
         self.model_name = type(model).__name__
         self.device = str(next(model.parameters()).device)
-        self.d_model = int(model.config.hidden_size)
-        self.n_layers = int(model.config.num_hidden_layers)
+        config: Any = model.config  # a transformers PretrainedConfig
+        self.d_model = int(config.hidden_size)
+        self.n_layers = int(config.num_hidden_layers)
         self.pad_id = 0
         return self
 
     def encode(self, prompt: str) -> list[int]:
-        return self.formatter.encode(prompt)
+        ids = self.formatter.encode(prompt)
+        if ids is None:
+            raise ConfigError("the model's prompt formatter has no tokenizer")
+        return ids
 
     def batch_tensors(self, ids: list[list[int]]) -> dict[str, torch.Tensor]:
         """Left-padded input_ids, attention_mask and position_ids (0 at each row's first real token)."""

@@ -103,7 +103,7 @@ def benjamini_hochberg(p: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class Thresholds:
-    """What counts as a significant feature (docs/protocol.md §3: |d| >= 0.3, p < 0.001, q < 0.05)."""
+    """What counts as a significant feature (docs/protocol.md §3.4: |d| >= 0.3, p < 0.001, q < 0.05)."""
 
     min_abs_d: float = 0.3
     max_p: float = 1e-3

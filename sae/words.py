@@ -1,4 +1,4 @@
-"""Feature words (docs/protocol.md §3, "Exp3"): what a feature says, read two ways.
+"""Feature words (docs/protocol.md §3.7, "Exp3"): what a feature says, read two ways.
 
 1. Through the unembedding: the feature's decoder direction d_f = W_dec[f] / output_scale, scaled
    by the final norm's weight (RMSNorm's gain; Gemma's norms multiply by 1 + weight), times the

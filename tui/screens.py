@@ -9,13 +9,14 @@ from textual.reactive import reactive
 from textual.screen import ModalScreen, Screen
 from textual.widgets import DataTable, Footer, Static
 
+from harness.records import OUTCOMES
 from tui.views import MonitorView
 
 HELP = """\
 [b]harness monitor[/b]: reads the runs' events.jsonl, never writes.
 
   [b]←/→ ↑/↓[/b]  move between worker panels
-  [b]c[/b]        bankrupt / stopped per condition
+  [b]c[/b]        outcomes per condition
   [b]p[/b]        pause / resume updates
   [b]?[/b]        this help      [b]q[/b]  quit
 
@@ -27,6 +28,12 @@ Times in the error log are UTC.
 """
 
 
+#: Column headers short enough for 80 columns; an outcome not named here shows its own name.
+SHORT_OUTCOME = {
+    "bankrupt": "bankr", "stopped": "stop", "max_rounds": "max", "no_decision": "no dec", "invalid": "inval",
+}
+
+
 class ConditionTable(DataTable):
     """Outcome counts per condition, one row per (run, pass, condition)."""
 
@@ -34,7 +41,8 @@ class ConditionTable(DataTable):
 
     def on_mount(self) -> None:
         self.cursor_type = "row"
-        self.add_columns("run", "pass", "condition", "games", "bankrupt", "stopped", "max", "inval", "bankr%")
+        outcomes = (SHORT_OUTCOME.get(o, o) for o in OUTCOMES)
+        self.add_columns("run", "pass", "condition", "games", *outcomes, "bankr%")
         self.watch_view(self.view)
 
     def watch_view(self, view: MonitorView | None) -> None:
@@ -42,10 +50,10 @@ class ConditionTable(DataTable):
             return
         self.clear()
         for r in view.conditions:
-            share = f"{100 * r.bankrupt / r.games:.0f}" if r.games else "--"
-            self.add_row(r.run, r.kind, r.condition, r.games, r.bankrupt, r.stopped, r.max_rounds, r.invalid, share)
+            share = f"{100 * r.count('bankrupt') / r.games:.0f}" if r.games else "--"
+            self.add_row(r.run, r.kind, r.condition, r.games, *r.counts, share)
         if not view.conditions:
-            self.add_row("", "", "no game_done events yet", "", "", "", "", "", "")
+            self.add_row("", "", "no game_done events yet", "", *([""] * len(OUTCOMES)), "")
 
 
 class ConditionsScreen(Screen):

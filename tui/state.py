@@ -9,13 +9,31 @@ may do a games pass and a patching pass, and a resumed run starts the same worke
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
-from harness.records import ErrorEvent, Event, GameDoneEvent, ProgressEvent, RunEndEvent, RunStartEvent
+from harness.records import (
+    OUTCOMES,
+    ErrorEvent,
+    Event,
+    GameDoneEvent,
+    ProgressEvent,
+    RunEndEvent,
+    RunStartEvent,
+)
 from tui.follow import SourceBatch
 from tui.views import ConditionRow, ErrorLine, MonitorView, WorkerView, summarize
 
 WorkerKey = tuple[int, str, int]  # (source index, kind, worker)
+
+#: Progress events say games_done/games_total too, but other events move those (the state's own).
+_STATE_OWNED = {"games_done", "games_total", "gpu", "kind", "worker"}
+#: The WorkerView fields that show the last ProgressEvent as it is, with their value before one.
+PROGRESS_SHOWN = {
+    f.name: (info.annotation() if info.is_required() and info.annotation else info.get_default())
+    for f in fields(WorkerView)
+    if f.name not in _STATE_OWNED and (info := ProgressEvent.model_fields.get(f.name)) is not None
+}
+_IDLE_RATES = {"requests_per_s": 0.0, "tokens_per_s": 0.0}
 
 
 @dataclass
@@ -30,20 +48,9 @@ class WorkerState:
     status: str = "running"  # running | complete | incomplete | failed | interrupted
     games_done: int = 0
     games_total: int = 0
-    requests: int = 0
-    requests_per_s: float = 0.0
-    tokens_per_s: float = 0.0
-    avg_requests_per_s: float = 0.0
-    avg_tokens_per_s: float = 0.0
-    retries: int = 0
-    empty_retries: int = 0
-    invalid: int = 0
-    errors: int = 0
+    progress: ProgressEvent | None = None
+    """The last progress event (its rates zeroed once the worker restarts or ends)."""
     error_events: int = 0
-    in_flight: int = 0
-    gpu_memory_used_mb: float | None = None
-    gpu_memory_total_mb: float | None = None
-    gpu_utilization: float | None = None
     last_time: float = 0.0
     progress_time: float = 0.0
     # Last time games or requests moved. The runner's progress events are a heartbeat from
@@ -63,16 +70,12 @@ class WorkerState:
             self.games_done = ev.games_already_done
             self.games_total = max(ev.games_total, ev.games_already_done)
             self.base_time, self.base_done = ev.time, ev.games_already_done
-            self.requests_per_s = self.tokens_per_s = 0.0
+            self._idle()
         elif isinstance(ev, ProgressEvent):
-            if (ev.games_done, ev.requests) != (self.games_done, self.requests) or not self.moved_time:
+            requests = self.progress.requests if self.progress is not None else 0
+            if (ev.games_done, ev.requests) != (self.games_done, requests) or not self.moved_time:
                 self.moved_time = ev.time
-            for name in (
-                "games_done", "games_total", "requests", "requests_per_s", "tokens_per_s",
-                "avg_requests_per_s", "avg_tokens_per_s", "retries", "empty_retries", "invalid",
-                "errors", "in_flight", "gpu_memory_used_mb", "gpu_memory_total_mb", "gpu_utilization",
-            ):
-                setattr(self, name, getattr(ev, name))
+            self.progress, self.games_done, self.games_total = ev, ev.games_done, ev.games_total
             self.progress_time = ev.time
             if self.base_time is None:
                 self.base_time, self.base_done = ev.time, ev.games_done
@@ -86,7 +89,18 @@ class WorkerState:
                 self.status = "failed"
         elif isinstance(ev, RunEndEvent):
             self.games_done, self.games_total, self.status = ev.games_done, ev.games_total, ev.status
-            self.requests_per_s = self.tokens_per_s = 0.0
+            self._idle()
+
+    def _idle(self) -> None:
+        """No current rates: the process (re)started or ended."""
+        if self.progress is not None:
+            self.progress = self.progress.model_copy(update=_IDLE_RATES)
+
+    def shown_progress(self) -> dict:
+        """The last progress event's values a WorkerView shows (defaults before the first one)."""
+        if self.progress is None:
+            return dict(PROGRESS_SHOWN)
+        return self.progress.model_dump(include=set(PROGRESS_SHOWN))
 
     def eta_s(self) -> float | None:
         """Seconds left at the games rate since this worker (re)started; None if unknown."""
@@ -165,6 +179,7 @@ class MonitorState:
         )
 
     def _worker_view(self, w: WorkerState, now: float, stall_after: float) -> WorkerView:
+        shown = w.shown_progress()
         age, idle = max(0.0, now - w.last_time), max(0.0, now - w.moved_time)
         stall = None
         if w.status == "running":
@@ -174,13 +189,8 @@ class MonitorState:
             run=self.labels[w.source], show_run=len(self.labels) > 1,
             kind=w.kind, worker=w.worker, gpu=w.gpu, model=w.model, status=w.status,
             stalled=stall is not None, stall=stall, age_s=age, idle_s=idle,
-            games_done=w.games_done, games_total=w.games_total,
-            requests_per_s=w.requests_per_s, tokens_per_s=w.tokens_per_s,
-            avg_requests_per_s=w.avg_requests_per_s, avg_tokens_per_s=w.avg_tokens_per_s,
-            eta_s=w.eta_s(), retries=w.retries, empty_retries=w.empty_retries, invalid=w.invalid,
-            errors=max(w.errors, w.error_events), in_flight=w.in_flight,
-            gpu_memory_used_mb=w.gpu_memory_used_mb, gpu_memory_total_mb=w.gpu_memory_total_mb,
-            gpu_utilization=w.gpu_utilization,
+            games_done=w.games_done, games_total=w.games_total, eta_s=w.eta_s(),
+            **(shown | {"errors": max(shown["errors"], w.error_events)}),
         )
 
     def _conditions(self) -> tuple[ConditionRow, ...]:
@@ -191,8 +201,6 @@ class MonitorState:
                 c = counts.setdefault(condition, {})
                 c[outcome] = c.get(outcome, 0) + 1
             for condition, c in sorted(counts.items()):
-                rows.append(ConditionRow(
-                    self.labels[source], kind, condition, sum(c.values()), c.get("bankrupt", 0),
-                    c.get("stopped", 0), c.get("max_rounds", 0), c.get("invalid", 0),
-                ))
+                per_outcome = tuple(c.get(outcome, 0) for outcome in OUTCOMES)
+                rows.append(ConditionRow(self.labels[source], kind, condition, sum(c.values()), per_outcome))
         return tuple(rows)

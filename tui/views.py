@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from harness.records import OUTCOMES
+
 
 @dataclass(frozen=True)
 class WorkerView:
@@ -73,10 +75,11 @@ class ConditionRow:
     kind: str
     condition: str
     games: int
-    bankrupt: int
-    stopped: int
-    max_rounds: int
-    invalid: int
+    counts: tuple[int, ...]
+    """Games per outcome, in `harness.records.OUTCOMES` order."""
+
+    def count(self, outcome: str) -> int:
+        return self.counts[OUTCOMES.index(outcome)]
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""Behavioural analysis of game runs (PROTOCOL.md section 2): `harness analyze`.
+"""Behavioural analysis of game runs (docs/protocol.md §2): `harness analyze`.
 
 Public API, imported lazily so the CLI stays fast: `load_run`, `analyse`, `write`,
 `run_analysis`, `game_metrics`, `streak_events`, `Exclusion`, `Boot`.

@@ -14,7 +14,8 @@ def register(subparsers) -> None:
         "analyze",
         help="behavioural metrics, tables, figures and report.md for one or more runs",
         description=(
-            "Compute PROTOCOL.md section 2 for each run (one per model) from games.jsonl: per-game indices, "
+            "Compute the docs/protocol.md §2 metrics for each run (one per model) from games.jsonl: "
+            "per-game indices, "
             "per-condition and per-run rates and means with bootstrap 95%% intervals, index-bankruptcy "
             "correlation, component effects, streak chasing. Writes report.md, figures/*.png and "
             "tables/*.csv|parquet. A run still in progress can be analysed."

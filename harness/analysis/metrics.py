@@ -1,4 +1,4 @@
-"""Per-game behavioural metrics (PROTOCOL.md section 2), vectorised over the rounds table.
+"""Per-game behavioural metrics (docs/protocol.md §2.1), vectorised over the rounds table.
 
 Definitions (docs/analysis.md gives the reasons):
 - a *bet* is a round with a bet placed; r_t = min(bet_t / balance_t, 1), balance_t the balance

@@ -1,4 +1,4 @@
-"""The paper's published figures (PROTOCOL.md section 2) and loose model-name matching, so a run
+"""The paper's published figures (docs/protocol.md §2.3) and loose model-name matching, so a run
 of 'Meta-Llama-3.1-8B-Instruct' is shown beside the paper's LLaMA-3.1-8B row."""
 
 from __future__ import annotations

@@ -38,11 +38,12 @@ def load_causal_lm(path: str, dtype: str = "auto"):
     """A transformers causal LM from a local directory, in `dtype` ('bfloat16', ..., 'auto').
 
     Gemma-2 gets eager attention: its attention logit soft-capping is not in SDPA."""
-    import torch
     from transformers import AutoConfig, AutoModelForCausalLM
+
+    from harness.backends.devices import torch_dtype
 
     extra = {}
     if AutoConfig.from_pretrained(path, local_files_only=True).model_type.startswith("gemma2"):
         extra["attn_implementation"] = "eager"
-    torch_dtype = "auto" if dtype == "auto" else getattr(torch, dtype)
-    return AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype, local_files_only=True, **extra)
+    loaded_dtype = "auto" if dtype == "auto" else torch_dtype(dtype)
+    return AutoModelForCausalLM.from_pretrained(path, dtype=loaded_dtype, local_files_only=True, **extra)

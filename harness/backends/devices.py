@@ -1,16 +1,48 @@
-"""Device statistics: NVML memory and utilisation of a physical GPU.
+"""Devices, dtypes and device statistics: the one place that decides what "auto" means.
 
+torch is imported inside the functions, so importing this module stays light (`harness --help`).
 NVML (the `nvidia-ml-py` package, extra `gpu`) is optional: without it `nvml_stats` returns {}.
-NVML numbers devices physically and ignores CUDA_VISIBLE_DEVICES, so workers pass it their
+NVML numbers devices physically and ignores CUDA_VISIBLE_DEVICES, so callers pass it the
 physical GPU id.
 """
 
 from __future__ import annotations
 
-_nvml = None  # the initialised pynvml module, False when unavailable
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import torch
+
+#: Floating-point dtypes the model and SAE loaders accept, by name.
+DTYPE_NAMES = ("float32", "bfloat16", "float16")
+
+_nvml: Any = None  # the initialised pynvml module, False when unavailable
 
 
-def _nvml_module():
+def resolve_device(device: str) -> str:
+    """'cpu' or 'cuda[:N]'; 'auto' is CUDA when torch sees a GPU."""
+    if device != "auto":
+        return device
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def default_dtype(device: str) -> str:
+    """float32 on CPU (bfloat16 matmuls are slow there), bfloat16 on a GPU."""
+    return "float32" if resolve_device(device) == "cpu" else "bfloat16"
+
+
+def torch_dtype(name: str) -> torch.dtype:
+    """The torch dtype named `name` (one of DTYPE_NAMES); ValueError naming the choices otherwise."""
+    import torch
+
+    if name not in DTYPE_NAMES:
+        raise ValueError(f"dtype {name!r} not one of {', '.join(DTYPE_NAMES)}")
+    return getattr(torch, name)
+
+
+def _nvml_module() -> Any:
     global _nvml
     if _nvml is None:
         try:

@@ -51,7 +51,7 @@ def ensure_checkpoint() -> Path:
     """Return the converted checkpoint directory, converting on first use (about 10 s)."""
     target = checkpoint_dir()
     if (target / "config.json").is_file() and (target / "model.safetensors").is_file():
-        _drop_gguf_quantization(target / "config.json")  # caches converted before this fix
+        _drop_gguf_quantization(target / "config.json")  # a cache may still name the GGUF quantization
         return target
     source = gguf_path()
     try:

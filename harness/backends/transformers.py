@@ -1,58 +1,23 @@
 """transformers backend: the requests waiting at any moment share one padded `generate` call.
 
 One consumer task drains the queue for `batch_wait_ms` into a batch (up to `max_batch_size`)
-and runs it off the event loop; KV cache on, left padding, only new tokens decoded.
-
-Per-request seeds inside a batch: `generate` has one global RNG, so sampling is done by
-`PerRowSampler`, a logits processor that draws each row's token from that row's own
-seeded stream and hands `generate` a one-hot (greedy then picks it). A request's answer
-therefore depends on its seed, not on which other requests shared its batch (up to float
-rounding from padding).
+and runs it off the event loop; KV cache on, left padding, only new tokens decoded. Sampling is
+`harness.backends.sampling.PerRowSampler`: one seeded stream per request, so an answer depends on
+its seed, not on which other requests shared its batch.
 """
 
 from __future__ import annotations
 
 import asyncio
-import random
 import threading
 from dataclasses import dataclass, field
+from typing import Any
 
 from harness.backends.base import Backend, GenerationRequest, GenerationResult
+from harness.backends.devices import resolve_device
+from harness.backends.sampling import PerRowSampler
+from harness.config import BackendConfig, RunConfig
 from harness.errors import BackendError
-
-
-class PerRowSampler:
-    """Temperature / top-p sampling, one seeded stream per row, batched on the device."""
-
-    def __init__(self, seeds: list[int], temperatures: list[float], top_ps: list[float]):
-        self.streams = [random.Random(s) for s in seeds]
-        self.temperatures = temperatures
-        self.top_ps = top_ps
-
-    def __call__(self, input_ids, scores):
-        import torch
-
-        scores = scores.float()
-        batch, _ = scores.shape
-        temps = torch.tensor(self.temperatures, device=scores.device).clamp_min(1e-6)[:, None]
-        probs = torch.softmax(scores / temps, dim=-1)
-        u = torch.tensor([s.random() for s in self.streams], device=scores.device, dtype=probs.dtype)
-        if all(p >= 1.0 for p in self.top_ps):  # no nucleus: skip the vocabulary sort
-            cdf = probs.cumsum(dim=-1)
-            chosen = torch.searchsorted(cdf, (u * cdf[:, -1])[:, None]).clamp_max(cdf.shape[1] - 1).squeeze(1)
-        else:
-            sorted_p, order = probs.sort(dim=-1, descending=True)
-            cdf = sorted_p.cumsum(dim=-1)
-            top_p = torch.tensor(self.top_ps, device=scores.device)[:, None]
-            sorted_p = sorted_p.masked_fill((cdf - sorted_p) >= top_p, 0.0)  # keeps at least one token
-            cdf = sorted_p.cumsum(dim=-1)
-            pick = torch.searchsorted(cdf, (u * cdf[:, -1])[:, None]).clamp_max(cdf.shape[1] - 1)
-            chosen = order.gather(1, pick).squeeze(1)
-        greedy = torch.tensor([t == 0 for t in self.temperatures], device=scores.device)
-        chosen = torch.where(greedy, scores.argmax(dim=-1), chosen)
-        out = torch.full_like(scores, float("-inf"))
-        out[torch.arange(batch, device=scores.device), chosen] = 0.0
-        return out
 
 
 class CancelCriterion:
@@ -125,23 +90,16 @@ class _Pending:
     future: asyncio.Future = field(repr=False)
 
 
-def pick_device(device: str) -> str:
-    import torch
-
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return device
-
-
 class TransformersBackend(Backend):
-    def __init__(self, config, model_path: str | None, formatter=None):
+    def __init__(self, config: RunConfig | None, model_path: str | None, formatter=None):
         self.config = config
         self.model_path = model_path
         self.formatter = formatter
-        self.max_batch_size = config.backend.max_batch_size
-        self.batch_wait_s = config.backend.batch_wait_ms / 1000
-        self.model = None
-        self.tokenizer = None
+        batching = config.backend if config is not None else BackendConfig()
+        self.max_batch_size = batching.max_batch_size
+        self.batch_wait_s = batching.batch_wait_ms / 1000
+        self.model: Any = None  # a transformers causal LM once loaded
+        self.tokenizer: Any = None
         self._queue: asyncio.Queue[_Pending] | None = None
         self._consumer: asyncio.Task | None = None
         self.batches = 0
@@ -149,6 +107,14 @@ class TransformersBackend(Backend):
         self.cancelled = threading.Event()
         self._matchers: dict[str, object] = {}
         self._vocab: list[str] | None = None
+
+    @classmethod
+    def from_model(cls, model, formatter) -> TransformersBackend:
+        """A backend around a model already in memory (with hooks on it, or random weights); it
+        never loads one, and its batching settings are the defaults."""
+        backend = cls(None, None, formatter)
+        backend.attach(model, formatter.tokenizer)
+        return backend
 
     async def start(self) -> None:
         if self.model is not None:
@@ -164,6 +130,8 @@ class TransformersBackend(Backend):
 
         from harness.backends.checkpoints import load_causal_lm
 
+        if self.config is None or self.model_path is None:
+            raise BackendError("no model to load: this backend wraps a model given to from_model")
         try:
             tokenizer = (
                 self.formatter.tokenizer
@@ -173,7 +141,7 @@ class TransformersBackend(Backend):
             model = load_causal_lm(self.model_path, self.config.model.dtype)
         except OSError as e:
             raise BackendError(f"model.path: cannot load {self.model_path}: {e}") from None
-        self.attach(model.to(pick_device(self.config.backend.device)), tokenizer)
+        self.attach(model.to(resolve_device(self.config.backend.device)), tokenizer)
 
     def attach(self, model, tokenizer) -> None:
         """Use an already loaded model (e.g. for patching with hooks on it)."""
@@ -292,7 +260,8 @@ class TransformersBackend(Backend):
             self._matchers[pattern] = PrefixMatcher(pattern, self._vocab)
         return self._matchers[pattern]
 
-    def make_result(self, request: GenerationRequest, n_prompt: int, tokens: list[int], stop: list[str]) -> GenerationResult:
+    def decode_answer(self, tokens: list[int], stop: list[str]) -> tuple[str, list[int], str]:
+        """(text, tokens kept, finish reason) of generated `tokens`: cut at EOS and at a stop string."""
         finish = "length"
         kept: list[int] = []
         for t in tokens:
@@ -304,6 +273,10 @@ class TransformersBackend(Backend):
         cut = min((i for i in (text.find(s) for s in stop) if i >= 0), default=-1)
         if cut >= 0:  # like vLLM: the stop string is not part of the output
             text, finish = text[:cut], "stop"
+        return text, kept, finish
+
+    def make_result(self, request: GenerationRequest, n_prompt: int, tokens: list[int], stop: list[str]) -> GenerationResult:
+        text, kept, finish = self.decode_answer(tokens, stop)
         return GenerationResult(
             request_id=request.request_id,
             text=text,

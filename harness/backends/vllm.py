@@ -16,8 +16,10 @@ import gc
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 from harness.backends.base import Backend, BackendDied, GenerationRequest, GenerationResult
+from harness.backends.devices import nvml_stats, resolve_device
 from harness.errors import BackendError
 
 INSTALL_HINT = (
@@ -26,15 +28,6 @@ INSTALL_HINT = (
 )
 CPU_MAX_MODEL_LEN = 2048  # default context on CPU when the config sets none
 FINISH_REASONS = {"stop": "stop", "length": "length"}  # anything else (abort, error) is 'abort'
-
-
-def resolve_device(device: str) -> str:
-    """'cpu' or 'cuda[:N]'; 'auto' is CUDA when torch sees a GPU."""
-    if device != "auto":
-        return device
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def model_max_len(model_path: str | None) -> int | None:
@@ -87,9 +80,8 @@ class VLLMBackend(Backend):
         self.config = config
         self.model_path = model_path
         self.formatter = formatter
-        self.engine = None
+        self.engine: Any = None  # vllm AsyncLLM once started
         self.device: str | None = None
-        self._nvml = None
         self._in_flight: set[str] = set()
 
     def _prepare_env(self) -> str:
@@ -209,15 +201,13 @@ class VLLMBackend(Backend):
         finally:
             del engine
             _free_engine_memory()
-            if self._nvml is not None:
-                self._nvml = None
 
     def memory_stats(self) -> dict[str, float | None]:
         if self.gpu is None:
             return {}
-        stats = self._nvml_stats()
-        if stats is not None:
-            return stats
+        stats = nvml_stats(_physical_gpu_index(self.gpu))  # whole-device figures, with utilisation
+        if stats:
+            return dict(stats)
         try:
             import torch
 
@@ -225,21 +215,6 @@ class VLLMBackend(Backend):
         except Exception:  # noqa: BLE001 - no figures is better than a failed progress event
             return {}
         return {"gpu_memory_used_mb": (total - free) / 2**20, "gpu_memory_total_mb": total / 2**20}
-
-    def _nvml_stats(self) -> dict[str, float | None] | None:
-        """Whole-device figures from NVML (nvidia-ml-py), which also knows the utilisation."""
-        try:
-            import pynvml
-
-            if self._nvml is None:
-                pynvml.nvmlInit()
-                self._nvml = pynvml.nvmlDeviceGetHandleByIndex(_physical_gpu_index(self.gpu))
-            mem = pynvml.nvmlDeviceGetMemoryInfo(self._nvml)
-            util = pynvml.nvmlDeviceGetUtilizationRates(self._nvml)
-        except Exception:  # noqa: BLE001 - pynvml missing or no NVML: fall back to torch
-            return None
-        return {"gpu_memory_used_mb": mem.used / 2**20, "gpu_memory_total_mb": mem.total / 2**20,
-                "gpu_utilization": float(util.gpu)}
 
 
 def _structured(pattern: str | None) -> dict:

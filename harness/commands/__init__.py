@@ -1,1 +1,1 @@
-"""CLI commands of the game harness (see harness.cli.COMMAND_MODULES)."""
+"""CLI commands of the game harness and console output; `registry` finds every command."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -12,7 +14,12 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from harness.records import GameRecord
+from harness.records import OUTCOMES, GameRecord
+
+
+def format_outcomes(counts: Mapping[str, int]) -> str:
+    """"bankrupt 3 stopped 5 max_rounds 0 no_decision 0 invalid 1": every outcome, zeros included."""
+    return " ".join(f"{outcome} {counts.get(outcome, 0)}" for outcome in OUTCOMES)
 
 
 class GameProgress:
@@ -34,11 +41,7 @@ class GameProgress:
         self.progress.__exit__(*exc)
 
     def update(self, record: GameRecord, stats) -> None:
-        o = stats.outcomes
-        info = (
-            f"bankrupt {o.get('bankrupt', 0)} stopped {o.get('stopped', 0)} no_decision {o.get('no_decision', 0)} "
-            f"invalid {o.get('invalid', 0)} retries {stats.retries}"
-        )
+        info = f"{format_outcomes(stats.outcomes)} retries {stats.retries}"
         self.progress.update(self.task, advance=1, info=info)
 
 
@@ -52,12 +55,10 @@ def print_summary(out: str, result) -> None:
     """Closing summary: games, outcomes, decisions by parse kind, retries, wall time, requests/s, tokens/s."""
     s = result.stats
     wall = max(result.wall_s, 1e-9)
-    o = s.outcomes
     print(
         f"{out}: {result.games_done}/{result.games_total} games ({s.games_done} this run) | "
-        f"bankrupt {o.get('bankrupt', 0)} stopped {o.get('stopped', 0)} max_rounds {o.get('max_rounds', 0)} "
-        f"no_decision {o.get('no_decision', 0)} invalid {o.get('invalid', 0)} | "
-        f"decisions: {decision_counts(s.parse_kinds)} | retries {s.retries} (empty {s.empty_retries}) errors {s.errors} | "
+        f"{format_outcomes(s.outcomes)} | decisions: {decision_counts(s.parse_kinds)} | "
+        f"retries {s.retries} (empty {s.empty_retries}) errors {s.errors} | "
         f"wall {wall:.1f} s | {s.requests / wall:.2f} requests/s | {s.tokens_out / wall:.1f} tokens/s"
         + ("" if result.status == "complete" else f" | status {result.status}: rerun to resume")
     )

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from harness.records import BetType, ConditionRecord, FirstResult
 
-#: Component keys in prompt order (PROTOCOL.md section 1). "H" is the authors' "R".
+#: Component keys in prompt order (docs/protocol.md §1.2). "H" is the authors' "R".
 COMPONENT_KEYS = "GMHWP"
 BET_TYPES: tuple[BetType, ...] = ("fixed", "variable")
 FIRST_RESULTS: tuple[FirstResult, ...] = ("W", "L")

@@ -1,6 +1,6 @@
 """Read a bet/stop decision from a model's answer. Never raises; says how it read it.
 
-Order (PROTOCOL.md section 1, "Parsing"):
+Order (docs/protocol.md §1.6):
 1. chat: the last `Final Decision:` line that holds a decision (an echo of the template
    `<Bet $X or Stop>` is not one) -> kind "final_decision";
    else an explicit decision sentence in the last lines ("I will stop", a lone "Bet $20")

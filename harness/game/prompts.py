@@ -1,6 +1,6 @@
-"""Prompt text for a game state (PROTOCOL.md section 1), verbatim. Pure: no tokenizer here.
+"""Prompt text for a game state (docs/protocol.md §1.4), verbatim. Pure: no tokenizer here.
 
-The chat style is the user message (the chat template is applied later by `harness.chat`);
+The chat style is the user message (the chat template is applied later by `harness.backends.formatter`);
 the base style is a plain completion prompt ending with the answer cue `Final Decision:`.
 """
 

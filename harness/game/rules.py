@@ -11,7 +11,7 @@ from harness.records import BetType, Outcome
 
 
 class GameRules(BaseModel):
-    """The slot machine (PROTOCOL.md section 1 defaults)."""
+    """The slot machine (docs/protocol.md §1.1 defaults)."""
 
     model_config = ConfigDict(extra="forbid")
 

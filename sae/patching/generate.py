@@ -1,6 +1,6 @@
 """Activation patching: clamp one SAE feature while the model generates, row by row in a batch.
 
-The method (PROTOCOL.md 3, "Exp2"). Let x be the residual stream after block L at the last
+The method (docs/protocol.md §3.6, "Exp2"). Let x be the residual stream after block L at the last
 position of a forward pass, s the SAE of layer L, f a feature and a_old = s.encode(x)[f] its
 current activation. Setting f to a target value a_new changes only that feature:
 
@@ -22,28 +22,24 @@ rows (baseline trials, or rows patched at another layer) are left bit for bit as
 All rows of one generate call share one prompt: its first n - 1 tokens are computed once,
 unpatched (no patch touches them), and their KV cache is copied to every row, so a batch of B
 trials costs one prompt plus B decoding streams instead of B prompts.
-Sampling uses the game harness's transformers backend (`PerRowSampler`: one seeded stream per
+Sampling is the game harness's (`harness.backends.sampling.PerRowSampler`: one seeded stream per
 row), so a trial's answer depends on its seed, not on its batch neighbours.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
 
-from harness.backends.base import GenerationRequest
-from harness.config import BackendConfig, ModelConfig, RunConfig
+from harness.backends.sampling import PerRowSampler
+from harness.config import ModelConfig
 from harness.game.parse import parse_decision
 from harness.game.prompts import BASE_STOP
 from sae.hooks import edit_residual
 from sae.model import SAE
 from sae.patching.prompts import PatchPrompt
-
-
-def feature_activations(sae: SAE, x: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
-    """(n, d_model) residuals, (n,) feature ids -> (n,) activation of row i's feature (as `sae.encode`)."""
-    return sae.encode_features(x, features)
 
 
 class RowPatch:
@@ -54,13 +50,13 @@ class RowPatch:
         self.rows = mask.nonzero().squeeze(1).to(sae.device)
         self.features = features.to(sae.device)[self.rows]
         self.targets = targets.to(device=sae.device, dtype=sae.dtype)[self.rows]
-        self.directions = sae.W_dec[self.features] / sae.cfg.output_scale  # (rows, d_model)
+        self.directions = sae.feature_direction(self.features)  # (rows, d_model)
 
     def __call__(self, h: torch.Tensor) -> torch.Tensor:
         if self.rows.numel() == 0:
             return h
         rows = self.rows.to(h.device)
-        a_old = feature_activations(self.sae, h[rows, -1, :], self.features)
+        a_old = self.sae.encode(h[rows, -1, :], self.features)
         change = (self.targets - a_old)[:, None] * self.directions
         h[rows, -1, :] += change.to(device=h.device, dtype=h.dtype)  # in place: no copy of the sequence
         return h
@@ -104,33 +100,30 @@ class Generator:
     in memory (benchmarks with random weights)."""
 
     def __init__(self, backend, formatter, style: str, name: str, *, max_new_tokens: int = 256,
-                 temperature: float = 0.7, top_p: float = 1.0, stop: list[str] = ()):
+                 temperature: float = 0.7, top_p: float = 1.0, stop: Sequence[str] = ()):
         self.backend, self.formatter, self.style, self.model_name = backend, formatter, style, name
         self.max_new_tokens, self.temperature, self.top_p = max_new_tokens, temperature, top_p
         self.stop = list(stop) + (BASE_STOP if style == "base" else [])
 
     @classmethod
-    def load(cls, model_cfg: ModelConfig, *, device: str = "auto", dtype: str | None = None, **options) -> Generator:
-        from harness.backends.checkpoints import resolve_model_path
+    def load(cls, model_cfg: ModelConfig, *, device: str = "auto", dtype: str | None = None,
+             **options) -> Generator:
+        from harness.backends.checkpoints import load_causal_lm, resolve_model_path
+        from harness.backends.devices import resolve_device
         from harness.backends.formatter import PromptFormatter
-        from harness.backends.transformers import TransformersBackend
 
-        if dtype:
-            model_cfg = model_cfg.model_copy(update={"dtype": dtype})
         path = resolve_model_path(model_cfg)
         formatter = PromptFormatter.from_pretrained(path, model_cfg.style, model_cfg.system_prompt)
-        backend = TransformersBackend(RunConfig(model=model_cfg, backend=BackendConfig(device=device)), path, formatter)
-        backend.load_model()  # synchronous: the pass drives batches itself, no request queue
-        return cls(backend, formatter, model_cfg.style, model_cfg.name, **options)
+        lm = load_causal_lm(path, dtype or model_cfg.dtype).to(resolve_device(device))
+        return cls.from_model(lm, formatter, model_cfg.style, name=model_cfg.name, **options)
 
     @classmethod
-    def from_model(cls, lm: torch.nn.Module, formatter, style: str = "chat", **options) -> Generator:
+    def from_model(cls, lm: torch.nn.Module, formatter, style: str = "chat", *, name: str | None = None,
+                   **options) -> Generator:
         from harness.backends.transformers import TransformersBackend
 
-        cfg = ModelConfig(name=type(lm).__name__, path="(in memory)", style=style)
-        backend = TransformersBackend(RunConfig(model=cfg), None, formatter)
-        backend.attach(lm, formatter.tokenizer)
-        return cls(backend, formatter, style, cfg.name, **options)
+        backend = TransformersBackend.from_model(lm, formatter)  # no queue: a pass drives batches itself
+        return cls(backend, formatter, style, name or type(lm).__name__, **options)
 
     @property
     def model(self) -> torch.nn.Module:
@@ -140,7 +133,8 @@ class Generator:
     def device(self) -> str:
         return self.backend.device
 
-    def run(self, rows: list[Row], prompts: dict[str, PatchPrompt], saes: dict[int, SAE]) -> list[TrialResult]:
+    def run(self, rows: list[Row], prompts: dict[str, PatchPrompt],
+            saes: dict[int, SAE]) -> list[TrialResult]:
         """One answer per row (patched as the row says), parsed as the game would; one generate call
         per prompt among the rows."""
         out: list[TrialResult | None] = [None] * len(rows)
@@ -162,8 +156,6 @@ class Generator:
         feeds the last prompt token (the first patched position) and samples, one seeded stream per row."""
         from transformers import GenerationConfig, LogitsProcessorList
 
-        from harness.backends.transformers import PerRowSampler
-
         b, n = self.backend, len(rows)
         ids = torch.tensor([prompt_ids], dtype=torch.long, device=b.device)
         cache = None
@@ -175,9 +167,10 @@ class Generator:
                                   eos_token_id=b.eos_ids, stop_strings=self.stop or None)
         with edit_residual(self.model, row_patches(rows, saes)):
             out = b.model.generate(
-                input_ids=ids.repeat(n, 1), attention_mask=torch.ones((n, ids.shape[1]), dtype=torch.long, device=b.device),
-                past_key_values=cache, generation_config=config, logits_processor=LogitsProcessorList([sampler]),
+                input_ids=ids.repeat(n, 1),
+                attention_mask=torch.ones((n, ids.shape[1]), dtype=torch.long, device=b.device),
+                past_key_values=cache, generation_config=config,
+                logits_processor=LogitsProcessorList([sampler]),
                 tokenizer=b.tokenizer if self.stop else None,
             )
-        request = GenerationRequest(request_id="patch", prompt="", seed=0)
-        return [b.make_result(request, ids.shape[1], toks, self.stop).text for toks in out[:, ids.shape[1]:].tolist()]
+        return [b.decode_answer(toks, self.stop)[0] for toks in out[:, ids.shape[1]:].tolist()]

@@ -1,4 +1,4 @@
-"""The two fixed test prompts of activation patching (docs/protocol.md §3, "Exp2"), built like a game's.
+"""The two fixed test prompts of activation patching (docs/protocol.md §3.6, "Exp2"), built like a game's.
 
 Each context is a real `GameState` reached by playing a history of (bet, win) rounds under the
 run's rules, then rendered by the game harness's own `build_prompt` and the model's

@@ -1,6 +1,6 @@
 """Which patched features change behaviour: rates, Fisher's exact tests, BH-FDR, a class per feature.
 
-Outcomes (docs/protocol.md §3): on the safe prompt, the stop rate; on the risky prompt, the rate of
+Outcomes (docs/protocol.md §3.6): on the safe prompt, the stop rate; on the risky prompt, the rate of
 bets of at least $20 (the amount played, after clamping to the balance). Both rates are over the
 trials with a readable decision (parse kind `final_decision`, `first_line` or `extracted`): an
 answer the parser could not read is neither a stop nor a bet, and counting it as "no hit" would

@@ -1,4 +1,5 @@
-"""Encode/decode against numbers computed by hand (docs/protocol.md §3: JumpReLU at the threshold, not ReLU)."""
+"""Encode/decode against numbers computed by hand (docs/protocol.md §3.3: JumpReLU at the threshold,
+not ReLU)."""
 
 import pytest
 import torch
@@ -77,7 +78,7 @@ def test_topk_keeps_the_k_largest_through_a_relu():
     # pre = [1, 1.5, 0.1] -> top 2: features 0, 1; [-1, -0.7, -1.7] -> top 2 are negative: ReLU -> 0
     assert torch.allclose(sae.encode(x), torch.tensor([[1.0, 1.5, 0.0], [0.0, 0.0, 0.0]]))
     feats = torch.tensor([1, 2])
-    assert torch.equal(sae.encode_features(x, feats), sae.encode(x)[torch.arange(2), feats])
+    assert torch.equal(sae.encode(x, feats), sae.encode(x)[torch.arange(2), feats])
     with pytest.raises(ValueError, match="k is set"):
         SAEConfig(layout="memory", path="hand", d_model=2, d_sae=3, activation="topk")
 
@@ -89,4 +90,4 @@ def test_jumprelu_below_zero_threshold_is_never_negative():
     x = torch.tensor([[0.4, 0.2]])  # pre = [0.4, -0.3, 0.7]
     assert torch.allclose(sae.encode(x), torch.tensor([[0.4, 0.0, 0.7]]))
     feats = torch.tensor([1])
-    assert sae.encode_features(x, feats).item() == 0.0
+    assert sae.encode(x, feats).item() == 0.0

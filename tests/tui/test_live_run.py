@@ -7,7 +7,7 @@ import asyncio
 import sys
 from collections import Counter
 
-from harness.records import GAME_ADAPTER
+from harness.records import GAME_ADAPTER, OUTCOMES
 from tests.tui.builders import until
 from tui.app import MonitorApp
 from tui.widgets import WorkerPanel
@@ -78,8 +78,7 @@ async def test_follows_a_live_run_per_worker(tmp_path):
         expected = Counter((g.condition.id, g.outcome) for g in games)
         shown = Counter()
         for r in view.conditions:
-            shown.update({(r.condition, "bankrupt"): r.bankrupt, (r.condition, "stopped"): r.stopped,
-                          (r.condition, "max_rounds"): r.max_rounds, (r.condition, "invalid"): r.invalid})
+            shown.update({(r.condition, outcome): r.count(outcome) for outcome in OUTCOMES})
         assert +shown == expected
         titles = sorted(str(p.border_title) for p in app.query(WorkerPanel))
         assert titles == ["CPU · w0 · games", "CPU · w1 · games"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from harness.records import OUTCOMES
 from tests.tui.builders import T0, end, error, game, progress, start
 from tui import format as fmt
 from tui.follow import SourceBatch
@@ -70,7 +71,8 @@ def test_workers_are_keyed_by_kind_and_summed_per_model_and_kind():
     view = state.view(T0 + 11, 120)
     assert [(w.kind, w.worker) for w in view.workers] == [("games", 0), ("games", 1), ("patching", 0)]
     games, patching = view.summary
-    assert (games.kind, games.workers, games.games_done, games.games_total, games.errors) == ("games", 2, 7, 40, 1)
+    shown = (games.kind, games.workers, games.games_done, games.games_total, games.errors)
+    assert shown == ("games", 2, 7, 40, 1)
     assert games.requests_per_s == 8.0 and patching.games_total == 6
 
 
@@ -81,8 +83,16 @@ def test_conditions_count_each_game_once():
         game(4, "g3", "fixed-none-BASE", "max_rounds"),
     )
     rows = state.view(T0, 120).conditions
-    assert [(r.condition, r.games, r.bankrupt, r.stopped, r.max_rounds) for r in rows] == [
-        ("fixed-none-BASE", 1, 0, 0, 1), ("variable-L-GMP", 2, 1, 1, 0)]
+    assert [(r.condition, r.games, r.counts) for r in rows] == [
+        ("fixed-none-BASE", 1, (0, 0, 1, 0, 0)), ("variable-L-GMP", 2, (1, 1, 0, 0, 0))]
+    assert rows[1].count("bankrupt") == 1 and rows[0].count("no_decision") == 0
+
+
+def test_every_outcome_has_a_column_and_a_count():
+    state = fold(game(1, "g1", "variable-L-GMP", "no_decision"), game(2, "g2", "variable-L-GMP", "invalid"))
+    (row,) = state.view(T0, 120).conditions
+    assert dict(zip(OUTCOMES, row.counts, strict=True)) == {
+        "bankrupt": 0, "stopped": 0, "max_rounds": 0, "no_decision": 1, "invalid": 1}
 
 
 def test_errors_are_logged_and_a_fatal_one_fails_the_worker():

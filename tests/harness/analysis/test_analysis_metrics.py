@@ -1,4 +1,4 @@
-"""Metric formulas against games built by hand, values computed by hand (PROTOCOL.md section 2)."""
+"""Metric formulas against games built by hand, values computed by hand (docs/protocol.md §2.1)."""
 
 from __future__ import annotations
 

@@ -16,14 +16,19 @@ def run_cli(args, capsys):
     return code, err
 
 
+EMBEDDED = '[model]\nname = "x"\npath = "embedded:smollm2-135m-instruct"\n'
+
+
 @pytest.mark.parametrize(
     "toml,needle",
     [
-        ('[model]\nname = "x"\npath = "embedded:smollm2-135m-instruct"\n[game]\nwin_probability = 2\n', "game.win_probability"),
-        ('[model]\nname = "x"\npath = "embedded:smollm2-135m-instruct"\n[backend]\nkind = "tgi"\n', "backend.kind: Input should be 'transformers', 'vllm', 'scripted' or 'auto'"),
-        ('[model]\nname = "x"\npath = "embedded:smollm2-135m-instruct"\ncolour = 1\n', "colour: unknown field"),
-        ('[model]\nname = "x"\npath = "/nonexistent/model"\n', "model.path: '/nonexistent/model' is not a local directory"),
-        ('[model]\nname = "x"\npath = "embedded:smollm2-135m-instruct"\n[conditions]\nids = ["fixed-Q-GMP"]\n', "first result 'Q' not one of W, L, none"),
+        (EMBEDDED + "[game]\nwin_probability = 2\n", "game.win_probability"),
+        (EMBEDDED + '[backend]\nkind = "tgi"\n',
+         "backend.kind: Input should be 'transformers', 'vllm', 'scripted' or 'auto'"),
+        (EMBEDDED + "colour = 1\n", "colour: unknown field"),
+        ('[model]\nname = "x"\npath = "/nonexistent/model"\n',
+         "model.path: '/nonexistent/model' is not a local directory"),
+        (EMBEDDED + '[conditions]\nids = ["fixed-Q-GMP"]\n', "first result 'Q' not one of W, L, none"),
         ('[model]\nname = "x"\n', "model.path: Field required"),
         ("not toml = = =", "not valid TOML"),
     ],
@@ -40,7 +45,9 @@ def test_bad_config_is_one_line_exit_2_nothing_written(tmp_path, capsys, toml, n
 
 
 def test_unknown_condition_flag(tmp_path, capsys):
-    code, err = run_cli(["run", "games", "--conditions", "fixed-W-GMXP", "--out", str(tmp_path / "r"), "--backend", "scripted"], capsys)
+    args = ["run", "games", "--conditions", "fixed-W-GMXP", "--out", str(tmp_path / "r"),
+            "--backend", "scripted"]
+    code, err = run_cli(args, capsys)
     assert code == 2 and "command-line flags" in err and "allowed letters: G M H W P" in err
     assert not (tmp_path / "r").exists()
 
@@ -52,7 +59,8 @@ def test_missing_config_file(tmp_path, capsys):
 
 def test_subprocess_exit_code_and_no_traceback(tmp_path):
     r = subprocess.run(
-        [sys.executable, "-m", "harness", "run", "games", "--conditions", "bogus", "--out", str(tmp_path / "r")],
+        [sys.executable, "-m", "harness", "run", "games", "--conditions", "bogus",
+         "--out", str(tmp_path / "r")],
         capture_output=True, text=True,
     )
     assert r.returncode == 2 and "Traceback" not in r.stderr and r.stderr.startswith("harness: error:")
@@ -84,7 +92,8 @@ def test_scripted_run_writes_valid_files_and_resumes(tmp_path, capsys):
     types = [e.type for e in events]
     assert types[0] == "run_start" and types[-1] == "run_end" and types.count("game_done") == 6
     manifest = json.loads((out / "manifest.json").read_text())
-    assert manifest["seed"] == 3 and manifest["config"]["backend"]["kind"] == "scripted" and "versions" in manifest
+    assert manifest["seed"] == 3 and manifest["config"]["backend"]["kind"] == "scripted"
+    assert "versions" in manifest
     assert "6/6 games" in capsys.readouterr().out
     # rerun: nothing to do; more repetitions: only the new games
     assert main(["run", "games", "--config", str(cfg), "--out", str(out), "--quiet"]) == 0
@@ -101,12 +110,15 @@ def test_published_schemas_are_current():
 
     docs = Path(__file__).resolve().parents[3] / "docs" / "schemas"
     for name, schema in json_schemas().items():
-        assert json.loads((docs / name).read_text()) == schema, f"run `harness schema` to refresh docs/schemas/{name}"
+        refresh = f"run `harness schema` to refresh docs/schemas/{name}"
+        assert json.loads((docs / name).read_text()) == schema, refresh
 
 
 def test_help_is_fast_and_lists_commands():
-    r = subprocess.run([sys.executable, "-X", "importtime", "-m", "harness", "--help"], capture_output=True, text=True)
+    r = subprocess.run([sys.executable, "-X", "importtime", "-m", "harness", "--help"],
+                       capture_output=True, text=True)
     assert r.returncode == 0 and "run" in r.stdout
     assert "torch" not in r.stderr.split("harness.cli")[0] or "import time: " in r.stderr
-    heavy = [line for line in r.stderr.splitlines() if line.rstrip().endswith((" torch", " transformers", " vllm"))]
+    engines = (" torch", " transformers", " vllm")
+    heavy = [line for line in r.stderr.splitlines() if line.rstrip().endswith(engines)]
     assert heavy == [], "harness --help must not import heavy engines"

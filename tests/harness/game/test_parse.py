@@ -1,4 +1,4 @@
-"""The parser against a table of real, messy answers (PROTOCOL.md section 1, "Parsing")."""
+"""The parser against a table of real, messy answers (docs/protocol.md §1.6)."""
 
 import pytest
 

@@ -15,7 +15,7 @@ from harness.game.rules import GameRules
 from harness.records import EVENT_ADAPTER
 from sae.hooks import capture_residual, edit_residual
 from sae.model import SAE, SAEConfig
-from sae.patching.generate import Row, RowPatch, TrialResult, feature_activations, row_patches
+from sae.patching.generate import Row, RowPatch, TrialResult, row_patches
 from sae.patching.prompts import build_test_prompts, plan_history
 from sae.patching.stats import classify, compare_patches, select_features
 from sae.patching.trials import Condition, PatchSettings, Trial, UnitLine, read_lines, run_pass
@@ -98,7 +98,7 @@ def test_patch_changes_only_the_feature_at_the_last_position(generator, prompts)
         error = h0[i, -1] - sae.decode(a0[i])
         assert torch.allclose(h1[i, -1], sae.decode(edited) + error, atol=1e-4)
     assert not torch.allclose(h1[0, -1], h0[0, -1])
-    assert torch.allclose(feature_activations(sae, h0[:, -1], features), a0[torch.arange(3), features], atol=1e-5)
+    assert torch.allclose(sae.encode(h0[:, -1], features), a0[torch.arange(3), features], atol=1e-5)
 
 
 @pytest.mark.model

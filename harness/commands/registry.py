@@ -1,0 +1,59 @@
+"""Where `harness` finds its commands: the modules this distribution ships, then any module another
+installed package declares in the `harness.commands` entry-point group.
+
+Commands are named by module and imported only when the parser is built, so `harness` imports
+nothing from `sae` or `tui` (they depend on `harness`, never the reverse), and each module keeps its
+heavy imports inside its command functions so `harness --help` stays instant. A command module
+defines `register(subparsers)`, which adds its parser and sets `func(args) -> int`.
+
+A third-party package adds a command with, in its pyproject.toml:
+
+    [project.entry-points."harness.commands"]
+    mycommand = "mypackage.command"
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+from importlib.metadata import entry_points
+from types import ModuleType
+
+#: The entry-point group other packages use to add commands.
+GROUP = "harness.commands"
+
+#: Command modules of this distribution, in the order `harness --help` lists them.
+BUILTIN = (
+    "harness.commands.run",
+    "harness.commands.schema",
+    "harness.analysis.command",
+    "sae.command",
+    "tui.command",
+)
+
+
+def command_modules() -> list[str]:
+    """The built-in command modules, then the entry points' modules not already among them."""
+    names = list(BUILTIN)
+    for point in entry_points(group=GROUP):
+        if point.module not in names:
+            names.append(point.module)
+    return names
+
+
+def _load(name: str) -> ModuleType | None:
+    """The module, or None when its package is not installed (a partial source checkout)."""
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError as e:
+        if e.name is not None and name.startswith(e.name):
+            return None
+        raise
+
+
+def register_all(subparsers: argparse._SubParsersAction) -> None:
+    """Add every command found to `subparsers`."""
+    for name in command_modules():
+        module = _load(name)
+        if module is not None:
+            module.register(subparsers)
