@@ -129,7 +129,7 @@ def evaluate(sae: TrainableSAE, scale: float, data: np.ndarray, chunk: int = 409
     s2 = 0.0
     fired = torch.zeros(sae.d_sae, dtype=torch.bool, device=device)
     for i in range(0, len(data), chunk):
-        x = torch.from_numpy(np.asarray(data[i: i + chunk])).to(device)
+        x = torch.from_numpy(np.array(data[i: i + chunk])).to(device)  # a copy: the memmap is read-only
         x_hat, active, fired_here, _ = sae(x * scale)
         sse += float((x - x_hat / scale).double().pow(2).sum())
         l0 += float(active.sum())
