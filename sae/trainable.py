@@ -28,6 +28,9 @@ import torch.nn.functional as F
 
 from sae.train_config import TrainConfig
 
+#: The sae-lens release whose `cfg.json` / weight names the export follows.
+SAELENS_LAYOUT = "6.54.12"
+
 
 def _rect(u: torch.Tensor) -> torch.Tensor:
     return ((u > -0.5) & (u < 0.5)).to(u.dtype)
@@ -150,7 +153,8 @@ def saelens_cfg(cfg: TrainConfig, d_model: int, layer: int, model_name: str, met
     out = {
         "d_in": d_model, "d_sae": cfg.expansion * d_model, "dtype": "float32", "device": "cpu",
         "apply_b_dec_to_input": True, "normalize_activations": "none", "reshape_activations": "none",
-        "metadata": {"model_name": model_name, "hook_name": f"blocks.{layer}.hook_resid_post",
+        # sae-lens reads a config without metadata.sae_lens_version as pre-6.0 and rewrites it.
+        "metadata": {"sae_lens_version": SAELENS_LAYOUT, "sae_lens_training_version": None, "model_name": model_name, "hook_name": f"blocks.{layer}.hook_resid_post",
                      "trained_by": "harness sae train", "training": cfg.model_dump(), "metrics": metrics},
         "architecture": cfg.architecture,
     }

@@ -110,6 +110,7 @@ def test_export_matches_sae_lens_and_sae_load(tmp_path, architecture):
         ours = x_hat / scale
     theirs = sae_lens.SAE.load_from_disk(str(tmp_path), device="cpu")
     assert type(theirs).__name__ == {"topk": "TopKSAE", "jumprelu": "JumpReLUSAE"}[architecture]
+    assert theirs.cfg.metadata.hook_name == "blocks.4.hook_resid_post" and theirs.cfg.metadata.model_name == "toy"
     with torch.no_grad():
         acts = theirs.encode(x)
         if architecture == "topk":
