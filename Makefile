@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test test-all lint monitor clean
+.PHONY: setup demo demo-sae test test-all lint monitor clean
 
 setup: $(STAMP)
 
@@ -24,6 +24,12 @@ $(STAMP): pyproject.toml
 
 demo: setup
 	$(VENV)/bin/harness run games --config configs/demo.toml
+
+# The embedded model's SAE, trained on the demo run's prompts (run `make demo` first), into the model cache.
+DEMO_SAE_LAYERS ?= 15
+demo-sae: setup
+	$(VENV)/bin/harness sae train runs/demo --layers $(DEMO_SAE_LAYERS) \
+		--out "$${HARNESS_CACHE:-$$HOME/.cache/gamble-harness}/saes/smollm2-135m-instruct"
 
 monitor: setup
 	$(VENV)/bin/harness monitor runs/demo

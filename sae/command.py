@@ -251,13 +251,51 @@ def _patch_command(name: str, args) -> int:
     return getattr(patch_command, name)(args)
 
 
+# --- train (sae/train_command.py) -----------------------------------------------------------------
+
+
+def register_train(sub) -> None:
+    p = sub.add_parser("train", help="Train an SAE per layer on the residual stream of a run's prompts (resumable).")
+    p.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="Run directory (games.jsonl, manifest.json).")
+    p.add_argument("--layers", required=True, help="Block indices, e.g. '15' or '10,15,20'.")
+    p.add_argument("--architecture", choices=["topk", "jumprelu"], help="Activation (default topk).")
+    p.add_argument("--expansion", type=int, help="d_sae = expansion x d_model (default 8).")
+    p.add_argument("--k", type=int, help="TopK: active features per token (default 32).")
+    p.add_argument("--l0-coef", type=float, help="JumpReLU: L0 penalty per active feature (default 0.001).")
+    p.add_argument("--init-threshold", type=float, help="JumpReLU: initial threshold (default 0.5).")
+    p.add_argument("--bandwidth", type=float, help="JumpReLU: straight-through kernel width (default 0.1).")
+    p.add_argument("--lr", type=float, help="Adam learning rate (default 0.003).")
+    p.add_argument("--steps", type=int, help="Optimizer steps per layer (default 400).")
+    p.add_argument("--batch-tokens", type=int, help="Token positions per step (default 2048).")
+    p.add_argument("--dead-tokens", type=int, help="Inactive this many training tokens = dead (default 50000).")
+    p.add_argument("--seed", type=int, help="Seeds init, game split and batches (default 0).")
+    p.add_argument("--holdout", type=float, help="Share of games held out for the metrics (default 0.2).")
+    p.add_argument("--checkpoint-every", type=int, default=100, help="Steps between checkpoints (default 100).")
+    p.add_argument("--model", help="Model path (default: the run manifest's config.model.path).")
+    p.add_argument("--style", choices=["chat", "base"], help="Prompt style (default: from the manifest).")
+    p.add_argument("--device", default="auto", help="'auto', 'cpu', 'cuda', 'cuda:1', ... (default auto).")
+    p.add_argument("--dtype", help="Model dtype (default: the manifest's config.model.dtype).")
+    p.add_argument("--batch-size", type=int, default=8, help="Prompts per forward pass (default 8).")
+    p.add_argument("--out", type=Path, help="Output folder (default RUN_DIR/sae/train).")
+    p.add_argument("--restart", action="store_true", help="Retrain: ignore checkpoints and finished layers.")
+    p.add_argument("--keep-buffer", action="store_true", help="Keep OUT/buffer (the residuals) after training.")
+    p.add_argument("--no-events", action="store_true", help="Do not append progress events to RUN_DIR/events.jsonl.")
+    p.set_defaults(func=_train_command)
+
+
+def _train_command(args) -> int:
+    from sae.train_command import run_train
+
+    return run_train(args)
+
+
 #: `harness sae` sub-commands; append a registrar to add one.
-SUBCOMMANDS = [register_features, register_pathway, register_convert, register_patch, register_words]
+SUBCOMMANDS = [register_features, register_pathway, register_convert, register_patch, register_words, register_train]
 
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
-        "sae", help="SAE analysis of a run: features, pathway, patch, words, convert."
+        "sae", help="SAE analysis of a run: features, pathway, patch, words, convert, train."
     )
     sub = parser.add_subparsers(dest="sae_command", metavar="SAE_COMMAND", required=True)
     for registrar in SUBCOMMANDS:

@@ -23,8 +23,9 @@ from harness.rundir.manifest import read_manifest
 class PassProgress:
     """Call with (done, total) after each batch; `finish(status)` at the end."""
 
-    def __init__(self, run_dir: Path, kind: str, model: str, *, events: bool = True, interval_s: float = 2.0):
-        self.kind, self.model, self.interval_s = kind, model, interval_s
+    def __init__(self, run_dir: Path, kind: str, model: str, *, events: bool = True, interval_s: float = 2.0,
+                 echo: bool = True):
+        self.kind, self.model, self.interval_s, self.echo = kind, model, interval_s, echo  # echo: the stderr line
         self.file = run_dir / "events.jsonl" if events else None
         try:
             manifest = read_manifest(run_dir)
@@ -47,7 +48,8 @@ class PassProgress:
             self._began = True
             self._write(RunStartEvent(time=self.started, run_id=self.run_id, kind=self.kind, model=self.model,
                                       games_total=total, pid=os.getpid()))
-        print(f"\rsae {self.kind}: {done}/{total} prompts", end="" if done < total else "\n", file=sys.stderr)
+        if self.echo:
+            print(f"\rsae {self.kind}: {done}/{total} prompts", end="" if done < total else "\n", file=sys.stderr)
         if now - self.last_time >= self.interval_s or done == total:
             rate = (done - self.last_done) / max(now - self.last_time, 1e-9)
             self._write(ProgressEvent(
