@@ -139,6 +139,7 @@ class SAE(torch.nn.Module):
             return self.encode(x).gather(-1, features.to(self.device)[:, None]).squeeze(-1)
         pre = self.pre_activations(x, features)
         if self.cfg.activation == "topk":
+            assert self.cfg.k is not None  # the config's validator requires k for topk
             values, indices = torch.topk(pre, k=min(self.cfg.k, self.d_sae), dim=-1, sorted=False)
             return torch.zeros_like(pre).scatter(-1, indices, values.relu())
         threshold = self.threshold if features is None else self.threshold[features]

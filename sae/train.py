@@ -94,6 +94,7 @@ def train_steps(sae, opt, st: LayerState, data: np.ndarray, cfg: TrainConfig, sa
     """Optimise from `st.step` to `cfg.steps`; checkpoint every `every` steps and on Ctrl-C."""
     device = sae.W_dec.device
     t0, base_wall = time.time(), st.wall_s
+    assert st.since_fired is not None  # set by every fresh or resumed state
     try:
         while st.step < cfg.steps:
             x = torch.from_numpy(np.asarray(data[batch_rows(len(data), cfg, st.step)])).to(device) * st.scale

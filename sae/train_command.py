@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import cast
 
 from rich.console import Console
 from rich.progress import (
@@ -116,5 +117,5 @@ def run_train(args) -> int:
                 done[L] = job.run_layer(L, on_step)
         if not args.keep_buffer:
             shutil.rmtree(out / "buffer", ignore_errors=True)
-    print_metrics([done[L] for L in layers], out)
+    print_metrics([cast(TrainMetrics, done[L]) for L in layers], out)  # every layer is done by now
     return 0

@@ -20,6 +20,7 @@ import os
 import random
 from collections.abc import Callable
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import torch
@@ -78,7 +79,7 @@ class ActivationBuffer:
         tmp.write_text(json.dumps({"key": self.key, "rows": self.rows, "done": done}))
         os.replace(tmp, self.state_file)  # atomic: progress never runs ahead of the flushed rows
 
-    def open(self, split: str, layer: int, mode: str = "r") -> np.ndarray:
+    def open(self, split: str, layer: int, mode: Literal["r", "r+", "w+"] = "r") -> np.memmap:
         if mode == "w+":
             return np.lib.format.open_memmap(self.path(split, layer), mode="w+", dtype=np.float32,
                                              shape=(self.rows[split], self.d_model))
@@ -111,7 +112,7 @@ def collect(reader, splits: dict[str, list[list[int]]], layers: list[int], folde
     for split, ids in splits.items():
         if done.get(split, -1) >= rows[split]:
             continue
-        mode = "r+" if split in done else "w+"
+        mode: Literal["r+", "w+"] = "r+" if split in done else "w+"
         arrays = {L: buf.open(split, L, mode) for L in layers}
         row = done.get(split, 0)
         # Fixed, length-sorted order: a resumed collection meets the prompts exactly where it left off.

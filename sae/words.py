@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -86,7 +87,8 @@ def feature_words(
 
     `acts[layer]` is (games, d_sae) at the games' last decision; `texts` and `groups` per game
     (bankrupt, stopped = a voluntary stop, or anything else, left out of the delta)."""
-    W_U = lm.get_output_embeddings().weight.detach()
+    # nn.Module.__getattr__ is typed Tensor | Module, so mypy cannot see the transformers method.
+    W_U = cast(Any, lm).get_output_embeddings().weight.detach()
     gain = final_norm_gain(lm)
     groups_arr = np.asarray(groups)
     rows = []

@@ -138,7 +138,8 @@ def _convert(source: Path, out: Path) -> None:
 
     tokenizer = AutoTokenizer.from_pretrained(str(source.parent), gguf_file=source.name)
     # transformers drops the GGUF's BOS flag; Gemma without its BOS writes near-garbage.
-    tokenizer.add_bos_token = _gguf_flag(source, "tokenizer.ggml.add_bos_token")
+    # transformers defines this setter away from its getter, so mypy sees a read-only property.
+    tokenizer.add_bos_token = _gguf_flag(source, "tokenizer.ggml.add_bos_token")  # type: ignore[misc]
     quantized = AutoModelForCausalLM.from_pretrained(str(source.parent), gguf_file=source.name, dtype=torch.float32)
     # A model loaded from GGUF refuses save_pretrained: copy its dequantized weights into a plain one.
     config = quantized.config

@@ -224,7 +224,7 @@ class TransformersBackend(Backend):
         sampler = PerRowSampler(
             [r.seed for r in requests], [r.temperature for r in requests], [r.top_p for r in requests]
         )
-        processors = [sampler]
+        processors: list[PerRowSampler | DecisionConstraint] = [sampler]
         if any(r.decision_pattern for r in requests):
             matchers = [self.matcher(r.decision_pattern) if r.decision_pattern else None for r in requests]
             processors.insert(0, DecisionConstraint(matchers, self.eos_ids, width))

@@ -188,7 +188,7 @@ class VLLMBackend(Backend):
 
     async def abort_all(self, request_ids: list[str]) -> None:
         try:
-            await self.engine.abort(request_ids)  # type: ignore[union-attr]
+            await self.engine.abort(request_ids)
         except Exception:  # noqa: BLE001 - best effort: the engine may be gone already
             pass
 
@@ -238,11 +238,14 @@ def _engine_has_field(name: str) -> bool:
 
 def _engine_dead(error: Exception, engine) -> bool:
     """The engine process is gone (not one failed request): vLLM says so by type or by state."""
+    dead_types: tuple[type[BaseException], ...] = ()
     try:
         from vllm.v1.engine.exceptions import EngineDeadError
+
+        dead_types = (EngineDeadError,)
     except ImportError:
-        EngineDeadError = ()  # noqa: N806 - older layouts: the state check below still works
-    if EngineDeadError and isinstance(error, EngineDeadError):
+        pass  # older layouts: the state check below still works
+    if isinstance(error, dead_types):
         return True
     return bool(getattr(engine, "errored", False))
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Any
 
 from harness.records import Action, BetType, ParseKind
 
@@ -127,7 +128,7 @@ def parse_decision(
     last lines are not where the model concluded."""
     if text is None or not text.strip():
         return Decision(None, None, "empty")
-    opts = dict(bet_type=bet_type, balance=balance, fixed_bet=fixed_bet, min_bet=min_bet)
+    opts: dict[str, Any] = dict(bet_type=bet_type, balance=balance, fixed_bet=fixed_bet, min_bet=min_bet)
     lines = [ln for ln in (_clean(x) for x in text.splitlines()) if ln]
     cut = finish_reason == "length"
 

@@ -105,7 +105,7 @@ class WorkerEvents:
     def _end_event(self, status: str) -> RunEndEvent:
         return RunEndEvent(
             **self._base(), games_done=self.games_done, games_total=self.games_total,
-            wall_s=time.time() - self.stats.started, status=status,  # type: ignore[arg-type]
+            wall_s=time.time() - self.stats.started, status=status,
         )
 
     async def run_end(self, status: str) -> float:

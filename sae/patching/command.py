@@ -6,8 +6,12 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
 from harness.errors import ConfigError, RunDirError
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
 
 
 def _find_run_dir(path: Path) -> Path | None:
@@ -181,7 +185,7 @@ def run_words(args) -> int:
         raise ConfigError(f"{run_dir}: no game with a saved decision prompt")
     model_cfg = run_model_config(run_dir, args.model, args.style)
     generator = Generator.load(model_cfg, device=args.device, dtype=args.dtype)  # one CausalLM: LM head + blocks
-    lm = generator.model
+    lm = cast("PreTrainedModel", generator.model)  # a transformers causal LM (its config names the checkpoint)
     reader = ResidualReader.from_model(getattr(lm, "model", lm), generator.formatter, batch_size=args.batch_size)
     saes = load_folders(folders, device=generator.device, dtype=args.sae_dtype, d_model=reader.d_model)
     warnings = model_warnings(saes, [model_cfg.name, model_cfg.path, lm.config._name_or_path])
