@@ -76,7 +76,8 @@ def _actor_class(ray):
             worker_job = WorkerJob.model_validate(job).model_copy(update={"gpu": self.gpu()})
             if read_manifest(worker_job.config["out"]) is None:
                 raise BackendError(f"{manifest_path(worker_job.config['out'])} is not visible on node "
-                                   f"{socket.gethostname()}: --out must be on a filesystem shared by every node")
+                                   f"{socket.gethostname()}: --out must be on a filesystem shared by "
+                                   "every node")
             return exit_code(asyncio.run(run_job(worker_job)).status)
 
     return WorkerActor
