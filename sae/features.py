@@ -181,7 +181,9 @@ def _table(stats: dict[int, _LayerStats], counts: dict[str, int], thresholds: Th
     table = pd.concat(parts, ignore_index=True)
     table["q"] = benjamini_hochberg(table["p"].to_numpy())  # all layers together
     table["direction"] = np.where(table["d"] > 0, "risky", "safe")
-    table["significant"] = thresholds.significant(table["d"].to_numpy(), table["p"].to_numpy(), table["q"].to_numpy())
+    table["significant"] = thresholds.significant(
+        table["d"].to_numpy(), table["p"].to_numpy(), table["q"].to_numpy()
+    )
     return table
 
 

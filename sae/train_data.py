@@ -98,7 +98,9 @@ def forward_all(reader, ids: list[list[int]], layers: list[int]) -> dict[int, li
             reader.model(**reader.batch_tensors(ids), use_cache=False)
         except StopForward:
             pass
-    return {L: [got[L][i, got[L].shape[1] - len(x) + 1:].float().cpu() for i, x in enumerate(ids)] for L in layers}
+    return {
+        L: [got[L][i, got[L].shape[1] - len(x) + 1:].float().cpu() for i, x in enumerate(ids)] for L in layers
+    }
 
 
 def collect(reader, splits: dict[str, list[list[int]]], layers: list[int], folder: Path,
@@ -106,7 +108,9 @@ def collect(reader, splits: dict[str, list[list[int]]], layers: list[int], folde
     """Fill (or finish filling) the buffer of every split; `report(prompts_done)` after each batch."""
     folder.mkdir(parents=True, exist_ok=True)
     rows = {s: sum(len(x) - 1 for x in ids) for s, ids in splits.items()}
-    buf = ActivationBuffer(folder, buffer_key(reader.model_name, layers, splits), reader.d_model, layers, rows)
+    buf = ActivationBuffer(
+        folder, buffer_key(reader.model_name, layers, splits), reader.d_model, layers, rows
+    )
     done = buf.state().get("done") or {}
     finished = sum(len(splits[s]) for s in splits if done.get(s, -1) >= rows[s])
     for split, ids in splits.items():

@@ -139,7 +139,9 @@ def build_test_prompt(
     return PatchPrompt(name, cond, state, rules, text, formatter.render(text))
 
 
-def build_test_prompts(formatter, style: PromptStyle, rules: GameRules | None = None, **options) -> dict[str, PatchPrompt]:
+def build_test_prompts(
+    formatter, style: PromptStyle, rules: GameRules | None = None, **options
+) -> dict[str, PatchPrompt]:
     """Both contexts; `options` as `safe_condition=`, `risky_history=`, ..."""
     return {
         name: build_test_prompt(
