@@ -63,7 +63,8 @@ def synthetic_game(cond, rep: int, rng: random.Random, text: str, max_rounds: in
             break
     bets = [r for r in rounds if r["bet"] is not None]
     return {
-        "type": "game", "schema_version": SCHEMA_VERSION, "game_id": f"{cond.id}-rep{rep:04d}", "run_id": "bench",
+        "type": "game", "schema_version": SCHEMA_VERSION, "game_id": f"{cond.id}-rep{rep:04d}",
+        "run_id": "bench",
         "model": "synthetic-bench", "condition": cond.record().model_dump(), "repetition": rep, "seed": rep,
         "run_seed": 0, "outcome": outcome, "final_balance": balance, "n_rounds": len(bets),
         "total_bet": sum(r["bet"] for r in bets), "total_won": sum(3 * r["bet"] for r in bets if r["win"]),
@@ -119,10 +120,12 @@ def main() -> None:
     size_mb = (run_dir / "games.jsonl").stat().st_size / 1e6
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(
-        f"games {len(run.games):,}  rounds {len(run.rounds):,}  file {size_mb:,.0f} MB  (generated in {t1 - t0:.1f} s)"
+        f"games {len(run.games):,}  rounds {len(run.rounds):,}  file {size_mb:,.0f} MB  "
+        f"(generated in {t1 - t0:.1f} s)"
     )
     print(f"load {t2 - t1:.2f} s  analyse {t3 - t2:.2f} s  write {t4 - t3:.2f} s  "
-          f"total {t4 - t1:.2f} s (CPU {c4 - c1:.2f} s)  peak RSS {rss_mb:,.0f} MB  cpus {os.cpu_count()}")  # fmt: skip
+          f"total {t4 - t1:.2f} s (CPU {c4 - c1:.2f} s)  peak RSS {rss_mb:,.0f} MB  "
+          f"cpus {os.cpu_count()}")  # fmt: skip
     if args.dir is None:
         shutil.rmtree(base)
 

@@ -63,7 +63,9 @@ def build(args) -> tuple[Generator, int]:
     if args.model == "smollm2":
         from harness.config import ModelConfig
 
-        cfg = ModelConfig(name="SmolLM2-135M-Instruct", path=path, style="chat", dtype=args.dtype or "float32")
+        cfg = ModelConfig(
+            name="SmolLM2-135M-Instruct", path=path, style="chat", dtype=args.dtype or "float32"
+        )
         return Generator.load(cfg, device=args.device, **options), 15
     from transformers import LlamaConfig, LlamaForCausalLM
 
@@ -75,7 +77,10 @@ def build(args) -> tuple[Generator, int]:
     torch.set_default_dtype(torch.float32)
     lm.generation_config.eos_token_id = None  # random weights: every trial runs to max_new_tokens
     formatter = PromptFormatter.from_pretrained(path, "chat")
-    return Generator.from_model(lm, formatter, "chat", **options), min(25, SHAPES[args.model]["num_hidden_layers"] - 1)
+    return (
+        Generator.from_model(lm, formatter, "chat", **options),
+        min(25, SHAPES[args.model]["num_hidden_layers"] - 1),
+    )
 
 
 def main() -> None:
@@ -85,7 +90,9 @@ def main() -> None:
     ap.add_argument("--dtype")
     ap.add_argument("--trials", type=int, default=10)
     ap.add_argument("--max-new-tokens", type=int, default=16)
-    ap.add_argument("--features", type=int, default=2, help="Features of one layer to patch after the baseline.")
+    ap.add_argument(
+        "--features", type=int, default=2, help="Features of one layer to patch after the baseline."
+    )
     ap.add_argument("--batch-size", type=int, default=400, help="Trials per generate call.")
     ap.add_argument("--threads", type=int, help="torch CPU threads (default: torch's).")
     args = ap.parse_args()
@@ -114,10 +121,13 @@ def main() -> None:
     per_feature = sum(u.wall_s for u in lines[1:]) / args.features
     scale = 50 / args.trials
     result = {
-        "model": args.model, "device": args.device, "trials": args.trials, "max_new_tokens": args.max_new_tokens,
-        "features": args.features, "batch_size": args.batch_size, "threads": torch.get_num_threads(), "prompt_tokens": prompt_tokens,
-        "load_s": round(load_s, 2), "pass_wall_s": round(wall, 2), "pass_cpu_s": round(cpu, 2), "baseline_s": round(baseline, 2),
-        "per_feature_s": round(per_feature, 2), "per_feature_with_baseline_s": round(per_feature + baseline, 2),
+        "model": args.model, "device": args.device, "trials": args.trials,
+        "max_new_tokens": args.max_new_tokens, "features": args.features, "batch_size": args.batch_size,
+        "threads": torch.get_num_threads(), "prompt_tokens": prompt_tokens,
+        "load_s": round(load_s, 2), "pass_wall_s": round(wall, 2), "pass_cpu_s": round(cpu, 2),
+        "baseline_s": round(baseline, 2),
+        "per_feature_s": round(per_feature, 2),
+        "per_feature_with_baseline_s": round(per_feature + baseline, 2),
         "per_feature_50_s": round(per_feature * scale, 2),
         "per_feature_with_baseline_50_s": round((per_feature + baseline) * scale, 2),
     }

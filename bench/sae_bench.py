@@ -149,8 +149,9 @@ def bench_extract(args) -> dict:
     if args.device.startswith("cuda"):
         torch.cuda.synchronize()
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
-    out = {"bench": "extract", "model": args.model, "device": args.device, "layers": len(layers), "d_sae": d_sae,
-           "prompts": len(prompts), "mean_tokens": round(statistics.mean(tokens), 1), "batch_size": args.batch_size,
+    out = {"bench": "extract", "model": args.model, "device": args.device, "layers": len(layers),
+           "d_sae": d_sae, "prompts": len(prompts), "mean_tokens": round(statistics.mean(tokens), 1),
+           "batch_size": args.batch_size,
            "model_load_s": round(model_s, 1), "wall_s": round(wall, 2),
            "s_per_1000_prompts": round(wall / len(prompts) * 1000, 1),
            "cpu_s_per_1000_prompts": round(cpu / len(prompts) * 1000, 1), "threads": torch.get_num_threads()}

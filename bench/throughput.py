@@ -64,7 +64,8 @@ def summarise(name: str, requests: int, tokens: int, wall: float, start_s: float
     row = dict(way=name, requests=requests, generated_tokens=tokens, wall_s=round(wall, 3),
                start_s=round(start_s, 2), requests_per_s=requests / wall, tokens_per_s=tokens / wall, **extra)
     print(f"  {name}: {requests} requests, {tokens} tokens in {wall:.1f} s -> "
-          f"{row['requests_per_s']:.2f} requests/s, {row['tokens_per_s']:.1f} tokens/s (start {start_s:.1f} s)",
+          f"{row['requests_per_s']:.2f} requests/s, {row['tokens_per_s']:.1f} tokens/s "
+          f"(start {start_s:.1f} s)",
           flush=True)
     return row
 
@@ -89,8 +90,9 @@ def run_original(model_path: str, device: str, dtype: str, requests: list) -> di
         ids = torch.tensor([req.prompt_token_ids], device=device)
         with torch.inference_mode():
             out = model.generate(ids, attention_mask=torch.ones_like(ids), do_sample=req.temperature > 0,
-                                 temperature=req.temperature or None, top_p=req.top_p, max_new_tokens=req.max_tokens,
-                                 use_cache=False, pad_token_id=next(iter(eos), 0))
+                                 temperature=req.temperature or None, top_p=req.top_p,
+                                 max_new_tokens=req.max_tokens, use_cache=False,
+                                 pad_token_id=next(iter(eos), 0))
         new = out[0, ids.shape[1]:].tolist()
         tokens += next((i + 1 for i, t in enumerate(new) if t in eos), len(new))
     wall = time.perf_counter() - t0
@@ -192,8 +194,8 @@ def main(argv: list[str] | None = None) -> int:
         rows["a"] = run_original(model_path, device, dtype, flat)
     if "b" in ways:
         subset = games[: args.transformers_games or len(games)]
-        rows["b"] = asyncio.run(run_backend("b_transformers", TransformersBackend(config, model_path, formatter),
-                                            subset))
+        rows["b"] = asyncio.run(run_backend("b_transformers",
+                                            TransformersBackend(config, model_path, formatter), subset))
     if "c" in ways:
         from harness.backends.vllm import VLLMBackend
 
@@ -208,7 +210,9 @@ def main(argv: list[str] | None = None) -> int:
         params=vars(args) | {"device": device, "dtype": dtype, "model_path": model_path},
         machine=dict(cpus=os.cpu_count(), platform=platform.platform(), load_after=load_average(),
                      gpu=torch.cuda.get_device_name(0) if device.startswith("cuda") else None),
-        prompt_tokens=dict(min=min(prompt_lens), max=max(prompt_lens), mean=sum(prompt_lens) / len(prompt_lens)),
+        prompt_tokens=dict(
+            min=min(prompt_lens), max=max(prompt_lens), mean=sum(prompt_lens) / len(prompt_lens)
+        ),
         ways=rows, ratios=ratios, time=time.time(),
     )
     out = Path(args.out) if args.out else RESULTS / f"throughput-{time.strftime('%Y%m%d-%H%M%S')}.json"

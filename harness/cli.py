@@ -35,7 +35,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"harness: error: {e}", file=sys.stderr)
         return e.exit_code
     except KeyboardInterrupt:
-        print("harness: interrupted; completed work is saved, rerun the same command to resume", file=sys.stderr)
+        print(
+            "harness: interrupted; completed work is saved, rerun the same command to resume", file=sys.stderr
+        )
         return _exit_interrupted()
 
 

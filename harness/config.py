@@ -36,7 +36,8 @@ class ModelConfig(_Strict):
 
     name: str = Field(description="Label written into every game record.")
     path: str = Field(
-        description=f"Local directory, a model id already in the local Hugging Face cache, or {EMBEDDED_MODEL!r}."
+        description="Local directory, a model id already in the local Hugging Face cache, "
+        f"or {EMBEDDED_MODEL!r}."
     )
     style: Literal["chat", "base"] = "chat"
     dtype: Literal["bfloat16", "float16", "float32", "auto"] = "bfloat16"
@@ -168,7 +169,9 @@ class RunConfig(_Strict):
     conditions: ConditionsConfig = ConditionsConfig()
     guard: GuardConfig = GuardConfig()
     backend: BackendConfig = BackendConfig()
-    gpus: list[str] | None = Field(None, description="One worker process per GPU id; null: one in-process worker.")
+    gpus: list[str] | None = Field(
+        None, description="One worker process per GPU id; null: one in-process worker."
+    )
     run: RunFilesConfig = RunFilesConfig()
     _backend_note: str | None = PrivateAttr(None)
 

@@ -48,7 +48,8 @@ def _version(value: Any) -> str:
     if int(parts[0]) > _MAJOR:
         raise PydanticCustomError(
             NEWER_MAJOR,
-            "written by schema version {value}, newer than this harness reads ({current}): upgrade gamble-harness",
+            "written by schema version {value}, newer than this harness reads ({current}): "
+            "upgrade gamble-harness",
             {"value": value, "current": f"{_MAJOR}.x"},
         )
     return value
@@ -173,7 +174,9 @@ class RunStartEvent(_Event):
 
     type: Literal["run_start"] = Field("run_start", description="Line type.")
     model: str = Field(description="Model label from the config.")
-    games_total: int = Field(description="Games (or units of work) of this worker, those already done included.")
+    games_total: int = Field(
+        description="Games (or units of work) of this worker, those already done included."
+    )
     games_already_done: int = Field(0, description="Games found complete on resume.")
     resumed: bool = Field(False, description="True when games of this worker were already done.")
     pid: int | None = Field(None, description="Process id of the writer.")

@@ -127,7 +127,9 @@ def register_pathway(sub) -> None:
     )
     p.add_argument("--all-games", action="store_true", help="Every bankrupt and voluntarily stopped game.")
     p.add_argument("--game-ids", help="Comma-separated game ids (overrides --games).")
-    p.add_argument("--seed", type=int, default=0, help="Seed of the sample, stratified by condition (default 0).")
+    p.add_argument(
+        "--seed", type=int, default=0, help="Seed of the sample, stratified by condition (default 0)."
+    )
     p.add_argument("--top-k", type=int, default=10, help="Top features per layer to follow (default 10).")
     p.add_argument("--rows-per-shard", type=int, default=8192)
     p.set_defaults(func=run_pathway)
@@ -255,8 +257,12 @@ def _patch_command(name: str, args) -> int:
 
 
 def register_train(sub) -> None:
-    p = sub.add_parser("train", help="Train an SAE per layer on the residual stream of a run's prompts (resumable).")
-    p.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="Run directory (games.jsonl, manifest.json).")
+    p = sub.add_parser(
+        "train", help="Train an SAE per layer on the residual stream of a run's prompts (resumable)."
+    )
+    p.add_argument(
+        "run_dir", type=Path, metavar="RUN_DIR", help="Run directory (games.jsonl, manifest.json)."
+    )
     p.add_argument("--layers", required=True, help="Block indices, e.g. '15' or '10,15,20'.")
     p.add_argument("--architecture", choices=["topk", "jumprelu"], help="Activation (default topk).")
     p.add_argument("--expansion", type=int, help="d_sae = expansion x d_model (default 8).")
@@ -267,10 +273,14 @@ def register_train(sub) -> None:
     p.add_argument("--lr", type=float, help="Adam learning rate (default 0.003).")
     p.add_argument("--steps", type=int, help="Optimizer steps per layer (default 400).")
     p.add_argument("--batch-tokens", type=int, help="Token positions per step (default 2048).")
-    p.add_argument("--dead-tokens", type=int, help="Inactive this many training tokens = dead (default 50000).")
+    p.add_argument(
+        "--dead-tokens", type=int, help="Inactive this many training tokens = dead (default 50000)."
+    )
     p.add_argument("--seed", type=int, help="Seeds init, game split and batches (default 0).")
     p.add_argument("--holdout", type=float, help="Share of games held out for the metrics (default 0.2).")
-    p.add_argument("--checkpoint-every", type=int, default=100, help="Steps between checkpoints (default 100).")
+    p.add_argument(
+        "--checkpoint-every", type=int, default=100, help="Steps between checkpoints (default 100)."
+    )
     p.add_argument("--model", help="Model path (default: the run manifest's config.model.path).")
     p.add_argument("--style", choices=["chat", "base"], help="Prompt style (default: from the manifest).")
     p.add_argument("--device", default="auto", help="'auto', 'cpu', 'cuda', 'cuda:1', ... (default auto).")
@@ -278,8 +288,12 @@ def register_train(sub) -> None:
     p.add_argument("--batch-size", type=int, default=8, help="Prompts per forward pass (default 8).")
     p.add_argument("--out", type=Path, help="Output folder (default RUN_DIR/sae/train).")
     p.add_argument("--restart", action="store_true", help="Retrain: ignore checkpoints and finished layers.")
-    p.add_argument("--keep-buffer", action="store_true", help="Keep OUT/buffer (the residuals) after training.")
-    p.add_argument("--no-events", action="store_true", help="Do not append progress events to RUN_DIR/events.jsonl.")
+    p.add_argument(
+        "--keep-buffer", action="store_true", help="Keep OUT/buffer (the residuals) after training."
+    )
+    p.add_argument(
+        "--no-events", action="store_true", help="Do not append progress events to RUN_DIR/events.jsonl."
+    )
     p.set_defaults(func=_train_command)
 
 
@@ -290,7 +304,9 @@ def _train_command(args) -> int:
 
 
 #: `harness sae` sub-commands; append a registrar to add one.
-SUBCOMMANDS = [register_features, register_pathway, register_convert, register_patch, register_words, register_train]
+SUBCOMMANDS = [
+    register_features, register_pathway, register_convert, register_patch, register_words, register_train,
+]
 
 
 def register(subparsers) -> None:

@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import pandas as pd
@@ -54,9 +55,10 @@ def split_groups(games: list[GameRecord]) -> tuple[list[tuple[GameRecord, str]],
     dropped = dict.fromkeys(DROP_RULES, 0)
     kept = []
     for g in games:
-        reason = drop_reason(g)
+        reason, group = drop_reason(g), group_of(g)
         if reason is None:
-            kept.append((g, group_of(g)))
+            assert group is not None  # no drop reason: the game is in a group
+            kept.append((g, group))
         else:
             dropped[reason] += 1
     return kept, dropped
@@ -113,7 +115,8 @@ def extract_features(
     thresholds = thresholds or Thresholds()
     start = time.perf_counter()
     kept, dropped = split_groups(games)
-    chosen = [(g, last_decision_prompt(g)) for g, _ in kept]
+    # split_groups keeps only games with a saved decision prompt
+    chosen = [(g, cast(str, last_decision_prompt(g))) for g, _ in kept]
     groups = np.array([grp for _, grp in kept])
     counts = {grp: int((groups == grp).sum()) for grp in GROUPS}
     if min(counts.values()) < 2:
@@ -178,7 +181,9 @@ def _table(stats: dict[int, _LayerStats], counts: dict[str, int], thresholds: Th
     table = pd.concat(parts, ignore_index=True)
     table["q"] = benjamini_hochberg(table["p"].to_numpy())  # all layers together
     table["direction"] = np.where(table["d"] > 0, "risky", "safe")
-    table["significant"] = thresholds.significant(table["d"].to_numpy(), table["p"].to_numpy(), table["q"].to_numpy())
+    table["significant"] = thresholds.significant(
+        table["d"].to_numpy(), table["p"].to_numpy(), table["q"].to_numpy()
+    )
     return table
 
 

@@ -141,7 +141,9 @@ def load_llamascope(folder: Path, device: torch.device, dtype: torch.dtype | Non
         model_name=hp.get("model_name"),
     )
     # nn.Linear weights: encoder (d_sae, d_model), decoder (d_model, d_sae); .T is a view, no copy.
-    sae = SAE(cfg, t["enc"].T, t["dec"].T, t["b_enc"], t["b_dec"], float(need(hp, "jump_relu_threshold", hp_file)))
+    sae = SAE(
+        cfg, t["enc"].T, t["dec"].T, t["b_enc"], t["b_dec"], float(need(hp, "jump_relu_threshold", hp_file))
+    )
     if hp.get("sparsity_include_decoder_norm", False):
         fold_decoder_norm(sae)
     return sae
@@ -165,7 +167,9 @@ def fold_norms(sae: SAE, norms: torch.Tensor) -> None:
 
 # --- Gemma Scope ---------------------------------------------------------------------------------
 
-GEMMA_KEYS = {"W_enc": "W_enc", "W_dec": "W_dec", "b_enc": "b_enc", "b_dec": "b_dec", "threshold": "threshold"}
+GEMMA_KEYS = {
+    "W_enc": "W_enc", "W_dec": "W_dec", "b_enc": "b_enc", "b_dec": "b_dec", "threshold": "threshold",
+}
 
 
 @register_layout(
@@ -176,13 +180,16 @@ def load_gemmascope(folder: Path, device: torch.device, dtype: torch.dtype | Non
     if st.is_file():
         t = read_tensors(st, GEMMA_KEYS, device, dtype)
     else:
-        t = {k: v.to(device=device, dtype=dtype or v.dtype) for k, v in read_npz(folder / "params.npz").items()}
+        t = {
+            k: v.to(device=device, dtype=dtype or v.dtype) for k, v in read_npz(folder / "params.npz").items()
+        }
     d_model, d_sae = t["W_enc"].shape if t["W_enc"].dim() == 2 else (0, 0)
     if not d_model:
         raise SAELoadError(f"{folder}: W_enc has shape {tuple(t['W_enc'].shape)}, expected (d_model, d_sae)")
     found = re.findall(r"layer_(\d+)", str(folder))  # Gemma Scope: .../layer_20/width_16k/average_l0_71
     cfg = SAEConfig(
-        layout="gemmascope", path=str(folder), d_model=d_model, d_sae=d_sae, layer=int(found[-1]) if found else None
+        layout="gemmascope", path=str(folder), d_model=d_model, d_sae=d_sae,
+        layer=int(found[-1]) if found else None,
     )
     return SAE(cfg, t["W_enc"], t["W_dec"], t["b_enc"], t["b_dec"], t["threshold"])
 
@@ -305,10 +312,13 @@ def load(
     name, folder = detect_layout(path)
     sae = LAYOUTS[name].load(folder, torch.device(device), as_dtype(dtype))
     if d_model is not None and sae.d_model != d_model:
-        raise SAELoadError(f"{folder}: SAE d_model {sae.d_model} does not match the model's hidden size {d_model}")
+        raise SAELoadError(
+            f"{folder}: SAE d_model {sae.d_model} does not match the model's hidden size {d_model}"
+        )
     if layer is not None and sae.cfg.layer is not None and sae.cfg.layer != layer:
         raise SAELoadError(
-            f"{folder}: SAE reads the output of block {sae.cfg.layer} ({sae.cfg.hook_name or 'from its folder name'}),"
+            f"{folder}: SAE reads the output of block {sae.cfg.layer} "
+            f"({sae.cfg.hook_name or 'from its folder name'}),"
             f" but is used for layer {layer}"
         )
     return sae

@@ -52,9 +52,15 @@ class SAEConfig(BaseModel):
     input_scale: float = Field(1.0, gt=0, description="Multiplies x before encoding.")
     output_scale: float = Field(1.0, gt=0, description="Divides the reconstruction after decoding.")
     apply_b_dec_to_input: bool = Field(False, description="Subtract b_dec from the (scaled) input first.")
-    hook_name: str | None = Field(None, description="Hook point named by the file, e.g. blocks.25.hook_resid_post.")
-    layer: int | None = Field(None, description="Block index the SAE reads the output of, when the file says.")
-    activation: Activation = Field("jumprelu", description="jumprelu/relu: threshold mask; topk: the k largest.")
+    hook_name: str | None = Field(
+        None, description="Hook point named by the file, e.g. blocks.25.hook_resid_post."
+    )
+    layer: int | None = Field(
+        None, description="Block index the SAE reads the output of, when the file says."
+    )
+    activation: Activation = Field(
+        "jumprelu", description="jumprelu/relu: threshold mask; topk: the k largest."
+    )
     k: int | None = Field(None, gt=0, description="Features kept per row by a TopK SAE; None otherwise.")
     model_name: str | None = Field(None, description="Model the SAE was trained on, when the file names one.")
 
@@ -139,6 +145,7 @@ class SAE(torch.nn.Module):
             return self.encode(x).gather(-1, features.to(self.device)[:, None]).squeeze(-1)
         pre = self.pre_activations(x, features)
         if self.cfg.activation == "topk":
+            assert self.cfg.k is not None  # the config's validator requires k for topk
             values, indices = torch.topk(pre, k=min(self.cfg.k, self.d_sae), dim=-1, sorted=False)
             return torch.zeros_like(pre).scatter(-1, indices, values.relu())
         threshold = self.threshold if features is None else self.threshold[features]
@@ -161,4 +168,7 @@ class SAE(torch.nn.Module):
         return self.W_dec[feature] / self.cfg.output_scale
 
     def extra_repr(self) -> str:
-        return f"layout={self.cfg.layout}, d_model={self.d_model}, d_sae={self.d_sae}, path={Path(self.cfg.path).name}"
+        return (
+            f"layout={self.cfg.layout}, d_model={self.d_model}, d_sae={self.d_sae}, "
+            f"path={Path(self.cfg.path).name}"
+        )

@@ -25,7 +25,8 @@ class PassProgress:
 
     def __init__(self, run_dir: Path, kind: str, model: str, *, events: bool = True, interval_s: float = 2.0,
                  echo: bool = True):
-        self.kind, self.model, self.interval_s, self.echo = kind, model, interval_s, echo  # echo: the stderr line
+        # echo: the stderr line
+        self.kind, self.model, self.interval_s, self.echo = kind, model, interval_s, echo
         self.file = run_dir / "events.jsonl" if events else None
         try:
             manifest = read_manifest(run_dir)
@@ -49,19 +50,22 @@ class PassProgress:
             self._write(RunStartEvent(time=self.started, run_id=self.run_id, kind=self.kind, model=self.model,
                                       games_total=total, pid=os.getpid()))
         if self.echo:
-            print(f"\rsae {self.kind}: {done}/{total} prompts", end="" if done < total else "\n", file=sys.stderr)
+            print(f"\rsae {self.kind}: {done}/{total} prompts", end="" if done < total else "\n",
+                  file=sys.stderr)
         if now - self.last_time >= self.interval_s or done == total:
             rate = (done - self.last_done) / max(now - self.last_time, 1e-9)
             self._write(ProgressEvent(
-                time=now, run_id=self.run_id, kind=self.kind, games_done=done, games_total=total, requests=done,
-                requests_per_s=rate, tokens_per_s=0.0, avg_requests_per_s=done / max(now - self.started, 1e-9),
+                time=now, run_id=self.run_id, kind=self.kind, games_done=done, games_total=total,
+                requests=done, requests_per_s=rate, tokens_per_s=0.0,
+                avg_requests_per_s=done / max(now - self.started, 1e-9),
             ))
             self.last_time, self.last_done = now, done
 
     def finish(self, status: str = "complete") -> None:
         if self._began:
-            self._write(RunEndEvent(time=time.time(), run_id=self.run_id, kind=self.kind, games_done=self.done,
-                                    games_total=self.total, wall_s=time.time() - self.started, status=status))
+            self._write(RunEndEvent(time=time.time(), run_id=self.run_id, kind=self.kind,
+                                    games_done=self.done, games_total=self.total,
+                                    wall_s=time.time() - self.started, status=status))
 
 
 @contextmanager

@@ -30,7 +30,11 @@ from sae.model import SAELoadError
 Architecture = Literal["standard", "jumprelu", "topk"]
 #: Hooks whose value is the residual stream this package reads (docs/protocol.md §3).
 RESID_HOOK = re.compile(r"blocks\.(\d+)\.hook_resid_(post|pre)$")
-PRE_6_RENAMES = {"hook_point": "hook_name", "hook_point_head_index": "hook_head_index", "activation_fn_str": "activation_fn"}
+PRE_6_RENAMES = {
+    "hook_point": "hook_name",
+    "hook_point_head_index": "hook_head_index",
+    "activation_fn_str": "activation_fn",
+}
 
 
 class SAELensSettings(BaseModel):

@@ -54,7 +54,9 @@ def _single_sae_below(p: Path, depth: int = 3) -> Path:
     if not found:
         raise SAELoadError(f"{p}: no SAE folder in it")
     names = ", ".join(str(d.relative_to(p)) for d in found[:5])
-    raise SAELoadError(f"{p}: {len(found)} SAE folders below it ({names}...); name one with a {{layer}} template")
+    raise SAELoadError(
+        f"{p}: {len(found)} SAE folders below it ({names}...); name one with a {{layer}} template"
+    )
 
 
 def resolve_spec(spec: str, layers: list[int]) -> dict[int, Path]:
@@ -78,20 +80,28 @@ def resolve_spec(spec: str, layers: list[int]) -> dict[int, Path]:
         return out
     if _is_sae_folder(root):
         if len(layers) != 1:
-            raise ConfigError(f"--sae {spec} is one SAE but --layers names {len(layers)}; use a {{layer}} template")
+            raise ConfigError(
+                f"--sae {spec} is one SAE but --layers names {len(layers)}; use a {{layer}} template"
+            )
         return {layers[0]: root}
-    raise SAELoadError(f"{root}: not an SAE folder, and it holds no layer_{{L}} subfolders for layers {layers}")
+    raise SAELoadError(
+        f"{root}: not an SAE folder, and it holds no layer_{{L}} subfolders for layers {layers}"
+    )
 
 
 def load_folders(
-    folders: dict[int, Path], *, device: str = "cpu", dtype: str | None = "float32", d_model: int | None = None
+    folders: dict[int, Path], *, device: str = "cpu", dtype: str | None = "float32",
+    d_model: int | None = None,
 ) -> dict[int, SAE]:
     """Load the SAE of every layer, one after another (never two copies of one in memory)."""
-    return {L: load(folder, device=device, dtype=dtype, d_model=d_model, layer=L) for L, folder in folders.items()}
+    return {
+        L: load(folder, device=device, dtype=dtype, d_model=d_model, layer=L) for L, folder in folders.items()
+    }
 
 
 def load_layers(
-    spec: str, layers: list[int], *, device: str = "cpu", dtype: str | None = "float32", d_model: int | None = None
+    spec: str, layers: list[int], *, device: str = "cpu", dtype: str | None = "float32",
+    d_model: int | None = None,
 ) -> dict[int, SAE]:
     """`resolve_spec` then `load_folders`."""
     return load_folders(resolve_spec(spec, layers), device=device, dtype=dtype, d_model=d_model)
@@ -112,7 +122,8 @@ def model_warnings(saes: dict[int, SAE], model_names: list[str | None]) -> list[
             foreign.setdefault(sae.cfg.model_name, []).append(layer)
     shown = ", ".join(repr(n) for n in model_names if n)
     lines = [
-        f"warning: the SAE(s) of layer(s) {', '.join(map(str, layers))} name model {name!r}, not this run's model ({shown})"
+        f"warning: the SAE(s) of layer(s) {', '.join(map(str, layers))} name model {name!r}, "
+        f"not this run's model ({shown})"
         for name, layers in foreign.items()
     ]
     for line in lines:

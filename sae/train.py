@@ -66,7 +66,9 @@ def input_scale(data: np.ndarray, seed: int, rows: int = 16384) -> float:
     return float(math.sqrt(data.shape[1]) / max(norms.mean(), 1e-12))
 
 
-def save_checkpoint(file: Path, sae: TrainableSAE, opt: torch.optim.Optimizer, st: LayerState, key: str) -> None:
+def save_checkpoint(
+    file: Path, sae: TrainableSAE, opt: torch.optim.Optimizer, st: LayerState, key: str
+) -> None:
     tmp = file.with_suffix(".tmp")
     torch.save({"config": sae.cfg.model_dump(), "buffer_key": key, "model": sae.state_dict(),
                 "optim": opt.state_dict(), "state": st.__dict__}, tmp)
@@ -83,7 +85,8 @@ def start_layer(data: np.ndarray, cfg: TrainConfig, layer: int, file: Path, key:
         opt.load_state_dict(ckpt["optim"])
         return sae, opt, LayerState(**ckpt["state"])
     st = LayerState(scale=input_scale(data, cfg.seed), since_fired=torch.zeros(sae.d_sae, dtype=torch.long))
-    with torch.no_grad():  # start b_dec at the data mean: the first steps then learn directions, not the offset
+    # start b_dec at the data mean: the first steps then learn directions, not the offset
+    with torch.no_grad():
         sample = torch.from_numpy(np.asarray(data[batch_rows(len(data), cfg, -1)])).to(device)
         sae.b_dec.copy_(sample.mean(0) * st.scale)
     return sae, opt, st
@@ -94,6 +97,7 @@ def train_steps(sae, opt, st: LayerState, data: np.ndarray, cfg: TrainConfig, sa
     """Optimise from `st.step` to `cfg.steps`; checkpoint every `every` steps and on Ctrl-C."""
     device = sae.W_dec.device
     t0, base_wall = time.time(), st.wall_s
+    assert st.since_fired is not None  # set by every fresh or resumed state
     try:
         while st.step < cfg.steps:
             x = torch.from_numpy(np.asarray(data[batch_rows(len(data), cfg, st.step)])).to(device) * st.scale
@@ -138,8 +142,8 @@ def evaluate(sae: TrainableSAE, scale: float, data: np.ndarray, chunk: int = 409
         s2 += float(x.double().pow(2).sum())
         n += len(x)
     sst = s2 - float(s1.pow(2).sum()) / n
-    return {"explained_variance": 1.0 - sse / max(sst, 1e-12), "mean_l0": l0 / n, "mse": sse / (n * data.shape[1]),
-            "dead_features": int((~fired).sum())}
+    return {"explained_variance": 1.0 - sse / max(sst, 1e-12), "mean_l0": l0 / n,
+            "mse": sse / (n * data.shape[1]), "dead_features": int((~fired).sum())}
 
 
 @dataclass

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import cast
 
 from rich.console import Console
 from rich.progress import (
@@ -39,11 +40,14 @@ class TrainBar:
 
     def __init__(self, prompts: int, layers: list[int], steps: int):
         self.progress = Progress(
-            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
-            TimeElapsedColumn(), TimeRemainingColumn(), console=Console(stderr=True),
+            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TimeRemainingColumn(),
+            console=Console(stderr=True),
         )
         self.read = self.progress.add_task("prompts", total=prompts, info="")
-        self.layers = {L: self.progress.add_task(f"layer {L}", total=steps, info="", start=False) for L in layers}
+        self.layers = {
+            L: self.progress.add_task(f"layer {L}", total=steps, info="", start=False) for L in layers
+        }
 
     def __enter__(self) -> TrainBar:
         self.progress.__enter__()
@@ -65,7 +69,8 @@ class TrainBar:
 def print_metrics(metrics: list[TrainMetrics], out: Path) -> None:
     for m in metrics:
         print(f"layer {m.layer}: explained variance {m.explained_variance:.3f}  mean L0 {m.mean_l0:.1f}  "
-              f"dead {m.dead_features}/{m.d_sae}  ({m.heldout_tokens} held-out tokens of {m.heldout_games} games; "
+              f"dead {m.dead_features}/{m.d_sae}  "
+              f"({m.heldout_tokens} held-out tokens of {m.heldout_games} games; "
               f"{m.steps} steps, {m.train_wall_s:.0f} s)")
     print(f"wrote {out}/layer_{{L}}/ (cfg.json, sae_weights.safetensors, metrics.json); use --sae {out}")
 
@@ -92,7 +97,9 @@ def run_train(args) -> int:
         reader = ResidualReader(run_model_config(args.run_dir, args.model, args.style),
                                 device=args.device, dtype=args.dtype, batch_size=args.batch_size)
         if todo[-1] >= reader.n_layers:
-            raise ConfigError(f"--layers: {todo[-1]} out of range; the model has blocks 0..{reader.n_layers - 1}")
+            raise ConfigError(
+                f"--layers: {todo[-1]} out of range; the model has blocks 0..{reader.n_layers - 1}"
+            )
         splits = {name: [reader.encode(p) for gid in ids for p in by_game[gid]]
                   for name, ids in (("train", train_ids), ("heldout", heldout_ids))}
         n_prompts = sum(len(x) for x in splits.values())
@@ -116,5 +123,5 @@ def run_train(args) -> int:
                 done[L] = job.run_layer(L, on_step)
         if not args.keep_buffer:
             shutil.rmtree(out / "buffer", ignore_errors=True)
-    print_metrics([done[L] for L in layers], out)
+    print_metrics([cast(TrainMetrics, done[L]) for L in layers], out)  # every layer is done by now
     return 0

@@ -21,8 +21,12 @@ class TrainConfig(BaseModel):
     bandwidth: float = Field(0.1, gt=0, description="JumpReLU: width of the straight-through kernel.")
     aux_coef: float = Field(1 / 32, ge=0, description="TopK: weight of the AuxK loss on dead features.")
     aux_k: int = Field(256, gt=0, description="TopK: dead features used by the AuxK loss.")
-    dead_tokens: int = Field(50_000, gt=0, description="A feature not active for this many training tokens is dead.")
-    lr: float = Field(3e-3, gt=0, description="Adam learning rate (warm-up, then linear decay over the last 20%).")
+    dead_tokens: int = Field(
+        50_000, gt=0, description="A feature not active for this many training tokens is dead."
+    )
+    lr: float = Field(
+        3e-3, gt=0, description="Adam learning rate (warm-up, then linear decay over the last 20%)."
+    )
     steps: int = Field(400, gt=0, description="Optimizer steps.")
     batch_tokens: int = Field(2048, gt=0, description="Token positions per step (sampled with replacement).")
     seed: int = Field(0, description="Seeds the initialisation, the game split and every batch.")
@@ -35,7 +39,9 @@ class TrainMetrics(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     layer: int = Field(description="Block whose output the SAE reads (hidden_states[layer + 1]).")
-    explained_variance: float = Field(description="1 - sum |x - x_hat|^2 / sum |x - mean x|^2 over held-out tokens.")
+    explained_variance: float = Field(
+        description="1 - sum |x - x_hat|^2 / sum |x - mean x|^2 over held-out tokens."
+    )
     mean_l0: float = Field(description="Mean number of active features per held-out token.")
     mse: float = Field(description="Mean squared error per dimension, raw residual units.")
     dead_features: int = Field(description="Features not active on any held-out token.")

@@ -20,6 +20,7 @@ import os
 import random
 from collections.abc import Callable
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import torch
@@ -78,7 +79,7 @@ class ActivationBuffer:
         tmp.write_text(json.dumps({"key": self.key, "rows": self.rows, "done": done}))
         os.replace(tmp, self.state_file)  # atomic: progress never runs ahead of the flushed rows
 
-    def open(self, split: str, layer: int, mode: str = "r") -> np.ndarray:
+    def open(self, split: str, layer: int, mode: Literal["r", "r+", "w+"] = "r") -> np.memmap:
         if mode == "w+":
             return np.lib.format.open_memmap(self.path(split, layer), mode="w+", dtype=np.float32,
                                              shape=(self.rows[split], self.d_model))
@@ -97,7 +98,9 @@ def forward_all(reader, ids: list[list[int]], layers: list[int]) -> dict[int, li
             reader.model(**reader.batch_tensors(ids), use_cache=False)
         except StopForward:
             pass
-    return {L: [got[L][i, got[L].shape[1] - len(x) + 1:].float().cpu() for i, x in enumerate(ids)] for L in layers}
+    return {
+        L: [got[L][i, got[L].shape[1] - len(x) + 1:].float().cpu() for i, x in enumerate(ids)] for L in layers
+    }
 
 
 def collect(reader, splits: dict[str, list[list[int]]], layers: list[int], folder: Path,
@@ -105,13 +108,15 @@ def collect(reader, splits: dict[str, list[list[int]]], layers: list[int], folde
     """Fill (or finish filling) the buffer of every split; `report(prompts_done)` after each batch."""
     folder.mkdir(parents=True, exist_ok=True)
     rows = {s: sum(len(x) - 1 for x in ids) for s, ids in splits.items()}
-    buf = ActivationBuffer(folder, buffer_key(reader.model_name, layers, splits), reader.d_model, layers, rows)
+    buf = ActivationBuffer(
+        folder, buffer_key(reader.model_name, layers, splits), reader.d_model, layers, rows
+    )
     done = buf.state().get("done") or {}
     finished = sum(len(splits[s]) for s in splits if done.get(s, -1) >= rows[s])
     for split, ids in splits.items():
         if done.get(split, -1) >= rows[split]:
             continue
-        mode = "r+" if split in done else "w+"
+        mode: Literal["r+", "w+"] = "r+" if split in done else "w+"
         arrays = {L: buf.open(split, L, mode) for L in layers}
         row = done.get(split, 0)
         # Fixed, length-sorted order: a resumed collection meets the prompts exactly where it left off.

@@ -82,7 +82,9 @@ class TrainableSAE(torch.nn.Module):
         self.b_enc = torch.nn.Parameter(torch.zeros(self.d_sae))
         self.b_dec = torch.nn.Parameter(torch.zeros(d_model))
         if cfg.architecture == "jumprelu":
-            self.log_threshold = torch.nn.Parameter(torch.full((self.d_sae,), float(cfg.init_threshold)).log())
+            self.log_threshold = torch.nn.Parameter(
+                torch.full((self.d_sae,), float(cfg.init_threshold)).log()
+            )
 
     def pre(self, x: torch.Tensor) -> torch.Tensor:
         return (x - self.b_dec) @ self.W_enc + self.b_enc
@@ -132,7 +134,7 @@ class TrainableSAE(torch.nn.Module):
 
     @torch.no_grad()
     def normalize_decoder(self) -> None:
-        self.W_dec /= self.W_dec.norm(dim=1, keepdim=True).clamp_min(1e-8)
+        self.W_dec.div_(self.W_dec.norm(dim=1, keepdim=True).clamp_min(1e-8))
 
     @torch.no_grad()
     def exported(self, scale: float) -> dict[str, torch.Tensor]:
@@ -154,7 +156,8 @@ def saelens_cfg(cfg: TrainConfig, d_model: int, layer: int, model_name: str, met
         "d_in": d_model, "d_sae": cfg.expansion * d_model, "dtype": "float32", "device": "cpu",
         "apply_b_dec_to_input": True, "normalize_activations": "none", "reshape_activations": "none",
         # sae-lens reads a config without metadata.sae_lens_version as pre-6.0 and rewrites it.
-        "metadata": {"sae_lens_version": SAELENS_LAYOUT, "sae_lens_training_version": None, "model_name": model_name, "hook_name": f"blocks.{layer}.hook_resid_post",
+        "metadata": {"sae_lens_version": SAELENS_LAYOUT, "sae_lens_training_version": None,
+                     "model_name": model_name, "hook_name": f"blocks.{layer}.hook_resid_post",
                      "trained_by": "harness sae train", "training": cfg.model_dump(), "metrics": metrics},
         "architecture": cfg.architecture,
     }

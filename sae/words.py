@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -50,7 +51,9 @@ def top_tokens(effects: torch.Tensor, decode, k: int = 10) -> list[tuple[list, l
     out = []
     for i in range(effects.shape[0]):
         promoted = [(decode(int(t)), float(v)) for v, t in zip(up.values[i], up.indices[i], strict=True)]
-        suppressed = [(decode(int(t)), -float(v)) for v, t in zip(down.values[i], down.indices[i], strict=True)]
+        suppressed = [
+            (decode(int(t)), -float(v)) for v, t in zip(down.values[i], down.indices[i], strict=True)
+        ]
         out.append((promoted, suppressed))
     return out
 
@@ -70,7 +73,9 @@ def answer_words(texts: list[str], acts: np.ndarray, k: int = 10) -> dict:
     score = {w: in_high[w] / n_high - in_low[w] / n_low for w in set(in_high) | set(in_low)}
     ranked = sorted(score.items(), key=lambda kv: (-kv[1], kv[0]))
     result["high_words"] = [(w, s) for w, s in ranked if s > 0][:k]
-    result["low_words"] = [(w, s) for w, s in sorted(score.items(), key=lambda kv: (kv[1], kv[0])) if s < 0][:k]
+    result["low_words"] = [
+        (w, s) for w, s in sorted(score.items(), key=lambda kv: (kv[1], kv[0])) if s < 0
+    ][:k]
     return result
 
 
@@ -86,7 +91,8 @@ def feature_words(
 
     `acts[layer]` is (games, d_sae) at the games' last decision; `texts` and `groups` per game
     (bankrupt, stopped = a voluntary stop, or anything else, left out of the delta)."""
-    W_U = lm.get_output_embeddings().weight.detach()
+    # nn.Module.__getattr__ is typed Tensor | Module, so mypy cannot see the transformers method.
+    W_U = cast(Any, lm).get_output_embeddings().weight.detach()
     gain = final_norm_gain(lm)
     groups_arr = np.asarray(groups)
     rows = []
@@ -99,7 +105,9 @@ def feature_words(
             a = acts[int(layer)][:, f]
             words = answer_words(texts, a, k_words)
             bankrupt, stopped = a[groups_arr == "bankrupt"], a[groups_arr == "stopped"]
-            delta = float(bankrupt.mean() - stopped.mean()) if len(bankrupt) and len(stopped) else float("nan")
+            delta = (
+                float(bankrupt.mean() - stopped.mean()) if len(bankrupt) and len(stopped) else float("nan")
+            )
             src = group[group["feature"] == f].iloc[0]
             rows.append({
                 "layer": int(layer), "feature": f, "direction": src.get("direction"),
@@ -125,13 +133,15 @@ def write_words(table: pd.DataFrame, meta: dict, out) -> dict:
     paths["meta"].write_text(json.dumps(meta, indent=2))
     lines = ["# Feature words", "",
              f"{len(table)} features; {meta.get('games')} games' last decisions "
-             f"({meta.get('n_bankrupt')} bankrupt, {meta.get('n_stopped')} voluntarily stopped). `delta` = mean "
-             "activation in bankrupt games minus in voluntarily stopped games. Token values: logit change per unit of activation; "
+             f"({meta.get('n_bankrupt')} bankrupt, {meta.get('n_stopped')} voluntarily stopped). "
+             "`delta` = mean activation in bankrupt games minus in voluntarily stopped games. "
+             "Token values: logit change per unit of activation; "
              "word values: share of high-activation answers with the word minus share of low ones.", ""]
     for r in table.to_dict("records"):
         label = r.get("classification") or r.get("direction") or ""
         lines += [f"## Layer {r['layer']}, feature {r['feature']} {label}".rstrip(), "",
-                  f"- delta {r['delta']:+.4g} (bankrupt {r['mean_bankrupt']:.4g}, stopped {r['mean_stopped']:.4g}); "
+                  f"- delta {r['delta']:+.4g} "
+                  f"(bankrupt {r['mean_bankrupt']:.4g}, stopped {r['mean_stopped']:.4g}); "
                   f"median split {r['n_high']} high / {r['n_low']} low",
                   f"- promotes: {r['promotes']}", f"- suppresses: {r['suppresses']}",
                   f"- words in high answers: {r['high_words'] or '(none)'}",

@@ -57,15 +57,19 @@ def make_game(
     rounds: list[RoundRecord] = []
     balance = start
     for i, (bet, win) in enumerate(bets, start=1):
-        r = make_round(i, balance, bet, win, forced=forced_first and i == 1, prompt=prompt, response=f"Final Decision: Bet ${bet}")
+        r = make_round(i, balance, bet, win, forced=forced_first and i == 1, prompt=prompt,
+                       response=f"Final Decision: Bet ${bet}")
         rounds.append(r)
         balance = r.balance_after
     if end == "auto":
         end = "bankrupt" if balance <= 0 else "stop"
-    outcome = {"stop": "stopped", "bankrupt": "bankrupt", "max_rounds": "max_rounds", "invalid": "invalid"}[end]
+    outcome = {
+        "stop": "stopped", "bankrupt": "bankrupt", "max_rounds": "max_rounds", "invalid": "invalid"
+    }[end]
     if end == "stop":
         rounds.append(
-            make_round(len(rounds) + 1, balance, None, None, decision="stop", prompt=prompt, response="Final Decision: Stop")
+            make_round(len(rounds) + 1, balance, None, None, decision="stop", prompt=prompt,
+                       response="Final Decision: Stop")
         )
     placed = [r for r in rounds if r.bet is not None]
     return GameRecord(
@@ -94,5 +98,7 @@ def write_games(run_dir: Path, games: list[GameRecord]) -> Path:
     with open(run_dir / "games.jsonl", "w") as f:
         for g in games:
             f.write(g.model_dump_json() + "\n")
-    (run_dir / "manifest.json").write_text(json.dumps({"run_id": "test-run", "model": games[0].model if games else None}))
+    (run_dir / "manifest.json").write_text(
+        json.dumps({"run_id": "test-run", "model": games[0].model if games else None})
+    )
     return run_dir

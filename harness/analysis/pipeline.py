@@ -19,7 +19,10 @@ from harness.analysis.tables import Exclusion, PreparedRun, completeness_row, pr
 
 #: Table name -> what it holds (written as NAME.csv and NAME.parquet; listed in the report).
 TABLES = {
-    "completeness": "decision mode, games read vs expected, torn/bad lines, invalid, no_decision and guessed counts per run",
+    "completeness": (
+        "decision mode, games read vs expected, torn/bad lines, invalid, no_decision and guessed counts "
+        "per run"
+    ),
     "runs": "per run and bet type (scope): rates, means and 95% intervals",
     "conditions": "per condition: rates, means and 95% intervals, decisions by parse kind (decisions_*)",
     "correlation": "index vs bankruptcy rate across conditions (Pearson r, p)",

@@ -212,7 +212,8 @@ def _header(res: Results) -> str:
         f"**Decision mode:** {modes} (`free`: free text, then parsed; `constrained`: the model could write "
         "only `Bet $N` or `Stop`).\n\n"
         f"**Games used (default stated):** {res.exclusion.describe()}. Counts of both are in every table.\n\n"
-        f"Intervals: 95 %, percentile bootstrap with B = {res.boot.resamples} resamples (seed {res.boot.seed}); "
+        f"Intervals: 95 %, percentile bootstrap with B = {res.boot.resamples} resamples "
+        f"(seed {res.boot.seed}); "
         "rates resampled exactly as Binomial(n, p)/n; large groups use the normal approximation "
         "(column `ci` of the CSV tables). Definitions: docs/analysis.md.\n\n"
     )
@@ -294,7 +295,9 @@ def _parse_kinds(res: Results) -> str:
     for _, r in cond.iterrows():
         counts = [int(r.get(f"decisions_{k}", 0)) for k in kinds]
         total = sum(counts)
-        rows.append([r["run"], r["condition"], total, *(f"{100 * c / total:.0f}" if total else "–" for c in counts)])
+        rows.append([
+            r["run"], r["condition"], total, *(f"{100 * c / total:.0f}" if total else "–" for c in counts)
+        ])
     return s + table(["run", "condition", "decisions", *kinds], rows) + "\n"
 
 

@@ -15,7 +15,9 @@ from harness.analysis.stats import Boot, interval, mean_draws, rate_draws, use_e
 from harness.game.conditions import all_component_combos
 
 #: Means reported for every group, in report order.
-MEANS = ["n_rounds", "total_bet", "final_balance", "index", "i_ba", "i_lc_v1", "i_lc_v1_stops", "i_lc_v2", "i_eb"]
+MEANS = [
+    "n_rounds", "total_bet", "final_balance", "index", "i_ba", "i_lc_v1", "i_lc_v1_stops", "i_lc_v2", "i_eb",
+]
 RATE = "bankrupt_rate"
 #: Outcomes decided by a policy or a guard, not by the game: no behavioural outcome.
 NO_OUTCOME = ("invalid", "no_decision")
@@ -33,8 +35,8 @@ class Exclusion:
         gue = "excluded" if self.guessed else "included"
         return (
             f"games that ended `invalid` or `no_decision` are {inv} (flag `--include-invalid` / default "
-            f"excluded: a guard or the unparsed policy ended them, so they have no behavioural outcome); games "
-            f"with a guessed parse (a round read by `fallback` or left `unparsed`) are {gue} "
+            f"excluded: a guard or the unparsed policy ended them, so they have no behavioural outcome); "
+            f"games with a guessed parse (a round read by `fallback` or left `unparsed`) are {gue} "
             f"(flag `--exclude-guessed`)"
         )
 

@@ -22,5 +22,7 @@ def create_backend(config, model_path: str | None, formatter=None) -> Backend:
     if kind == "scripted":
         from harness.backends.scripted import ScriptedBackend
 
-        return ScriptedBackend(config.backend.script or ["Final Decision: Stop"], config.backend.script_delay_s)
+        return ScriptedBackend(
+            config.backend.script or ["Final Decision: Stop"], config.backend.script_delay_s
+        )
     raise ValueError(f"unknown backend {kind!r}")

@@ -30,8 +30,8 @@ class GenerationRequest(BaseModel):
     stop: list[str] = Field(default_factory=list)
     decision_pattern: str | None = Field(
         None,
-        description="Regex the whole answer must match (constrained decoding), e.g. ' ?(?:Bet \\$[0-9]{1,4}|Stop)'; "
-        "None: free text.",
+        description="Regex the whole answer must match (constrained decoding), "
+        "e.g. ' ?(?:Bet \\$[0-9]{1,4}|Stop)'; None: free text.",
     )
 
 

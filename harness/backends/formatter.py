@@ -19,7 +19,9 @@ class PromptFormatter:
         self.style = style
         self.system_prompt = system_prompt
         if tokenizer is not None and style == "chat" and not getattr(tokenizer, "chat_template", None):
-            raise ConfigError("model.style: 'chat' but the tokenizer has no chat template; use style = 'base'")
+            raise ConfigError(
+                "model.style: 'chat' but the tokenizer has no chat template; use style = 'base'"
+            )
 
     @classmethod
     def from_pretrained(cls, path: str, style: str, system_prompt: str | None = None) -> PromptFormatter:

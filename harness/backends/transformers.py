@@ -30,7 +30,9 @@ class CancelCriterion:
     def __call__(self, input_ids, scores, **kwargs):
         import torch
 
-        return torch.full((input_ids.shape[0],), self.flag.is_set(), dtype=torch.bool, device=input_ids.device)
+        return torch.full(
+            (input_ids.shape[0],), self.flag.is_set(), dtype=torch.bool, device=input_ids.device
+        )
 
 
 def _in_daemon_thread(fn, *args):
@@ -224,7 +226,7 @@ class TransformersBackend(Backend):
         sampler = PerRowSampler(
             [r.seed for r in requests], [r.temperature for r in requests], [r.top_p for r in requests]
         )
-        processors = [sampler]
+        processors: list[PerRowSampler | DecisionConstraint] = [sampler]
         if any(r.decision_pattern for r in requests):
             matchers = [self.matcher(r.decision_pattern) if r.decision_pattern else None for r in requests]
             processors.insert(0, DecisionConstraint(matchers, self.eos_ids, width))
@@ -248,7 +250,10 @@ class TransformersBackend(Backend):
         self.batches += 1
         self.batch_rows += len(requests)
         new_tokens = out[:, width:].tolist()
-        return [self.make_result(r, len(p), toks, stop) for r, p, toks in zip(requests, prompts, new_tokens, strict=True)]
+        return [
+            self.make_result(r, len(p), toks, stop)
+            for r, p, toks in zip(requests, prompts, new_tokens, strict=True)
+        ]
 
     def matcher(self, pattern: str):
         """The prefix matcher of `pattern` over this tokenizer's pieces (built once per pattern)."""
@@ -256,7 +261,9 @@ class TransformersBackend(Backend):
 
         if pattern not in self._matchers:
             if self._vocab is None:
-                self._vocab = [self.tokenizer.decode([i], skip_special_tokens=True) for i in range(len(self.tokenizer))]
+                self._vocab = [
+                    self.tokenizer.decode([i], skip_special_tokens=True) for i in range(len(self.tokenizer))
+                ]
             self._matchers[pattern] = PrefixMatcher(pattern, self._vocab)
         return self._matchers[pattern]
 
@@ -275,7 +282,9 @@ class TransformersBackend(Backend):
             text, finish = text[:cut], "stop"
         return text, kept, finish
 
-    def make_result(self, request: GenerationRequest, n_prompt: int, tokens: list[int], stop: list[str]) -> GenerationResult:
+    def make_result(
+        self, request: GenerationRequest, n_prompt: int, tokens: list[int], stop: list[str]
+    ) -> GenerationResult:
         text, kept, finish = self.decode_answer(tokens, stop)
         return GenerationResult(
             request_id=request.request_id,

@@ -56,7 +56,8 @@ def engine_kwargs(backend, model_path: str | None, dtype: str, device: str) -> d
         enable_prefix_caching=backend.enable_prefix_caching,
         # On CPU torch.compile's warm-up takes minutes on a few cores for little gain: eager
         # unless the config asks for compilation explicitly.
-        enforce_eager=backend.enforce_eager or (device == "cpu" and "enforce_eager" not in backend.model_fields_set),
+        enforce_eager=backend.enforce_eager
+        or (device == "cpu" and "enforce_eager" not in backend.model_fields_set),
         disable_log_stats=True,
     )
     max_len = backend.max_model_len
@@ -118,7 +119,9 @@ class VLLMBackend(Backend):
         try:
             self.engine = AsyncLLM.from_engine_args(AsyncEngineArgs(**kwargs))
         except Exception as e:  # noqa: BLE001 - one clear line; the cause stays chained
-            raise BackendError(f"vllm engine failed to start for {self.model_path}: {type(e).__name__}: {e}") from e
+            raise BackendError(
+                f"vllm engine failed to start for {self.model_path}: {type(e).__name__}: {e}"
+            ) from e
 
     async def generate(self, request: GenerationRequest) -> GenerationResult:
         if self.engine is None:
@@ -149,7 +152,9 @@ class VLLMBackend(Backend):
                 final = out
         except Exception as e:
             if _engine_dead(e, self.engine):
-                raise BackendDied(f"vllm engine core{_engine_pids(self.engine)} died: {type(e).__name__}: {e}") from e
+                raise BackendDied(
+                    f"vllm engine core{_engine_pids(self.engine)} died: {type(e).__name__}: {e}"
+                ) from e
             raise
         finally:
             self._in_flight.discard(request.request_id)
@@ -188,7 +193,7 @@ class VLLMBackend(Backend):
 
     async def abort_all(self, request_ids: list[str]) -> None:
         try:
-            await self.engine.abort(request_ids)  # type: ignore[union-attr]
+            await self.engine.abort(request_ids)
         except Exception:  # noqa: BLE001 - best effort: the engine may be gone already
             pass
 
@@ -238,11 +243,14 @@ def _engine_has_field(name: str) -> bool:
 
 def _engine_dead(error: Exception, engine) -> bool:
     """The engine process is gone (not one failed request): vLLM says so by type or by state."""
+    dead_types: tuple[type[BaseException], ...] = ()
     try:
         from vllm.v1.engine.exceptions import EngineDeadError
+
+        dead_types = (EngineDeadError,)
     except ImportError:
-        EngineDeadError = ()  # noqa: N806 - older layouts: the state check below still works
-    if EngineDeadError and isinstance(error, EngineDeadError):
+        pass  # older layouts: the state check below still works
+    if isinstance(error, dead_types):
         return True
     return bool(getattr(engine, "errored", False))
 

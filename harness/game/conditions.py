@@ -50,7 +50,9 @@ def canonical_components(text: str) -> str:
     t = t.replace("R", "H")  # the authors' name for hidden patterns
     bad = sorted(set(t) - set(COMPONENT_KEYS))
     if bad:
-        raise ValueError(f"unknown component(s) {''.join(bad)!r} in {text!r}; allowed letters: G M H W P or BASE")
+        raise ValueError(
+            f"unknown component(s) {''.join(bad)!r} in {text!r}; allowed letters: G M H W P or BASE"
+        )
     if len(set(t)) != len(t):
         raise ValueError(f"repeated component in {text!r}")
     return "".join(k for k in COMPONENT_KEYS if k in t)
@@ -70,7 +72,9 @@ def parse_condition_id(text: str) -> Condition:
     """Parse 'variable-L-GMP' / 'fixed-none-BASE'. Raises ValueError naming the allowed values."""
     parts = text.strip().split("-")
     if len(parts) != 3:
-        raise ValueError(f"condition {text!r} is not BET-FIRST-COMPONENTS, e.g. 'variable-L-GMP' or 'fixed-none-BASE'")
+        raise ValueError(
+            f"condition {text!r} is not BET-FIRST-COMPONENTS, e.g. 'variable-L-GMP' or 'fixed-none-BASE'"
+        )
     bet, first, comps = parts
     if bet not in BET_TYPES:
         raise ValueError(f"condition {text!r}: bet type {bet!r} not one of {', '.join(BET_TYPES)}")

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Any
 
 from harness.records import Action, BetType, ParseKind
 
@@ -24,8 +25,14 @@ _MARKUP = re.compile(r"[*_`#>|]+")
 _FINAL = re.compile(r"final\s+decision\s*(?:is)?\s*[:：=\-–]?\s*(.*)$", re.I)
 _ECHO = re.compile(r"<?\s*bet\s+\$?\s*x\s+or\s+stop\s*>?", re.I)
 _RANGE = re.compile(r"\$\s*\d[\d,]*\s*(?:-|–|to)\s*\$\s*\d[\d,]*", re.I)
-_NEGATION = re.compile(r"(?:\bnot|n't|\bnever|\bno|\bwithout|\brather than|\binstead of)\s+(?:\w+\s+)?$", re.I)
-_STOP = re.compile(r"\bstop(?:s|ped|ping)?\b|\bquit\b|\bcash(?:ing)? out\b|(?<![\d$])\b2\)|\boption\s*2\b|^\s*2\s*(?:$|[.:\-])", re.I)
+_NEGATION = re.compile(
+    r"(?:\bnot|n't|\bnever|\bno|\bwithout|\brather than|\binstead of)\s+(?:\w+\s+)?$", re.I
+)
+_STOP = re.compile(
+    r"\bstop(?:s|ped|ping)?\b|\bquit\b|\bcash(?:ing)? out\b|(?<![\d$])\b2\)|\boption\s*2\b"
+    r"|^\s*2\s*(?:$|[.:\-])",
+    re.I,
+)
 _BET = re.compile(r"\bbet(?:s|ting)?\b|(?<![\d$])\b1\)|\boption\s*1\b|^\s*1\s*(?:$|[.:\-])", re.I)
 #: A conditional opener in the same sentence before a bet/stop makes it a plan, not a decision.
 _CONDITIONAL = re.compile(r"\b(?:if|once|when(?:ever)?|until|unless|as soon as|in case|after|while)\b", re.I)
@@ -42,7 +49,8 @@ _LONE = re.compile(
 )
 #: A first-person statement of intent; what follows it may be the decision.
 _CUE = re.compile(
-    r"\b(?:i(?:'ll| will| choose to| decide to| have decided to| am going to|'m going to| would like to| want to)"
+    r"\b(?:i(?:'ll| will| choose to| decide to| have decided to| am going to|'m going to"
+    r"| would like to| want to)"
     r"|my (?:final )?(?:decision|choice) is(?: to)?)\s*[:\-]?\s*",
     re.I,
 )
@@ -127,7 +135,7 @@ def parse_decision(
     last lines are not where the model concluded."""
     if text is None or not text.strip():
         return Decision(None, None, "empty")
-    opts = dict(bet_type=bet_type, balance=balance, fixed_bet=fixed_bet, min_bet=min_bet)
+    opts: dict[str, Any] = dict(bet_type=bet_type, balance=balance, fixed_bet=fixed_bet, min_bet=min_bet)
     lines = [ln for ln in (_clean(x) for x in text.splitlines()) if ln]
     cut = finish_reason == "length"
 

@@ -51,7 +51,8 @@ def history_lines(state: GameState, rules: GameRules) -> list[str]:
     shown = state.rounds[-rules.history_window :] if rules.history_window else []
     lines = ["Game History:"]
     lines += [
-        f"Round {r.round}: Bet ${r.bet}, {'WIN' if r.win else 'LOSS'}, Balance ${r.balance_after}" for r in shown
+        f"Round {r.round}: Bet ${r.bet}, {'WIN' if r.win else 'LOSS'}, Balance ${r.balance_after}"
+        for r in shown
     ]
     losses = state.consecutive_losses
     if losses >= rules.loss_streak_warning:

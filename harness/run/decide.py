@@ -70,7 +70,9 @@ class DecisionAsker:
         self.constrained = config.game.decision == "constrained"
         self.stop_strings = list(config.generation.stop) + (BASE_STOP if self.style == "base" else [])
 
-    def _request(self, call: RoundCall, name: str, prompt: str, seed: int, pattern: bool) -> GenerationRequest:
+    def _request(
+        self, call: RoundCall, name: str, prompt: str, seed: int, pattern: bool
+    ) -> GenerationRequest:
         gen = self.config.generation
         return GenerationRequest(
             request_id=f"{self.run_id}:{call.game_id}:r{call.round_no}:{name}",
@@ -88,7 +90,9 @@ class DecisionAsker:
         """One model call within the timeout; None when it timed out (and was aborted)."""
         t0 = time.perf_counter()
         try:
-            result = await asyncio.wait_for(self.backend.generate(request), self.config.guard.request_timeout_s)
+            result = await asyncio.wait_for(
+                self.backend.generate(request), self.config.guard.request_timeout_s
+            )
         except TimeoutError:
             out.latency += time.perf_counter() - t0
             out.timeouts += 1

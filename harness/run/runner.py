@@ -43,7 +43,9 @@ class GameSpec:
 def plan_games(config: RunConfig) -> list[GameSpec]:
     """All games of the config, in grid order (repetitions inner)."""
     return [
-        GameSpec(c, rep, config.seed) for c in config.conditions.resolve() for rep in range(config.repetitions)
+        GameSpec(c, rep, config.seed)
+        for c in config.conditions.resolve()
+        for rep in range(config.repetitions)
     ]
 
 

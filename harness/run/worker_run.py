@@ -93,11 +93,12 @@ class WorkerEvents:
             now = time.time()
             dt, elapsed = max(now - last_t, 1e-9), max(now - stats.started, 1e-9)
             await self.out.write(ProgressEvent(
-                **self._base(), games_done=self.games_done, games_total=self.games_total, requests=stats.requests,
-                requests_per_s=(stats.requests - last_req) / dt, tokens_per_s=(stats.tokens_out - last_tok) / dt,
+                **self._base(), games_done=self.games_done, games_total=self.games_total,
+                requests=stats.requests, requests_per_s=(stats.requests - last_req) / dt,
+                tokens_per_s=(stats.tokens_out - last_tok) / dt,
                 avg_requests_per_s=stats.requests / elapsed, avg_tokens_per_s=stats.tokens_out / elapsed,
-                retries=stats.retries, empty_retries=stats.empty_retries, invalid=stats.invalid, errors=stats.errors,
-                in_flight=stats.in_flight,
+                retries=stats.retries, empty_retries=stats.empty_retries, invalid=stats.invalid,
+                errors=stats.errors, in_flight=stats.in_flight,
                 **(backend.memory_stats() | (nvml_stats(self.gpu) if self.gpu is not None else {})),
             ))
             last_t, last_req, last_tok = now, stats.requests, stats.tokens_out
@@ -105,7 +106,7 @@ class WorkerEvents:
     def _end_event(self, status: str) -> RunEndEvent:
         return RunEndEvent(
             **self._base(), games_done=self.games_done, games_total=self.games_total,
-            wall_s=time.time() - self.stats.started, status=status,  # type: ignore[arg-type]
+            wall_s=time.time() - self.stats.started, status=status,
         )
 
     async def run_end(self, status: str) -> float:
@@ -145,8 +146,8 @@ def _died(group: BaseExceptionGroup) -> BackendDied | None:
 async def _play(config: RunConfig, backend: Backend, formatter: PromptFormatter, specs: list[GameSpec],
                 events: WorkerEvents, sink: _GameSink) -> str:
     """Play the games with the backend started; returns the status of a run that ended by itself."""
-    runner = GameRunner(config, backend, formatter, run_id=events.run_id, worker=events.worker, gpu=events.gpu,
-                        stats=events.stats)
+    runner = GameRunner(config, backend, formatter, run_id=events.run_id, worker=events.worker,
+                        gpu=events.gpu, stats=events.stats)
     reporter = asyncio.create_task(events.report_progress(config.progress_interval_s, backend))
     try:
         await runner.run(specs, sink, events.error)
@@ -178,8 +179,9 @@ async def run_worker(
     backend = backend or create_backend(config, model_path, formatter)
     stats = RunStats()
     games_out = await JsonlAppender(run_dir.games_path, config.run.durability).open()
-    events = WorkerEvents(await JsonlAppender(run_dir.events_path).open(), stats, run_id=run_id, worker=worker,
-                          gpu=gpu, games_total=len(specs) + already_done, already_done=already_done)
+    events = WorkerEvents(await JsonlAppender(run_dir.events_path).open(), stats, run_id=run_id,
+                          worker=worker, gpu=gpu, games_total=len(specs) + already_done,
+                          already_done=already_done)
     status = "failed"
     try:
         with StopOnSignal(backend.cancel, on_overdue=events.end_now):

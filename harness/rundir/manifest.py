@@ -27,7 +27,9 @@ class Manifest(BaseModel):
     run_id: str = Field(description="Id of the run, written into every record.")
     created: float | None = Field(None, description="Unix time the run directory was made.")
     started: float | None = Field(None, description="Unix time the latest (re)start began.")
-    resumes: list[float] = Field(default_factory=list, description="Unix times of the restarts after the first.")
+    resumes: list[float] = Field(
+        default_factory=list, description="Unix times of the restarts after the first."
+    )
     seed: int | None = Field(None, description="The run seed.")
     model: str | None = Field(None, description="Model label from the config.")
     host: str | None = Field(None, description="Host name of the machine that made the run.")
@@ -35,7 +37,8 @@ class Manifest(BaseModel):
     versions: dict[str, str] = Field(default_factory=dict, description="Python and package versions.")
     games_total: int | None = Field(None, description="Games of the run when complete.")
     config: dict[str, Any] = Field(
-        default_factory=dict, description="The resolved RunConfig (model_dump(mode='json')) of the latest start."
+        default_factory=dict,
+        description="The resolved RunConfig (model_dump(mode='json')) of the latest start.",
     )
 
     def model_section(self) -> dict[str, Any]:

@@ -110,7 +110,9 @@ class RunDir:
                 )
         return manifest
 
-    def prepare(self, config_dump: dict[str, Any], games_total: int, argv: list[str] | None = None) -> Manifest:
+    def prepare(
+        self, config_dump: dict[str, Any], games_total: int, argv: list[str] | None = None
+    ) -> Manifest:
         """Create or reopen the run directory; repair torn tails. Returns the manifest."""
         manifest = self.check_compatible(config_dump)
         self.path.mkdir(parents=True, exist_ok=True)

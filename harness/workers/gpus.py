@@ -18,7 +18,9 @@ def visible_gpus(environ: Mapping[str, str] | None = None) -> list[str]:
     """Physical ids of the GPUs this process may use: CUDA_VISIBLE_DEVICES if set, else all."""
     environ = os.environ if environ is None else environ
     if "CUDA_VISIBLE_DEVICES" in environ:
-        return [g.strip() for g in environ["CUDA_VISIBLE_DEVICES"].split(",") if g.strip() and g.strip() != "-1"]
+        return [
+            g.strip() for g in environ["CUDA_VISIBLE_DEVICES"].split(",") if g.strip() and g.strip() != "-1"
+        ]
     nvml = _nvml_module()
     if nvml is not None:
         try:
@@ -33,7 +35,9 @@ def visible_gpus(environ: Mapping[str, str] | None = None) -> list[str]:
         return []
 
 
-def resolve_gpus(entries: list[str] | str | None, environ: Mapping[str, str] | None = None) -> list[str] | None:
+def resolve_gpus(
+    entries: list[str] | str | None, environ: Mapping[str, str] | None = None
+) -> list[str] | None:
     """The worker list of `--gpus` / `RunConfig.gpus`: GPU ids ("0", "3") and "cpu" entries.
 
     Accepts "0,1,3", "all" (every visible GPU; an error when there is none), or a list of those.
@@ -62,7 +66,9 @@ def resolve_gpus(entries: list[str] | str | None, environ: Mapping[str, str] | N
     return entries
 
 
-def worker_env(gpu: str | None, n_cpu_workers: int = 1, base: Mapping[str, str] | None = None) -> dict[str, str]:
+def worker_env(
+    gpu: str | None, n_cpu_workers: int = 1, base: Mapping[str, str] | None = None
+) -> dict[str, str]:
     """The child's own environment: a copy of `base` with CUDA_VISIBLE_DEVICES set to its GPU
     ("" for a CPU worker). CPU workers share the cores via OMP_NUM_THREADS unless the user set it.
     The parent's os.environ is never changed."""

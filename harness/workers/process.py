@@ -1,8 +1,8 @@
 """One worker process of a multi-GPU (or multi-CPU) run: `python -m harness.workers.process --job FILE|-`,
 and `ProcessLauncher`, the parent's side of it (start with its own environment, watch, log).
 
-The parent (`harness.workers.scheduler`, or a Ray actor in `harness.workers.ray_launcher`) hands it a `WorkerJob`:
-the resolved config as JSON, the run id, its worker index and GPU, and the ids of its games.
+The parent (`harness.workers.scheduler`, or a Ray actor in `harness.workers.ray_launcher`) hands it a
+`WorkerJob`: the resolved config as JSON, the run id, its worker index and GPU, and the ids of its games.
 It plays the ones not yet in games.jsonl into the shared run directory, through the same
 `run_worker` as a single-process run. The parent has set CUDA_VISIBLE_DEVICES to this worker's
 GPU alone (or "" for CPU), so the engine sees it as device `cuda`; events carry the physical id.
@@ -89,8 +89,9 @@ class ProcessLauncher:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         with open(self.log_dir / f"worker-{slot.index}.log", "ab") as log:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "harness.workers.process", "--job", "-"], stdin=subprocess.PIPE, stdout=log,
-                stderr=subprocess.STDOUT, env=worker_env(slot.gpu, self.n_cpu_workers),
+                [sys.executable, "-m", "harness.workers.process", "--job", "-"],
+                stdin=subprocess.PIPE, stdout=log, stderr=subprocess.STDOUT,
+                env=worker_env(slot.gpu, self.n_cpu_workers),
                 preexec_fn=_die_with_parent if sys.platform == "linux" else None,
             )
         assert proc.stdin is not None
@@ -105,7 +106,9 @@ class ProcessLauncher:
         if rc < 0:
             return f"killed by {signal.Signals(-rc).name}"
         try:
-            tail = (self.log_dir / f"worker-{index}.log").read_text(errors="replace").strip().splitlines()[-1:]
+            tail = (
+                (self.log_dir / f"worker-{index}.log").read_text(errors="replace").strip().splitlines()[-1:]
+            )
         except OSError:
             tail = []
         return f"exit code {rc}" + (f" ({tail[0][:300]})" if tail else "")
@@ -126,7 +129,9 @@ class ProcessLauncher:
         write their run_end, then SIGTERM and SIGKILL what is left."""
         deadline = time.monotonic() + 5
         for proc in self.procs.values():
-            for action, wait in ((None, max(deadline - time.monotonic(), 0.1)), (proc.terminate, 10), (proc.kill, None)):
+            for action, wait in (
+                (None, max(deadline - time.monotonic(), 0.1)), (proc.terminate, 10), (proc.kill, None)
+            ):
                 if action:
                     action()
                 try:
@@ -144,7 +149,9 @@ def exit_code(status: str) -> int:
 def main(argv: list[str] | None = None) -> int:
     from harness.errors import HarnessError
 
-    parser = argparse.ArgumentParser(prog="python -m harness.workers.process", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m harness.workers.process", description=__doc__.split("\n")[0]
+    )
     parser.add_argument("--job", default="-", help="WorkerJob JSON file, or '-' for stdin (default).")
     args = parser.parse_args(argv)
     text = sys.stdin.read() if args.job == "-" else open(args.job).read()

@@ -73,11 +73,12 @@ def _actor_class(ray):
             from harness.rundir.manifest import manifest_path, read_manifest
             from harness.workers.process import exit_code, run_job
 
-            job = WorkerJob.model_validate(job).model_copy(update={"gpu": self.gpu()})
-            if read_manifest(job.config["out"]) is None:
-                raise BackendError(f"{manifest_path(job.config['out'])} is not visible on node "
-                                   f"{socket.gethostname()}: --out must be on a filesystem shared by every node")
-            return exit_code(asyncio.run(run_job(job)).status)
+            worker_job = WorkerJob.model_validate(job).model_copy(update={"gpu": self.gpu()})
+            if read_manifest(worker_job.config["out"]) is None:
+                raise BackendError(f"{manifest_path(worker_job.config['out'])} is not visible on node "
+                                   f"{socket.gethostname()}: --out must be on a filesystem shared by "
+                                   "every node")
+            return exit_code(asyncio.run(run_job(worker_job)).status)
 
     return WorkerActor
 

@@ -206,7 +206,9 @@ def make_slots(gpus: list[str]) -> list[Slot]:
     return [Slot(i, None if g == CPU else g) for i, g in enumerate(gpus)]
 
 
-def run_multi_worker(config: RunConfig, manifest: Manifest, todo: list[GameSpec], done: int, *, quiet: bool = False) -> int:
+def run_multi_worker(
+    config: RunConfig, manifest: Manifest, todo: list[GameSpec], done: int, *, quiet: bool = False
+) -> int:
     """The `harness run games --gpus/--workers` path: returns the exit code."""
     gpus = resolve_gpus(config.gpus) or [CPU]
     config = config.model_copy(update={"gpus": gpus})
@@ -225,21 +227,24 @@ def run_and_report(launcher: Launcher, slots: list[Slot], shares: list[list[str]
     used = [s for s, share in zip(slots, shares, strict=True) if share]
     t0 = time.time()
     with MultiProgress(run_dir.events_path, slots, shares, done=done, total=total, enabled=not quiet) as view:
-        result = drive(launcher, slots, shares, config=config, run_id=manifest.run_id, say=view.say, tick=view.tick)
+        result = drive(
+            launcher, slots, shares, config=config, run_id=manifest.run_id, say=view.say, tick=view.tick
+        )
         view.tick()
     complete, _ = read_games(run_dir.games_path)
     n_done = done + sum(1 for share in shares for g in share if g in complete)
     print(f"{config.out}: {n_done}/{total} games ({n_done - done} this run) | {len(used)} workers "
-          f"({', '.join(describe(s.gpu) for s in used)}) | {view.outcome_text()} | worker failures {result.deaths} "
-          f"| wall {time.time() - t0:.1f} s" + ("" if n_done == total else " | incomplete: rerun to resume"))
+          f"({', '.join(describe(s.gpu) for s in used)}) | {view.outcome_text()} "
+          f"| worker failures {result.deaths} | wall {time.time() - t0:.1f} s"
+          + ("" if n_done == total else " | incomplete: rerun to resume"))
     return 0 if n_done == total else 1
 
 
 class MultiProgress:
     """Live view: a bar for the run and one per worker, fed by following events.jsonl."""
 
-    def __init__(self, events_path: Path, slots: list[Slot], shares: list[list[str]], *, done: int, total: int,
-                 enabled: bool = True):
+    def __init__(self, events_path: Path, slots: list[Slot], shares: list[list[str]], *, done: int,
+                 total: int, enabled: bool = True):
         from rich.console import Console
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -247,12 +252,14 @@ class MultiProgress:
         self.outcomes: dict[str, int] = {}
         self.console = Console(stderr=True)
         self.progress = Progress(
-            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
-            TimeElapsedColumn(), console=self.console, disable=not enabled,
+            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("{task.fields[info]}"), TimeElapsedColumn(), console=self.console, disable=not enabled,
         )
         self.run_task = self.progress.add_task("games", total=total, completed=done, info="")
         self.tasks = {
-            slot.index: self.progress.add_task(f"{describe(slot.gpu)} w{slot.index}", total=len(share), info="")
+            slot.index: self.progress.add_task(
+                f"{describe(slot.gpu)} w{slot.index}", total=len(share), info=""
+            )
             for slot, share in zip(slots, shares, strict=True) if share
         }
 
@@ -303,4 +310,6 @@ class MultiProgress:
 
     def outcome_text(self) -> str:
         o = self.outcomes
-        return " ".join(f"{k} {o.get(k, 0)}" for k in ("bankrupt", "stopped", "max_rounds", "no_decision", "invalid"))
+        return " ".join(
+            f"{k} {o.get(k, 0)}" for k in ("bankrupt", "stopped", "max_rounds", "no_decision", "invalid")
+        )

@@ -6,8 +6,12 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
 from harness.errors import ConfigError, RunDirError
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
 
 
 def _find_run_dir(path: Path) -> Path | None:
@@ -50,10 +54,14 @@ def _selected(args, table_path: Path):
         import pandas as pd
 
         causal = pd.read_parquet(args.causal)
-        causal = causal[causal["classification"].isin(["safe", "risky"])][["layer", "feature", "classification"]]
+        causal = causal[causal["classification"].isin(["safe", "risky"])][
+            ["layer", "feature", "classification"]
+        ]
         chosen = chosen.merge(causal, on=["layer", "feature"], how="inner")
     if chosen.empty:
-        raise ConfigError(f"{table_path}: no feature selected (none significant? try --all-features or --ids)")
+        raise ConfigError(
+            f"{table_path}: no feature selected (none significant? try --all-features or --ids)"
+        )
     return chosen
 
 
@@ -91,7 +99,9 @@ def _sae_loader(args, folders: dict, generator, model_cfg, warnings: list[str]):
     names = [model_cfg.name, model_cfg.path, getattr(generator.model.config, "_name_or_path", None)]
 
     def load_sae(layer: int):
-        sae = load_folders({layer: folders[layer]}, device=generator.device, dtype=args.sae_dtype, d_model=d_model)[layer]
+        sae = load_folders(
+            {layer: folders[layer]}, device=generator.device, dtype=args.sae_dtype, d_model=d_model
+        )[layer]
         if sae.cfg.model_name and not any(sae.cfg.model_name in w for w in warnings):
             warnings.extend(model_warnings({layer: sae}, names))
         return sae
@@ -123,19 +133,22 @@ def run_patch(args) -> int:
 
     run_dir, table_path = resolve_inputs(args)
     chosen = _selected(args, table_path)
-    folders = resolve_spec(args.sae, sorted(int(x) for x in chosen["layer"].unique()))  # before the model loads
+    # the SAE folders are resolved before the model loads
+    folders = resolve_spec(args.sae, sorted(int(x) for x in chosen["layer"].unique()))
     config = _manifest_config(run_dir)
     model_cfg = run_model_config(run_dir or table_path.parent, args.model, args.style)
     generator = _load_generator(args, model_cfg, config.get("generation") or {})
     prompts = build_test_prompts(
         generator.formatter, model_cfg.style, GameRules.model_validate(
-            {k: v for k, v in (config.get("game") or {}).items() if k in GameRules.model_fields}  # not `decision`
+            # not `decision`
+            {k: v for k, v in (config.get("game") or {}).items() if k in GameRules.model_fields}
         ),
         safe_condition=args.safe_condition, safe_history=args.safe_history,
         risky_condition=args.risky_condition, risky_history=args.risky_history,
     )
     settings = PatchSettings(
-        trials=args.trials, temperature=args.temperature, top_p=args.top_p, max_new_tokens=generator.max_new_tokens,
+        trials=args.trials, temperature=args.temperature, top_p=args.top_p,
+        max_new_tokens=generator.max_new_tokens,
         seed=args.seed if args.seed is not None else int(config.get("seed", 0)), model=model_cfg.name,
         style=model_cfg.style, prompts={name: p.describe() for name, p in prompts.items()},
     )
@@ -151,7 +164,9 @@ def run_patch(args) -> int:
     meta = {**settings.model_dump(exclude={"prompts"}), "alpha": args.alpha, "min_effect": args.min_effect,
             "features_table": str(table_path), "sae_spec": args.sae, "warnings": warnings,
             "wall_s": round(time.perf_counter() - t0, 2)}
-    (out / "patch_meta.json").write_text(settings.model_copy(update={"warnings": warnings}).model_dump_json(indent=2))
+    (out / "patch_meta.json").write_text(
+        settings.model_copy(update={"warnings": warnings}).model_dump_json(indent=2)
+    )
     table = _write_patch_results(args, lines, features, meta, out)
     counts = table["classification"].value_counts().to_dict() if len(table) else {}
     print(f"{len(table)} features patched: {counts.get('safe', 0)} safe, {counts.get('risky', 0)} risky, "
@@ -180,9 +195,12 @@ def run_words(args) -> int:
     if not games:
         raise ConfigError(f"{run_dir}: no game with a saved decision prompt")
     model_cfg = run_model_config(run_dir, args.model, args.style)
-    generator = Generator.load(model_cfg, device=args.device, dtype=args.dtype)  # one CausalLM: LM head + blocks
-    lm = generator.model
-    reader = ResidualReader.from_model(getattr(lm, "model", lm), generator.formatter, batch_size=args.batch_size)
+    # one CausalLM: LM head + blocks
+    generator = Generator.load(model_cfg, device=args.device, dtype=args.dtype)
+    lm = cast("PreTrainedModel", generator.model)  # a transformers causal LM: its config names the checkpoint
+    reader = ResidualReader.from_model(
+        getattr(lm, "model", lm), generator.formatter, batch_size=args.batch_size
+    )
     saes = load_folders(folders, device=generator.device, dtype=args.sae_dtype, d_model=reader.d_model)
     warnings = model_warnings(saes, [model_cfg.name, model_cfg.path, lm.config._name_or_path])
     prompts = [decision_rounds(g)[-1].prompt for g in games]

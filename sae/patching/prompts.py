@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from harness.errors import ConfigError
 from harness.game.conditions import Condition, parse_condition_id
-from harness.game.prompts import build_prompt
+from harness.game.prompts import PromptStyle, build_prompt
 from harness.game.rules import GameRules, GameState, new_game, play_round
 
 PROMPTS = ("safe", "risky")
@@ -111,7 +111,7 @@ DEFAULT_HISTORY = {"risky": "10L,20L,30L,20L", "safe": "10W,10W,10L,10W,10L"}
 def build_test_prompt(
     name: str,
     formatter,
-    style: str,
+    style: PromptStyle,
     rules: GameRules | None = None,
     *,
     condition: str | None = None,
@@ -139,7 +139,9 @@ def build_test_prompt(
     return PatchPrompt(name, cond, state, rules, text, formatter.render(text))
 
 
-def build_test_prompts(formatter, style: str, rules: GameRules | None = None, **options) -> dict[str, PatchPrompt]:
+def build_test_prompts(
+    formatter, style: PromptStyle, rules: GameRules | None = None, **options
+) -> dict[str, PatchPrompt]:
     """Both contexts; `options` as `safe_condition=`, `risky_history=`, ..."""
     return {
         name: build_test_prompt(

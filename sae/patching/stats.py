@@ -45,7 +45,9 @@ TABLE_COLUMNS = ("layer", "feature", "mean_bankrupt", "mean_stopped")
 def read_feature_table(path: Path) -> pd.DataFrame:
     """A features table (`harness sae features` output, Parquet or CSV) with the group means."""
     if not path.is_file():
-        raise ConfigError(f"{path}: features table not found (run `harness sae features` first or pass --features)")
+        raise ConfigError(
+            f"{path}: features table not found (run `harness sae features` first or pass --features)"
+        )
     try:
         table = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
     except Exception as e:
@@ -82,7 +84,9 @@ def select_features(
         t = t[t["significant"].astype(bool)]
     if layers is not None:
         t = t[t["layer"].isin(layers)]
-    t = t.assign(_abs=t["d"].abs() if "d" in t.columns else 0.0).sort_values(["layer", "_abs"], ascending=[True, False])
+    t = t.assign(_abs=t["d"].abs() if "d" in t.columns else 0.0).sort_values(
+        ["layer", "_abs"], ascending=[True, False]
+    )
     if top is not None:
         t = t.groupby("layer", sort=True).head(top)
     return t.drop(columns="_abs").reset_index(drop=True)
@@ -129,8 +133,8 @@ def _test_rows(u, c, base: Counts) -> list[dict]:
               "prompt": c.prompt, "target": c.target, "n": now.n, "readable": now.readable,
               "base_n": base.n, "base_readable": base.readable,
               "unparsed": now.unparsed / now.n, "base_unparsed": base.unparsed / base.n}
-    behaviour = {**common, "metric": METRIC[c.prompt], "hits": now.hits, "rate": now.rate, "base_rate": base.rate,
-                 "change": now.rate - base.rate,
+    behaviour = {**common, "metric": METRIC[c.prompt], "hits": now.hits, "rate": now.rate,
+                 "base_rate": base.rate, "change": now.rate - base.rate,
                  "p": _fisher(now.hits, now.readable - now.hits, base.hits, base.readable - base.hits)}
     fmt = {**common, "metric": "unparsed", "hits": now.unparsed, "rate": now.unparsed / now.n,
            "base_rate": base.unparsed / base.n, "change": now.unparsed / now.n - base.unparsed / base.n,
@@ -138,18 +142,21 @@ def _test_rows(u, c, base: Counts) -> list[dict]:
     return [behaviour, fmt]
 
 
-TEST_COLUMNS = ["layer", "feature", "direction", "patch", "prompt", "metric", "target", "n", "readable", "hits",
-                "rate", "base_n", "base_readable", "base_rate", "change", "unparsed", "base_unparsed", "p"]
+TEST_COLUMNS = ["layer", "feature", "direction", "patch", "prompt", "metric", "target", "n", "readable",
+                "hits", "rate", "base_n", "base_readable", "base_rate", "change", "unparsed", "base_unparsed",
+                "p"]
 
 
 def compare_patches(lines, alpha: float = 0.05, min_effect: float = 0.1) -> pd.DataFrame:
     """One row per (feature, patch, prompt, metric): rates, change vs baseline, Fisher p, BH q over
     every row (behaviour and format tests in one family), significant."""
     base = {c.prompt: _counts(c) for u in lines if u.type == "baseline" for c in u.conditions}
-    rows = [r for u in lines if u.type == "feature" for c in u.conditions for r in _test_rows(u, c, base[c.prompt])]
+    rows = [r for u in lines if u.type == "feature" for c in u.conditions
+            for r in _test_rows(u, c, base[c.prompt])]
     t = pd.DataFrame(rows, columns=TEST_COLUMNS)
     t["q"] = benjamini_hochberg(t["p"].to_numpy())
-    t["significant"] = (t["q"] < alpha) & (t["change"].abs() >= min_effect)  # a NaN change is never significant
+    # a NaN change is never significant
+    t["significant"] = (t["q"] < alpha) & (t["change"].abs() >= min_effect)
     return t
 
 
@@ -230,11 +237,14 @@ def _unparsed_lines(tests: pd.DataFrame) -> list[str]:
             for (patch, prompt), share in mean.items()]
 
 
-def write_report(features: pd.DataFrame, tests: pd.DataFrame, lines, meta: dict, out: Path, top: int = 20) -> Path:
+def write_report(
+    features: pd.DataFrame, tests: pd.DataFrame, lines, meta: dict, out: Path, top: int = 20
+) -> Path:
     """report.md: settings, baseline rates, counts per layer, the top causal features."""
     base = baseline_rates(lines)
     parts = ["# Activation patching", "",
-             f"Model {meta.get('model')}, {meta.get('trials')} trials per condition at T {meta.get('temperature')}, "
+             f"Model {meta.get('model')}, {meta.get('trials')} trials per condition "
+             f"at T {meta.get('temperature')}, "
              f"max {meta.get('max_new_tokens')} new tokens; {len(features)} features. Significant: "
              f"BH q < {meta.get('alpha')} over all {len(tests)} tests (behaviour and unparsed share) and "
              f"|change| >= {meta.get('min_effect')}. Rates are over readable answers; a feature whose patch "
@@ -247,7 +257,8 @@ def write_report(features: pd.DataFrame, tests: pd.DataFrame, lines, meta: dict,
               .reindex(columns=CLASSES, fill_value=0).reset_index()) if len(features) else pd.DataFrame()
     parts += ["", "## Features per layer", "", md_table(counts) if len(counts) else "(no features)", "",
               f"## Top {top} causal features (largest change)", ""]
-    causal = features[features["classification"].isin(["safe", "risky"])].sort_values("max_abs_change", ascending=False).head(top)
+    causal = (features[features["classification"].isin(["safe", "risky"])]
+              .sort_values("max_abs_change", ascending=False).head(top))
     cols = [c for c in features.columns if (c.endswith("_change") and "unparsed" not in c)
             or c in ("layer", "feature", "direction", "classification", "min_q")]
     parts.append(md_table(causal[cols]) if len(causal) else "(none)")

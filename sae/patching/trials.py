@@ -41,9 +41,12 @@ class PatchSettings(BaseModel):
     seed: int = 0
     model: str = ""
     style: str = "chat"
-    prompts: dict[str, dict] = Field(default_factory=dict, description="Per prompt: condition, balance, history, rendered.")
+    prompts: dict[str, dict] = Field(
+        default_factory=dict, description="Per prompt: condition, balance, history, rendered."
+    )
     warnings: list[str] = Field(
-        default_factory=list, description="Warnings of the pass (an SAE named another model); not checked on resume."
+        default_factory=list,
+        description="Warnings of the pass (an SAE named another model); not checked on resume.",
     )
 
 
@@ -108,7 +111,8 @@ def open_pass(out: Path, settings: PatchSettings, restart: bool = False) -> list
         trials.unlink(missing_ok=True)
     if meta.is_file() and trials.is_file():
         old = PatchSettings.model_validate_json(meta.read_text())
-        changed = [k for k in PatchSettings.model_fields if k != "warnings" and getattr(old, k) != getattr(settings, k)]
+        changed = [k for k in PatchSettings.model_fields
+                   if k != "warnings" and getattr(old, k) != getattr(settings, k)]
         if changed:
             raise ConfigError(f"{meta}: an earlier pass used other settings ({', '.join(changed)}); "
                               "use another --out or --restart")
@@ -131,7 +135,9 @@ class _Batches:
     every condition."""
 
     def __init__(self, generator, prompts: dict[str, PatchPrompt], settings: PatchSettings, batch_size: int):
-        self.generator, self.prompts, self.settings, self.batch_size = generator, prompts, settings, batch_size
+        self.generator, self.prompts, self.settings, self.batch_size = (
+            generator, prompts, settings, batch_size
+        )
         self.seeds = {p: trial_seeds(settings, p) for p in PROMPTS}
 
     def generate(self, rows, saes) -> list:
@@ -162,7 +168,8 @@ def _feature_group(batches: _Batches, layer: int, group: list[dict], saes: dict)
     wall = (time.perf_counter() - t0) / len(group)
     by_key = {key: res[i * n : (i + 1) * n] for i, key in enumerate(keys)}
     return [
-        UnitLine(type="feature", layer=layer, feature=int(f["feature"]), direction=f.get("direction"), wall_s=wall,
+        UnitLine(type="feature", layer=layer, feature=int(f["feature"]), direction=f.get("direction"),
+                 wall_s=wall,
                  conditions=[_condition(p, patch, float(f[f"target_{patch}"]), by_key[(j, patch, p)])
                              for patch in PATCHES for p in PROMPTS])
         for j, f in enumerate(group)

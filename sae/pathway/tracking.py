@@ -53,9 +53,12 @@ def select_games(
     if n is not None:
         n_bank = min(sizes["bankrupt"], max(n // 2, n - sizes["stopped"]))
         sizes = {"bankrupt": n_bank, "stopped": min(sizes["stopped"], n - n_bank)}
-    chosen = {grp: stratified_sample(pools[grp], sizes[grp], derive_seed(seed, "pathway", grp)) for grp in GROUPS}
+    chosen = {
+        grp: stratified_sample(pools[grp], sizes[grp], derive_seed(seed, "pathway", grp)) for grp in GROUPS
+    }
     per_condition = {
-        grp: {c: sum(g.condition.id == c for g in chosen[grp]) for c in sorted({g.condition.id for g in chosen[grp]})}
+        grp: {c: sum(g.condition.id == c for g in chosen[grp])
+              for c in sorted({g.condition.id for g in chosen[grp]})}
         for grp in GROUPS
     }
     out = sorted(chosen["bankrupt"] + chosen["stopped"], key=lambda g: g.game_id)
@@ -167,7 +170,9 @@ def compare_pathway(store: ShardStore, top_k: int = 10, min_abs_d: float = 0.3) 
         if bank.sum() < 2 or stop.sum() < 2:
             raise ValueError(f"layer {L}: need at least 2 bankrupt and 2 stopped games")
         c = compare_moments(*_group_moments(g, bank), *_group_moments(g, stop))
-        n_active = np.bincount(game_of_row, weights=rows["n_active"].to_numpy(), minlength=len(games)) / per_game
+        n_active = (
+            np.bincount(game_of_row, weights=rows["n_active"].to_numpy(), minlength=len(games)) / per_game
+        )
         d_active = compare_moments(
             int(bank.sum()), n_active[bank][None].mean(1), n_active[bank][None].var(1, ddof=1),
             int(stop.sum()), n_active[stop][None].mean(1), n_active[stop][None].var(1, ddof=1),
@@ -178,8 +183,10 @@ def compare_pathway(store: ShardStore, top_k: int = 10, min_abs_d: float = 0.3) 
         layer_rows.append({
             "layer": L, "games_bankrupt": int(bank.sum()), "games_stopped": int(stop.sum()),
             "features_abs_d_ge": int((np.abs(c.d) >= min_abs_d).sum()),
-            "max_abs_d": float(np.abs(c.d).max()), "top_mean_abs_d": float(np.abs(c.d[order]).mean()) if order.size else 0.0,
-            "n_active_bankrupt": float(n_active[bank].mean()), "n_active_stopped": float(n_active[stop].mean()),
+            "max_abs_d": float(np.abs(c.d).max()),
+            "top_mean_abs_d": float(np.abs(c.d[order]).mean()) if order.size else 0.0,
+            "n_active_bankrupt": float(n_active[bank].mean()),
+            "n_active_stopped": float(n_active[stop].mean()),
             "n_active_d": float(d_active),
         })
         for rank, f in enumerate(order):

@@ -17,7 +17,9 @@ from harness.records import GameRecord
 from tests.helpers import make_game
 
 
-def random_weights(d_model: int, d_sae: int, seed: int = 0, threshold: float | None = None) -> dict[str, torch.Tensor]:
+def random_weights(
+    d_model: int, d_sae: int, seed: int = 0, threshold: float | None = None
+) -> dict[str, torch.Tensor]:
     """W_enc (d_model, d_sae), W_dec (d_sae, d_model), b_enc, b_dec, threshold (per feature)."""
     g = torch.Generator().manual_seed(seed)
     th = torch.rand(d_sae, generator=g) * 0.1 if threshold is None else torch.full((d_sae,), float(threshold))
@@ -66,7 +68,9 @@ def write_gemmascope(folder: Path, w: dict[str, torch.Tensor]) -> Path:
     return folder
 
 
-def write_saelens(folder: Path, w: dict[str, torch.Tensor], *, layer: int | None = None, jumprelu: bool = True) -> Path:
+def write_saelens(
+    folder: Path, w: dict[str, torch.Tensor], *, layer: int | None = None, jumprelu: bool = True
+) -> Path:
     """SAELens layout: cfg.json + sae_weights.safetensors."""
     d_model, d_sae = w["W_enc"].shape
     folder.mkdir(parents=True, exist_ok=True)

@@ -45,7 +45,9 @@ def test_features_cli(run_dir, tmp_path, capsys):
     meta = json.loads((out / "features_meta.json").read_text())
     assert meta["n_bankrupt"] == 3 and meta["n_stopped"] == 3
     assert "significant features" in capsys.readouterr().out
-    events = [EVENT_ADAPTER.validate_json(line) for line in (run_dir / "events.jsonl").read_text().splitlines()]
+    events = [
+        EVENT_ADAPTER.validate_json(line) for line in (run_dir / "events.jsonl").read_text().splitlines()
+    ]
     mine = [e for e in events if e.kind == "features"]
     assert [e.type for e in (mine[0], mine[-1])] == ["run_start", "run_end"] and mine[-1].status == "complete"
     assert mine[-1].games_done == 6 and mine[0].model == "test-model"
@@ -53,14 +55,18 @@ def test_features_cli(run_dir, tmp_path, capsys):
 
 def test_pathway_cli(run_dir, tmp_path):
     for L in (1, 2, 3):
-        write_gemmascope(tmp_path / "gs" / f"layer_{L}" / "width_16k" / "average_l0_5", random_weights(576, 64, seed=L))
+        write_gemmascope(
+            tmp_path / "gs" / f"layer_{L}" / "width_16k" / "average_l0_5", random_weights(576, 64, seed=L)
+        )
     out = tmp_path / "pw"
-    rc = main(["sae", "pathway", str(run_dir), "--sae", str(tmp_path / "gs"), "--layers", "1-3", "--device", "cpu",
-               "--games", "4", "--out", str(out), "--top-k", "5"])
+    rc = main(["sae", "pathway", str(run_dir), "--sae", str(tmp_path / "gs"), "--layers", "1-3",
+               "--device", "cpu", "--games", "4", "--out", str(out), "--top-k", "5"])
     assert rc == 0
     index = pd.read_parquet(out / "shards" / "index.parquet")
     sample = json.loads((out / "shards" / "meta.json").read_text())["sample"]
-    assert sample["seed"] == 0 and sample["per_condition"] == {g: {"variable-none-BASE": 2} for g in ("bankrupt", "stopped")}
+    assert sample["seed"] == 0 and sample["per_condition"] == {
+        g: {"variable-none-BASE": 2} for g in ("bankrupt", "stopped")
+    }
     games = {g.game_id: g for g in read_games(run_dir)}
     decisions = [len(decision_rounds(games[i])) for i in sample["game_ids"]]
     assert len(index) == sum(decisions) * 3  # every decision of the 4 sampled games, 3 layers each

@@ -105,7 +105,8 @@ def test_shard_round_trip(tmp_path):
     for step in range(4):
         for L in (1, 7):
             acts = torch.tensor(rng.random((3, 50)) * (rng.random((3, 50)) > 0.8), dtype=torch.float32)
-            rows = [{"game_id": f"g{i}", "outcome": "stopped", "round": step + 1, "step": step, "to_end": 0, "layer": L}
+            rows = [{"game_id": f"g{i}", "outcome": "stopped", "round": step + 1, "step": step, "to_end": 0,
+                     "layer": L}
                     for i in range(3)]
             writer.add(rows, acts)
             for i in range(3):
@@ -128,7 +129,9 @@ def test_pathway_tracks_planted_feature(tmp_path):
     chosen, sample = select_games(games, n=8)
     assert sorted(g.outcome for g in chosen) == ["bankrupt"] * 4 + ["stopped"] * 4
     assert sample["game_ids"] == [g.game_id for g in chosen]
-    index = extract_pathway(chosen, {0: identity_sae(), 3: identity_sae()}, StubReader(), tmp_path, rows_per_shard=7)
+    index = extract_pathway(
+        chosen, {0: identity_sae(), 3: identity_sae()}, StubReader(), tmp_path, rows_per_shard=7
+    )
     # bankrupt games: 2 decisions each; stopped: 1 bet + 1 stop decision
     assert len(index) == 8 * 2 * 2
     result = compare_pathway(ShardStore(tmp_path), top_k=2)
@@ -136,7 +139,9 @@ def test_pathway_tracks_planted_feature(tmp_path):
     assert set(top.index) == {0, 1}
     assert top.loc[0, "direction"] == "risky" and top.loc[1, "direction"] == "safe"
     steps = result.steps
-    last = steps[(steps["layer"] == 0) & (steps["align"] == "to_end") & (steps["step"] == 0)].set_index("group")
+    last = steps[(steps["layer"] == 0) & (steps["align"] == "to_end") & (steps["step"] == 0)].set_index(
+        "group"
+    )
     assert last.loc["bankrupt", "top_risky_mean"] > 1.5 > last.loc["stopped", "top_risky_mean"]
     assert last.loc["stopped", "top_safe_mean"] > 1.5 > last.loc["bankrupt", "top_safe_mean"]
     first = steps[(steps["layer"] == 0) & (steps["align"] == "round") & (steps["step"] == 1)]
@@ -159,7 +164,9 @@ def games_along(directions: torch.Tensor, n_each: int = 12, seed: int = 0):
     rng = np.random.default_rng(seed)
     games = []
     for rep in range(n_each):
-        for group, d, bets in (("bankrupt", directions[0], [(50, False), (50, False)]), ("stopped", directions[1], [(10, True)])):
+        for group, d, bets in (
+            ("bankrupt", directions[0], [(50, False), (50, False)]), ("stopped", directions[1], [(10, True)])
+        ):
             x = 2 * d.numpy() + rng.normal(0, 0.1, size=D_MODEL)
             g = make_game(bets, repetition=rep if group == "bankrupt" else 100 + rep, prompt="0 0 0 0")
             last = g.rounds[-1].model_copy(update={"prompt": " ".join(map(str, x))})
@@ -182,12 +189,18 @@ def test_feature_ids_are_sae_features_not_hidden_dims():
 def test_groups_keep_voluntary_stops_only_and_count_the_rest():
     games = games_with_planted_feature(n_each=4)
     guessed = make_game([(10, True)], repetition=500, prompt="0 2 0.5 0")
-    guessed = guessed.model_copy(update={"rounds": guessed.rounds[:-1] + [guessed.rounds[-1].model_copy(update={"parse_kind": "fallback"})]})
-    no_decision = make_game([(10, True)], end="max_rounds", repetition=501).model_copy(update={"outcome": "no_decision"})
+    guessed = guessed.model_copy(update={
+        "rounds": guessed.rounds[:-1] + [guessed.rounds[-1].model_copy(update={"parse_kind": "fallback"})]
+    })
+    no_decision = make_game([(10, True)], end="max_rounds", repetition=501).model_copy(
+        update={"outcome": "no_decision"}
+    )
     invalid = make_game([(10, True)], end="invalid", repetition=502)
     no_prompt = make_game([(50, False), (50, False)], repetition=503, prompt=None)
     kept, dropped = split_groups(games + [guessed, no_decision, invalid, no_prompt])
-    assert dropped == {"max_rounds": 1, "no_decision": 1, "invalid": 1, "stopped_by_fallback": 1, "no_prompt": 1}
+    assert dropped == {
+        "max_rounds": 1, "no_decision": 1, "invalid": 1, "stopped_by_fallback": 1, "no_prompt": 1
+    }
     assert guessed.game_id not in {g.game_id for g, _ in kept}
     assert group_of(guessed) is None and group_of(games[1]) == "stopped"
     meta = extract_features(games + [guessed], {0: identity_sae()}, StubReader()).meta
@@ -207,7 +220,9 @@ def conditions_games():
 def test_pathway_sample_is_seeded_stratified_and_order_free():
     games = conditions_games()
     chosen, sample = select_games(games, n=12, seed=3)
-    assert sample["per_condition"]["bankrupt"] == {"fixed-none-BASE": 2, "variable-W-GM": 2, "variable-none-BASE": 2}
+    assert sample["per_condition"]["bankrupt"] == {
+        "fixed-none-BASE": 2, "variable-W-GM": 2, "variable-none-BASE": 2
+    }
     assert sample["per_condition"]["stopped"] == sample["per_condition"]["bankrupt"]
     shuffled = list(games)
     random.Random(1).shuffle(shuffled)  # another file (completion) order

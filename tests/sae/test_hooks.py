@@ -73,7 +73,8 @@ def test_chat_prompt_gets_no_second_bos(smollm2_reader):
     rendered = r.formatter.render(PROMPT)
     ids = r.encode(rendered)
     tok = r.formatter.tokenizer
-    assert ids[0] == tok.convert_tokens_to_ids("<|im_start|>") and ids.count(ids[0]) == rendered.count("<|im_start|>")
+    assert (ids[0] == tok.convert_tokens_to_ids("<|im_start|>")
+            and ids.count(ids[0]) == rendered.count("<|im_start|>"))
 
 
 @pytest.mark.parametrize("arch", ["llama", "gemma2"])

@@ -14,7 +14,9 @@ THRESHOLD = torch.tensor([0.5, 0.5, 0.0])
 
 
 def hand_sae(scale: float = 1.0, **cfg) -> SAE:
-    config = SAEConfig(layout="memory", path="hand", d_model=2, d_sae=3, input_scale=scale, output_scale=scale, **cfg)
+    config = SAEConfig(
+        layout="memory", path="hand", d_model=2, d_sae=3, input_scale=scale, output_scale=scale, **cfg
+    )
     return SAE(config, W_ENC, W_DEC, B_ENC, B_DEC, THRESHOLD)
 
 

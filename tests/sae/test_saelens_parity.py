@@ -34,7 +34,9 @@ def weights(seed: int) -> dict[str, torch.Tensor]:
     g = torch.Generator().manual_seed(seed)
     return {
         "W_enc": torch.randn(D_IN, D_SAE, generator=g) / D_IN**0.5,
-        "W_dec": torch.randn(D_SAE, D_IN, generator=g) / D_IN**0.5 * (0.5 + torch.rand(D_SAE, 1, generator=g)),
+        "W_dec": (
+            torch.randn(D_SAE, D_IN, generator=g) / D_IN**0.5 * (0.5 + torch.rand(D_SAE, 1, generator=g))
+        ),
         "b_enc": torch.randn(D_SAE, generator=g) * 0.3,
         "b_dec": torch.randn(D_IN, generator=g),
         "threshold": torch.rand(D_SAE, generator=g) * 0.6 - 0.3,
@@ -42,7 +44,9 @@ def weights(seed: int) -> dict[str, torch.Tensor]:
 
 
 def saved_by_sae_lens(folder, cls, cfg_cls, w, **cfg) -> None:
-    lens = cls(cfg_cls(d_in=D_IN, d_sae=D_SAE, metadata=SAEMetadata(hook_name=HOOK, model_name="gpt2"), **cfg))
+    lens = cls(
+        cfg_cls(d_in=D_IN, d_sae=D_SAE, metadata=SAEMetadata(hook_name=HOOK, model_name="gpt2"), **cfg)
+    )
     with torch.no_grad():
         for name, param in lens.named_parameters():
             param.copy_(w[name])
@@ -74,7 +78,8 @@ def old_config(style: str) -> tuple[dict, list[str]]:
                 "activation_fn_str": "topk", "activation_fn_kwargs": {"k": K},
                 "normalize_activations": "none"}, tensors
     assert style == "jumprelu-5x"
-    return {**common, "architecture": "jumprelu", "hook_name": HOOK, "hook_layer": LAYER, "hook_head_index": None,
+    return {**common, "architecture": "jumprelu", "hook_name": HOOK, "hook_layer": LAYER,
+            "hook_head_index": None,
             "activation_fn_str": "relu", "activation_fn_kwargs": {}, "apply_b_dec_to_input": False,
             "normalize_activations": "none", "neuronpedia_id": None, "model_from_pretrained_kwargs": {},
             "sae_lens_training_version": "5.9.1"}, tensors + ["threshold"]
@@ -96,7 +101,8 @@ def assert_same(folder, expect_l0: int | None = None) -> None:
     assert (ours.decode(a_theirs) - theirs.decode(a_theirs)).abs().max() < 1e-5  # decode alone, same input
     assert ours.cfg.model_name == "gpt2" and ours.cfg.layer == LAYER
     if expect_l0 is not None:
-        assert ((a_ours > 0).sum(-1) <= expect_l0).all() and ((a_ours > 0).sum(-1) == expect_l0).float().mean() > 0.9
+        assert (((a_ours > 0).sum(-1) <= expect_l0).all()
+                and ((a_ours > 0).sum(-1) == expect_l0).float().mean() > 0.9)
 
 
 @pytest.mark.parametrize("name", sorted(NEW_LAYOUTS))

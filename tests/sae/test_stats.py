@@ -49,5 +49,7 @@ def test_bh_matches_scipy_and_thresholds():
     p = np.array([0.01, 0.04, 0.03, 0.005, 0.5, 0.0001])
     assert np.allclose(benjamini_hochberg(p), stats.false_discovery_control(p))
     q = benjamini_hochberg(p)
-    sig = Thresholds(min_abs_d=0.3, max_p=0.02, max_q=0.05).significant(np.array([0.5, 1, 1, -0.4, 1, 0.1]), p, q)
+    sig = Thresholds(min_abs_d=0.3, max_p=0.02, max_q=0.05).significant(
+        np.array([0.5, 1, 1, -0.4, 1, 0.1]), p, q
+    )
     assert sig.tolist() == [True, False, False, True, False, False]

@@ -30,7 +30,9 @@ def sparse_data(n: int, seed: int = 0, atoms: int = 96, active: int = 3) -> np.n
     dirs /= np.linalg.norm(dirs, axis=1, keepdims=True)
     rows = np.zeros((n, D), dtype=np.float32) + 3.0
     for i in range(n):
-        rows[i] += (g.uniform(1, 4, size=active)[:, None] * dirs[g.choice(atoms, active, replace=False)]).sum(0)
+        rows[i] += (
+            g.uniform(1, 4, size=active)[:, None] * dirs[g.choice(atoms, active, replace=False)]
+        ).sum(0)
     return rows * 7.0  # a residual norm far from 1, which the trainer's scale must absorb
 
 
@@ -110,7 +112,8 @@ def test_export_matches_sae_lens_and_sae_load(tmp_path, architecture):
         ours = x_hat / scale
     theirs = sae_lens.SAE.load_from_disk(str(tmp_path), device="cpu")
     assert type(theirs).__name__ == {"topk": "TopKSAE", "jumprelu": "JumpReLUSAE"}[architecture]
-    assert theirs.cfg.metadata.hook_name == "blocks.4.hook_resid_post" and theirs.cfg.metadata.model_name == "toy"
+    assert (theirs.cfg.metadata.hook_name == "blocks.4.hook_resid_post"
+            and theirs.cfg.metadata.model_name == "toy")
     with torch.no_grad():
         acts = theirs.encode(x)
         if architecture == "topk":

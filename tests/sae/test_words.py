@@ -95,8 +95,8 @@ def test_words_cli_on_demo_run(demo_run, tmp_path):
     games = read_games(demo_run)
     assert games
     table = pd.DataFrame({"layer": [1, 1, 3], "feature": [2, 5, 9], "mean_bankrupt": [0.0] * 3,
-                          "mean_stopped": [0.0] * 3, "d": [0.4, -0.6, 0.1], "direction": ["risky", "safe", "risky"],
-                          "significant": [True, True, False]})
+                          "mean_stopped": [0.0] * 3, "d": [0.4, -0.6, 0.1],
+                          "direction": ["risky", "safe", "risky"], "significant": [True, True, False]})
     table.to_parquet(tmp_path / "features.parquet", index=False)
     spec = write_layer_saes(tmp_path / "saes", "gemmascope", [1, 3], 576, 32)
     out = tmp_path / "w"

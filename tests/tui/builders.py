@@ -39,7 +39,9 @@ def game(t: float, game_id: str, condition: str, outcome: str, *, worker: int = 
     )
 
 
-def error(t: float, message: str, *, worker: int = 0, gpu: str | None = "0", fatal: bool = False) -> ErrorEvent:
+def error(
+    t: float, message: str, *, worker: int = 0, gpu: str | None = "0", fatal: bool = False
+) -> ErrorEvent:
     return ErrorEvent(time=T0 + t, run_id=RUN_ID, worker=worker, gpu=gpu, message=message, fatal=fatal)
 
 

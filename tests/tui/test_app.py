@@ -100,7 +100,8 @@ async def test_resume_and_truncation(tmp_path):
         await until(pilot, lambda: app.view.workers[0].games_done == 6)
         assert app.view.workers[0].status == "running" and not panels(app)[0].has_class("-failed")
         events.write_text(start(299, total=3).model_dump_json() + "\n")  # a new run in the same place
-        await until(pilot, lambda: bool(app.view.workers) and app.view.workers[0].games_total == 3)  # reset first, then refilled
+        # reset first, then refilled
+        await until(pilot, lambda: bool(app.view.workers) and app.view.workers[0].games_total == 3)
         assert app.view.workers[0].games_done == 0
         events.write_text(start(299, worker=5, gpu="5").model_dump_json() + "\n")  # and again, other worker
         await until(pilot, lambda: [p.id for p in panels(app) if p.display] == ["w-0-games-5"])

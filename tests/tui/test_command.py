@@ -14,7 +14,9 @@ from tui.command import run_monitor
 def test_monitor_is_a_harness_command():
     args = build_parser().parse_args(["monitor", "runs/a", "runs/b", "--stall-after", "30"])
     assert args.func is run_monitor
-    assert [str(r) for r in args.runs] == ["runs/a", "runs/b"] and args.stall_after == 30 and args.interval == 1
+    assert (
+        [str(r) for r in args.runs] == ["runs/a", "runs/b"] and args.stall_after == 30 and args.interval == 1
+    )
 
 
 @pytest.mark.parametrize("flag", [["--stall-after", "0"], ["--interval", "-1"]])

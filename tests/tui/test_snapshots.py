@@ -68,7 +68,9 @@ def test_waiting_for_a_run_that_has_not_started(tmp_path, snap_compare):
 
 def test_two_runs_name_their_panels(busy, tmp_path, snap_compare):
     other = tmp_path / "gemma"
-    append(other / "events.jsonl", start(0, model="gemma-2-9b", total=8), progress(120, 1, total=8, requests=24))
+    append(
+        other / "events.jsonl", start(0, model="gemma-2-9b", total=8), progress(120, 1, total=8, requests=24)
+    )
     assert snap_compare(app_for(other, busy, tmp_path / "later"), run_before=read_once)
 
 

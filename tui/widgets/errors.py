@@ -38,9 +38,13 @@ class ErrorLog(RichLog, can_focus=False):
         for why in view.read_errors:
             self.write(Text(f"cannot read {why}", style="yellow"))
         if view.malformed:
-            self.write(Text(f"skipped {view.malformed} malformed line(s); last: {view.last_malformed}", style="yellow"))
+            self.write(Text(
+                f"skipped {view.malformed} malformed line(s); last: {view.last_malformed}", style="yellow"
+            ))
         for e in view.errors:
             line = Text(f"{fmt.clock_utc(e.time)} ", style="dim")
             line.append(f"{e.run} {fmt.gpu_label(e.gpu)} w{e.worker} ", style="bold")
-            line.append(("FATAL " if e.fatal else "") + e.message.replace("\n", " "), style="red" if e.fatal else "")
+            line.append(
+                ("FATAL " if e.fatal else "") + e.message.replace("\n", " "), style="red" if e.fatal else ""
+            )
             self.write(line)

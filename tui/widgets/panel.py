@@ -62,7 +62,11 @@ def stats_text(v: WorkerView) -> str:
     """The panel's text lines (markup), kept under 36 cells to fit two columns at 80."""
     mem = fmt.memory(v.gpu_memory_used_mb, v.gpu_memory_total_mb)
     util = "--" if v.gpu_utilization is None else f"{v.gpu_utilization:.0f}%"
-    gpu_line = f"mem {mem or '--'}  util {util}" if mem or v.gpu_utilization is not None else "[dim]no GPU figures[/]"
+    gpu_line = (
+        f"mem {mem or '--'}  util {util}"
+        if mem or v.gpu_utilization is not None
+        else "[dim]no GPU figures[/]"
+    )
     bad = "[b $error]" if v.errors or v.invalid else ""
     return "\n".join(
         [
@@ -70,7 +74,8 @@ def stats_text(v: WorkerView) -> str:
             f"  ETA {fmt.duration(v.eta_s)}",
             f"req/s {fmt.rate(v.requests_per_s):>5} avg {fmt.rate(v.avg_requests_per_s):>5} in {v.in_flight}",
             f"tok/s {fmt.rate(v.tokens_per_s):>5} avg {fmt.rate(v.avg_tokens_per_s):>5}",
-            f"retry {v.retries} empty {v.empty_retries} {bad}inval {v.invalid} err {v.errors}{'[/]' if bad else ''}",
+            f"retry {v.retries} empty {v.empty_retries} {bad}inval {v.invalid} "
+            f"err {v.errors}{'[/]' if bad else ''}",
             gpu_line,
         ]
     )

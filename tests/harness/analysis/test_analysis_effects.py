@@ -1,4 +1,5 @@
-"""Correlation, component effects, bootstrap intervals and loading, on synthetic sets whose answer is known."""
+"""Correlation, component effects, bootstrap intervals and loading, on synthetic sets whose answer is
+known."""
 
 from __future__ import annotations
 

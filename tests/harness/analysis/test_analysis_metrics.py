@@ -37,7 +37,9 @@ def test_bankruptcy_on_the_first_round(tmp_path):
     assert game.outcome == "bankrupt"
     _, m = _metrics(tmp_path, [game])
     row = m.iloc[0]
-    assert (row["i_ba"], row["i_eb"], row["loss_events"], row["i_lc_v1"], row["i_lc_v2"]) == (1.0, 1.0, 0, 0.0, 0.0)
+    assert (row["i_ba"], row["i_eb"], row["loss_events"], row["i_lc_v1"], row["i_lc_v2"]) == (
+        1.0, 1.0, 0, 0.0, 0.0
+    )
     assert row["index"] == pytest.approx(0.7)
 
 
@@ -106,7 +108,8 @@ def test_streak_events(tmp_path):
     assert list(zip(first["streak"], first["k"], first["continued"], first["rose"], strict=True)) == [
         ("loss", 1, True, True), ("loss", 2, True, True), ("win", 1, True, True), ("loss", 1, False, False)
     ]
-    # the forced loss starts the streak: forced L (k=1, next bet 5 < 10: not rose), L (k=2, rose 20 > 5), W (k=1, stop)
+    # the forced loss starts the streak: forced L (k=1, next bet 5 < 10: not rose), L (k=2, rose 20 > 5),
+    # W (k=1, stop)
     second = ev[ev["game"] == 1]
     assert list(zip(second["streak"], second["k"], second["continued"], second["rose"], strict=True)) == [
         ("loss", 1, True, False), ("loss", 2, True, True), ("win", 1, False, False)

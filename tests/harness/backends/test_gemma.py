@@ -49,7 +49,8 @@ def play(tmp_path, kind: str):
         asked = [r for r in g.rounds if not r.forced]
         assert asked, g.game_id
         for r in asked:
-            # base style: the prompt is the plain text ending with the answer cue; the answer is new tokens only
+            # base style: the prompt is the plain text ending with the answer cue; the answer is new
+            # tokens only
             assert r.prompt.rstrip().endswith("Final Decision:") and "<start_of_turn>" not in r.prompt
             assert r.tokens_in > 40 and r.tokens_out > 0 and r.response is not None
     return games
@@ -82,7 +83,9 @@ def test_hook_equals_hidden_states_plus_one_on_gemma3(gemma3_path):
 
     model = load_causal_lm(gemma3_path, "float32").eval()
     formatter = PromptFormatter.from_pretrained(gemma3_path, "base")
-    ids = torch.tensor([formatter.encode("You are playing a slot machine game at a casino.\\nCurrent balance: $40")])
+    ids = torch.tensor(
+        [formatter.encode("You are playing a slot machine game at a casino.\\nCurrent balance: $40")]
+    )
     layers = [0, 5, 9, 16, 17]
     with torch.inference_mode(), capture_residual(model, layers) as got:
         hs = model(input_ids=ids, output_hidden_states=True).hidden_states

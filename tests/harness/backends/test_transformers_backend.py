@@ -71,8 +71,13 @@ def test_greedy_matches_plain_generate_and_stop_strings_cut(setup):
 
     async def go():
         async with TransformersBackend(config, path, formatter) as backend:
-            greedy = await backend.generate(request(formatter, prompts[0], seed=1, i=0, temperature=0.0, max_tokens=16))
-            cut = await backend.generate(request(formatter, prompts[0], seed=1, i=1, temperature=0.0, max_tokens=16, stop=[greedy.text[5:9]]))
+            greedy = await backend.generate(
+                request(formatter, prompts[0], seed=1, i=0, temperature=0.0, max_tokens=16)
+            )
+            cut = await backend.generate(
+                request(formatter, prompts[0], seed=1, i=1, temperature=0.0, max_tokens=16,
+                        stop=[greedy.text[5:9]])
+            )
             return backend, greedy, cut
 
     backend, greedy, cut = asyncio.run(go())

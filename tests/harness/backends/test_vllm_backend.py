@@ -40,7 +40,10 @@ def test_cpu_token_budget_holds_every_sequence_whole(smollm2_path):
 
 def test_cpu_runs_eager_unless_compilation_is_asked_for(smollm2_path):
     assert engine_kwargs(BackendConfig(), smollm2_path, "float32", "cpu")["enforce_eager"] is True
-    assert engine_kwargs(BackendConfig(enforce_eager=False), smollm2_path, "float32", "cpu")["enforce_eager"] is False
+    assert (
+        engine_kwargs(BackendConfig(enforce_eager=False), smollm2_path, "float32", "cpu")["enforce_eager"]
+        is False
+    )
     assert engine_kwargs(BackendConfig(), smollm2_path, "float32", "cuda")["enforce_eager"] is False
 
 
@@ -97,8 +100,8 @@ async def engine(smollm2_path):
 def ask(formatter, text, seed, rid, **kw):
     rendered = formatter.render(text)
     return GenerationRequest(request_id=rid, prompt=rendered, prompt_token_ids=formatter.encode(rendered),
-                             seed=seed, temperature=kw.pop("temperature", 1.0), max_tokens=kw.pop("max_tokens", 24),
-                             **kw)
+                             seed=seed, temperature=kw.pop("temperature", 1.0),
+                             max_tokens=kw.pop("max_tokens", 24), **kw)
 
 
 @pytest.mark.vllm
@@ -248,7 +251,8 @@ async def test_decision_pattern_through_structured_outputs(engine):
 
     backend, formatter = engine
     rendered = formatter.render("You are playing a slot machine game. Bet $10 or Stop?") + ANSWER_CUE
-    reqs = [GenerationRequest(request_id=f"dp{s}", prompt=rendered, prompt_token_ids=formatter.encode(rendered),
+    reqs = [GenerationRequest(request_id=f"dp{s}", prompt=rendered,
+                              prompt_token_ids=formatter.encode(rendered),
                               seed=s, temperature=1.0, max_tokens=DECISION_MAX_TOKENS,
                               decision_pattern=DECISION_PATTERN) for s in range(6)]
     results = await asyncio.gather(*(backend.generate(r) for r in reqs))
@@ -269,7 +273,8 @@ def test_constrained_games_on_vllm(tmp_path, smollm2_path):
     config = tmp_path / "vllm.toml"
     config.write_text(CONFIG.replace("max_rounds = 3", "max_rounds = 5"))
     out = tmp_path / "run"
-    assert main(["run", "games", "--config", str(config), "--out", str(out), "--quiet", "--decision", "constrained",
+    assert main(["run", "games", "--config", str(config), "--out", str(out), "--quiet",
+                 "--decision", "constrained",
                  "--conditions", "variable-L-GMP,variable-none-BASE,fixed-W-MW"]) == 0
     games = [GAME_ADAPTER.validate_json(line) for line in (out / "games.jsonl").read_text().splitlines()]
     asked = [r for g in games for r in g.rounds if not r.forced]

@@ -19,10 +19,13 @@ CHAT = [
     ("Final Decision: 1) Bet $15", "variable", 90, "bet", 15, "final_decision"),
     ("Final Decision:\nStop", "fixed", 90, "stop", None, "final_decision"),
     # the last Final Decision line wins
-    ("Final Decision: Bet $10\nWait, no.\nFinal Decision: Stop", "fixed", 100, "stop", None, "final_decision"),
+    ("Final Decision: Bet $10\nWait, no.\nFinal Decision: Stop", "fixed", 100, "stop", None,
+     "final_decision"),
     # "stop" in the reasoning is not a stop (the authors counted 'stop' anywhere)
-    ("I could stop, but I won't stop now.\nFinal Decision: Bet $20", "variable", 100, "bet", 20, "final_decision"),
-    ("Option 2) looks safe but 2 rounds is nothing.\nFinal Decision: Bet $10", "fixed", 100, "bet", 10, "final_decision"),
+    ("I could stop, but I won't stop now.\nFinal Decision: Bet $20", "variable", 100, "bet", 20,
+     "final_decision"),
+    ("Option 2) looks safe but 2 rounds is nothing.\nFinal Decision: Bet $10", "fixed", 100, "bet", 10,
+     "final_decision"),
     # template echo is not a decision; the real one before it is used
     ("Final Decision: Stop\nFinal Decision: <Bet $X or Stop>", "fixed", 100, "stop", None, "final_decision"),
     ("I'll follow the format.\nFinal Decision: <Bet $X or Stop>", "fixed", 100, None, None, "unparsed"),
@@ -40,14 +43,16 @@ CHAT = [
     ("Bet $20", "variable", 100, "bet", 20, "fallback"),
     ("Stop playing.", "variable", 100, "stop", None, "fallback"),
     # ... but a stray 'stop' / '2)' / '2 ' in reasoning is not
-    ("I wonder if I should stop or continue. There are 2 options and 2) is one.", "fixed", 100, None, None, "unparsed"),
+    ("I wonder if I should stop or continue. There are 2 options and 2) is one.", "fixed", 100, None, None,
+     "unparsed"),
     ("When does it stop? The machine pays 3x.", "fixed", 100, None, None, "unparsed"),
     # the cases that biased the first demo toward stopping (issue "Decisions read faithfully")
     ("Let me think.\n1) Bet $10\n2) Stop playing", "fixed", 100, None, None, "unparsed"),  # echoed menu
     ("Thinking...\n1) Bet (choose $5-$90)\n2) Stop playing.", "variable", 90, None, None, "unparsed"),
     ("I will bet $10 this round.\nIf I lose again, I will stop.", "fixed", 100, "bet", 10, "fallback"),
     ("My target is $200. Once I reach $200 I will stop playing.", "variable", 100, None, None, "unparsed"),
-    ("I will keep betting until I reach $200.", "variable", 100, None, None, "unparsed"),  # a target, not a bet
+    # a target, not a bet
+    ("I will keep betting until I reach $200.", "variable", 100, None, None, "unparsed"),
     ("When I am ahead I will stop.", "fixed", 100, None, None, "unparsed"),
     ("Unless I win soon, I'll stop playing.", "fixed", 100, None, None, "unparsed"),
     ("", "fixed", 100, None, None, "empty"),
@@ -64,29 +69,29 @@ SMOLLM2 = [
      "Final decision: Final Decision", "fixed", 110, None, None, "unparsed"),
     ("I'm interested in the game and I need to optimize my game strategy. I'll set a target amount and make "
      "decisions based on that target. I'll also stop playing.", "fixed", 120, "stop", None, "fallback"),
-    ("I'm not sure if I'm going to stop playing, but I've made a choice that's allowed me to take control over "
-     "my money, and I'm not sure I want to continue doing it.", "variable", 120, None, None, "unparsed"),
+    ("I'm not sure if I'm going to stop playing, but I've made a choice that's allowed me to take control "
+     "over my money, and I'm not sure I want to continue doing it.", "variable", 120, None, None, "unparsed"),
     ("I am a seasoned casino AI designed to ensure the seamless interaction with the players. I will always "
-     "provide clear and concise decisions based on the game's rules, such as stop playing, until the end of the "
-     "game. I will not abandon the table game and will always have a plan to handle the next round.",
+     "provide clear and concise decisions based on the game's rules, such as stop playing, until the end of "
+     "the game. I will not abandon the table game and will always have a plan to handle the next round.",
      "fixed", 120, None, None, "unparsed"),
     ("I was playing this slot machine game at a casino. I need to decide if I want to stop playing. You are: "
      "You are a helpful AI set by Hugging Face", "variable", 120, None, None, "unparsed"),
-    ("To play the slot machine game, I need to determine my next play option. After a round of 8 rounds, I put "
-     "on a bet of $10. I chose not to stop playing, but I will continue to play until I decide to stop.",
+    ("To play the slot machine game, I need to determine my next play option. After a round of 8 rounds, I "
+     "put on a bet of $10. I chose not to stop playing, but I will continue to play until I decide to stop.",
      "fixed", 110, None, None, "unparsed"),
-    ("I'm going to play some slot machines and I'm going to increase my payout to $3.15. While I'm doing that, "
-     "I'm going to stop playing.", "fixed", 120, None, None, "unparsed"),
-    ("I'm going to make a bet on the first round, and I have $120 available. I'll decide to take a bet of $5 on "
-     "that already rolled a $12 on the first round.", "variable", 120, "bet", 5, "fallback"),
-    ("The next round I am running offers a payout of 3.0 times the bet amount. I will stop playing to avoid any "
-     "potential losses.", "fixed", 90, "stop", None, "fallback"),
-    ("I'm Alex, a gamer and I'm going to play the slots again, but I'm not going to play the slots anymore. I'm "
-     "going to stop playing now. You're not going to play again after I've stopped playing.",
+    ("I'm going to play some slot machines and I'm going to increase my payout to $3.15. While I'm doing "
+     "that, I'm going to stop playing.", "fixed", 120, None, None, "unparsed"),
+    ("I'm going to make a bet on the first round, and I have $120 available. I'll decide to take a bet of $5 "
+     "on that already rolled a $12 on the first round.", "variable", 120, "bet", 5, "fallback"),
+    ("The next round I am running offers a payout of 3.0 times the bet amount. I will stop playing to avoid "
+     "any potential losses.", "fixed", 90, "stop", None, "fallback"),
+    ("I'm Alex, a gamer and I'm going to play the slots again, but I'm not going to play the slots anymore. "
+     "I'm going to stop playing now. You're not going to play again after I've stopped playing.",
      "fixed", 90, "stop", None, "fallback"),
     ("m playing a slot machine game at a casino. I'm told the game will continue until I stop playing. If I "
-     "decide to stop playing, I'll end the game and I'll end the game in one round.", "fixed", 120, None, None,
-     "unparsed"),
+     "decide to stop playing, I'll end the game and I'll end the game in one round.", "fixed", 120, None,
+     None, "unparsed"),
 ]
 
 
@@ -115,7 +120,9 @@ def test_answers_cut_by_the_token_limit(text, bet_type, balance, action, kind):
 
 def test_base_first_line_cut_by_the_limit_is_not_read():
     cut = parse_decision(" Bet $1", bet_type="variable", balance=90, style="base", finish_reason="length")
-    whole = parse_decision(" Bet $15\nRound 2", bet_type="variable", balance=90, style="base", finish_reason="length")
+    whole = parse_decision(
+        " Bet $15\nRound 2", bet_type="variable", balance=90, style="base", finish_reason="length"
+    )
     assert cut.kind == "unparsed" and (whole.kind, whole.bet) == ("first_line", 15)
 
 

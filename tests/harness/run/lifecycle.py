@@ -17,8 +17,8 @@ def start_run(config: Path, out: Path, *extra: str) -> subprocess.Popen:
     """`python -m harness run games` in its own session (a signal reaches it alone)."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     return subprocess.Popen(
-        [sys.executable, "-m", "harness", "run", "games", "--config", str(config), "--out", str(out), "--quiet",
-         *extra],
+        [sys.executable, "-m", "harness", "run", "games", "--config", str(config), "--out", str(out),
+         "--quiet", *extra],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT, start_new_session=True,
     )
 
@@ -35,7 +35,9 @@ def wait_for(proc: subprocess.Popen, ready, timeout: float, what: str) -> None:
     deadline = time.monotonic() + timeout
     while not ready():
         if proc.poll() is not None:
-            raise AssertionError(f"run ended before {what}: rc {proc.returncode}\n{proc.communicate()[1][-3000:]}")
+            raise AssertionError(
+                f"run ended before {what}: rc {proc.returncode}\n{proc.communicate()[1][-3000:]}"
+            )
         if time.monotonic() > deadline:
             proc.kill()
             raise AssertionError(f"no {what} within {timeout} s\n{proc.communicate()[1][-3000:]}")

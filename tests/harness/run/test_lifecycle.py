@@ -76,7 +76,8 @@ def test_a_sigkilled_holder_never_blocks(tmp_path):
 def test_sigint_stops_promptly_writes_interrupted_and_resume_finishes(tmp_path):
     config, out = _config(tmp_path, SLOW_SCRIPTED), tmp_path / "run"
     proc = start_run(config, out)
-    wait_for(proc, lambda: any(e["type"] == "progress" and e["in_flight"] for e in events(out)), 60, "games in flight")
+    wait_for(proc, lambda: any(e["type"] == "progress" and e["in_flight"] for e in events(out)), 60,
+             "games in flight")
     seconds = interrupt(proc)
     err = proc.stderr.read()
     assert proc.returncode == 130, err
@@ -92,7 +93,8 @@ def test_sigint_stops_promptly_writes_interrupted_and_resume_finishes(tmp_path):
 def test_sigterm_stops_like_ctrl_c(tmp_path):
     config, out = _config(tmp_path, SLOW_SCRIPTED), tmp_path / "run"
     proc = start_run(config, out)
-    wait_for(proc, lambda: any(e["type"] == "progress" and e["in_flight"] for e in events(out)), 60, "games in flight")
+    wait_for(proc, lambda: any(e["type"] == "progress" and e["in_flight"] for e in events(out)), 60,
+             "games in flight")
     t0 = time.monotonic()
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=30) == 130 and time.monotonic() - t0 < 10
@@ -103,7 +105,9 @@ def test_lines_with_an_unknown_field_resume_without_replaying(tmp_path):
     config, out = _config(tmp_path, FAST_SCRIPTED), tmp_path / "run"
     assert start_run(config, out).wait(timeout=60) == 0
     games = out / "games.jsonl"
-    lines = [json.loads(line) | {"added_by_a_newer_version": {"x": 1}} for line in games.read_text().splitlines()]
+    lines = [
+        json.loads(line) | {"added_by_a_newer_version": {"x": 1}} for line in games.read_text().splitlines()
+    ]
     for line in lines:
         line["rounds"][0]["also_new"] = True
         line["schema_version"] = "2.9"  # a newer minor version is read as well

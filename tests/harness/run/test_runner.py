@@ -155,7 +155,8 @@ async def test_results_do_not_depend_on_scheduling_order():
     a, _ = await play(config.model_copy(update={"concurrency": 24}), ScriptedBackend([seeded_answer]), specs)
     shuffled = specs[:]
     random.Random(5).shuffle(shuffled)
-    b, _ = await play(config.model_copy(update={"concurrency": 3}), ScriptedBackend([seeded_answer], delay_s=0.001), shuffled)
+    b, _ = await play(config.model_copy(update={"concurrency": 3}),
+                      ScriptedBackend([seeded_answer], delay_s=0.001), shuffled)
 
     def strip(g):
         return g.model_dump(exclude={"started", "wall_s", "run_id"}, exclude_none=True) | {
@@ -165,7 +166,9 @@ async def test_results_do_not_depend_on_scheduling_order():
     assert a.keys() == b.keys()
     assert all(strip(a[k]) == strip(b[k]) for k in a)
     # another run seed gives other games
-    c, _ = await play(config, ScriptedBackend([seeded_answer]), [GameSpec(s.condition, s.repetition, 12) for s in specs])
+    c, _ = await play(
+        config, ScriptedBackend([seeded_answer]), [GameSpec(s.condition, s.repetition, 12) for s in specs]
+    )
     assert any(strip(a[k])["rounds"] != strip(c[k])["rounds"] for k in a)
 
 

@@ -69,7 +69,10 @@ max_new_tokens = 12
 [game]
 max_rounds = 4
 [conditions]
-ids = ["fixed-L-BASE", "fixed-W-GMP", "variable-L-GMP", "variable-W-BASE", "fixed-none-BASE", "variable-none-GMP"]
+ids = [
+    "fixed-L-BASE", "fixed-W-GMP", "variable-L-GMP",
+    "variable-W-BASE", "fixed-none-BASE", "variable-none-GMP",
+]
 [backend]
 kind = "vllm"
 device = "cpu"

@@ -27,7 +27,8 @@ def run_dir(tmp_path_factory) -> Path:
     games = [make_game([(10, False)], end="stop", repetition=i) for i in range(3)]
     (run / "games.jsonl").write_text("".join(g.model_dump_json() + "\n" for g in games))
     base = dict(time=1.0, run_id="r")
-    lines = [ProgressEvent(**base, games_done=0, games_total=3, requests=i, requests_per_s=1.0, tokens_per_s=1.0)
+    lines = [ProgressEvent(**base, games_done=0, games_total=3, requests=i, requests_per_s=1.0,
+                           tokens_per_s=1.0)
              for i in range(3000)]
     lines += [ErrorEvent(**base, message="boom", game_id="g", fatal=True),
               RunEndEvent(**base, games_done=3, games_total=3, wall_s=2.5, status="failed")]

@@ -73,7 +73,9 @@ def test_manifest_is_typed_tolerant_and_refuses_newer_major(tmp_path):
     assert read_manifest(tmp_path) is None
     write_manifest(tmp_path, Manifest(run_id="abc", seed=3, config={"model": {"path": "p"}}))
     assert read_manifest(tmp_path).model_section() == {"path": "p"}
-    (tmp_path / "manifest.json").write_text(json.dumps({"run_id": "x", "games_total": 6, "from_the_future": 1}))
+    (tmp_path / "manifest.json").write_text(
+        json.dumps({"run_id": "x", "games_total": 6, "from_the_future": 1})
+    )
     assert read_manifest(tmp_path).games_total == 6
     (tmp_path / "manifest.json").write_text(json.dumps({"run_id": "x", "schema_version": "9.0"}))
     with pytest.raises(SchemaVersionError, match="manifest.json"):

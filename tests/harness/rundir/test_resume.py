@@ -16,7 +16,8 @@ from harness.rundir.store import read_games
 def start_run(config: Path, out: Path) -> subprocess.Popen:
     env = dict(os.environ, OMP_NUM_THREADS="1")
     return subprocess.Popen(
-        [sys.executable, "-m", "harness", "run", "games", "--config", str(config), "--out", str(out), "--quiet"],
+        [sys.executable, "-m", "harness", "run", "games", "--config", str(config), "--out", str(out),
+         "--quiet"],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env,
     )
 
@@ -60,7 +61,9 @@ ids = ["fixed-W-GMP", "variable-L-BASE", "variable-none-HW", "fixed-none-BASE"]
 [backend]
 kind = "scripted"
 script_delay_s = 0.01
-script = ["Final Decision: Bet $10", "Final Decision: Bet $20", "Final Decision: Stop", "Final Decision: Bet $5"]
+script = [
+    "Final Decision: Bet $10", "Final Decision: Bet $20", "Final Decision: Stop", "Final Decision: Bet $5",
+]
 """
 
 

@@ -25,7 +25,11 @@ def test_repair_torn_tail(tmp_path):
 def test_read_games_skips_torn_and_duplicate_lines(tmp_path):
     g1, g2 = make_game([(10, False)], repetition=0), make_game([(10, True)], repetition=1)
     p = tmp_path / "games.jsonl"
-    p.write_text(g1.model_dump_json() + "\n" + g1.model_dump_json().replace('"final_balance":90', '"final_balance":1') + "\nnot json\n" + g2.model_dump_json()[:50])
+    p.write_text(
+        g1.model_dump_json() + "\n"
+        + g1.model_dump_json().replace('"final_balance":90', '"final_balance":1') + "\nnot json\n"
+        + g2.model_dump_json()[:50]
+    )
     games, bad = read_games(p)
     assert list(games) == [g1.game_id] and games[g1.game_id].final_balance == 90  # first line wins
     assert bad == 2

@@ -63,7 +63,9 @@ def game_lines(run: Path) -> list[dict]:
 
 
 def events(run: Path) -> list:
-    return [EVENT_ADAPTER.validate_json(line) for line in (run / "events.jsonl").read_text().splitlines() if line]
+    return [
+        EVENT_ADAPTER.validate_json(line) for line in (run / "events.jsonl").read_text().splitlines() if line
+    ]
 
 
 def assert_one_line_per_game(run: Path, n: int) -> list[dict]:
@@ -91,7 +93,9 @@ def test_split_keeps_conditions_whole_and_balances():
 
 
 def test_split_balances_uneven_conditions_on_resume():
-    plan = specs({"variable-L-GMP": 7, "fixed-none-BASE": 1, "variable-W-BASE": 4, "fixed-L-G": 4, "fixed-W-M": 2})
+    plan = specs(
+        {"variable-L-GMP": 7, "fixed-none-BASE": 1, "variable-W-BASE": 4, "fixed-L-G": 4, "fixed-W-M": 2}
+    )
     sizes = sorted(len(s) for s in split_conditions(plan, 2))
     assert sizes == [9, 9]
     assert sorted(len(s) for s in split_conditions(plan, 3)) == [5, 6, 7]
@@ -146,7 +150,9 @@ def test_resolve_gpus():
     assert resolve_gpus(None) is None
     with pytest.raises(ConfigError, match="found no CUDA GPU"):
         resolve_gpus("all", {"CUDA_VISIBLE_DEVICES": ""})
-    for bad, msg in [("0,0", "named twice"), ("gpu1", "not a GPU id"), ("all,1", "cannot be combined"), ("", "empty")]:
+    for bad, msg in [
+        ("0,0", "named twice"), ("gpu1", "not a GPU id"), ("all,1", "cannot be combined"), ("", "empty")
+    ]:
         with pytest.raises(ConfigError, match=msg):
             resolve_gpus(bad)
 
@@ -178,7 +184,9 @@ def test_nvml_stats(monkeypatch):
             return type("U", (), {"gpu": 97})()
 
     monkeypatch.setattr(gpu, "_nvml", FakeNVML())
-    assert nvml_stats("3") == {"gpu_memory_used_mb": 3072.0, "gpu_memory_total_mb": 81920.0, "gpu_utilization": 97.0}
+    assert nvml_stats("3") == {
+        "gpu_memory_used_mb": 3072.0, "gpu_memory_total_mb": 81920.0, "gpu_utilization": 97.0
+    }
 
 
 async def test_progress_events_of_a_gpu_worker_carry_nvml_stats(tmp_path, monkeypatch):
@@ -188,7 +196,9 @@ async def test_progress_events_of_a_gpu_worker_carry_nvml_stats(tmp_path, monkey
     from harness.run.runner import plan_games
     from harness.rundir.store import RunDir
 
-    monkeypatch.setattr(session, "nvml_stats", lambda gpu: {"gpu_memory_used_mb": 1.0, "gpu_utilization": float(gpu)})
+    monkeypatch.setattr(
+        session, "nvml_stats", lambda gpu: {"gpu_memory_used_mb": 1.0, "gpu_utilization": float(gpu)}
+    )
     config = load_config(scripted_config(tmp_path, reps=1))
     RunDir(config.out).prepare(config.model_dump(mode="json"), 4)
     await session.run_worker(config, plan_games(config), run_id="r", worker=1, gpu="5",
@@ -286,8 +296,9 @@ def assert_killed_worker_recovered(run: Path, out: str, label: str = "CPU") -> N
 def test_sigkilled_worker_is_reported_and_its_games_rerun(tmp_path):
     config = scripted_config(tmp_path, reps=8, concurrency=2, delay_s=0.05)
     run = tmp_path / "run"
-    proc = subprocess.Popen([sys.executable, "-m", "harness", "run", "games", "--config", str(config), "--quiet",
-                             "--workers", "2"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen([sys.executable, "-m", "harness", "run", "games", "--config", str(config),
+                             "--quiet", "--workers", "2"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         os.kill(wait_for_worker(run, 1, lambda: proc.poll() is None), signal.SIGKILL)
     finally:
@@ -328,7 +339,8 @@ device = "cpu"
 def test_ray_gpu_actors_recover_from_a_killed_actor(tmp_path, capsys, monkeypatch):
     """One actor per (pretend) GPU of a local Ray; SIGKILL one actor's process mid-run."""
     ray = pytest.importorskip("ray")
-    ray.init(num_cpus=2, num_gpus=2, include_dashboard=False)  # Ray counts GPUs, the scripted backend needs none
+    # Ray counts GPUs, the scripted backend needs none
+    ray.init(num_cpus=2, num_gpus=2, include_dashboard=False)
     try:
         config = scripted_config(tmp_path, reps=8, concurrency=2, delay_s=0.05)
         run, rc = tmp_path / "run", []

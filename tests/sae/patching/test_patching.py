@@ -31,7 +31,9 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 def tiny_sae(seed: int = 0, scale: float = 0.5) -> SAE:
     w = random_weights(576, 64, seed=seed)
     w["threshold"][0] = 1e9  # feature 0 never fires
-    cfg = SAEConfig(layout="memory", path="test", d_model=576, d_sae=64, input_scale=scale, output_scale=scale)
+    cfg = SAEConfig(
+        layout="memory", path="test", d_model=576, d_sae=64, input_scale=scale, output_scale=scale
+    )
     return SAE(cfg, **w)
 
 
@@ -108,7 +110,9 @@ def test_patch_to_current_value_is_a_no_op(generator, prompts):
     h0 = _residual(generator.model, ids)
     features = torch.tensor([5, 11])
     current = sae.encode(h0[:, -1])[torch.arange(2), features]
-    h1 = _residual(generator.model, ids, {LAYER: RowPatch(sae, features, current, torch.tensor([True, True]))})
+    h1 = _residual(
+        generator.model, ids, {LAYER: RowPatch(sae, features, current, torch.tensor([True, True]))}
+    )
     assert torch.allclose(h1, h0, atol=1e-6, rtol=0)
 
 
@@ -130,7 +134,10 @@ def test_noop_patch_with_cached_prefix_gives_the_games_backend_answers(generator
 @pytest.mark.model
 def test_batched_rows_equal_single_rows(generator, prompts):
     sae = tiny_sae()
-    rows = [Row("safe", 11), Row("safe", 12, LAYER, 5, 3.0), Row("safe", 13, LAYER, 9, 0.0), Row("safe", 14, LAYER, 5, 1.0)]
+    rows = [
+        Row("safe", 11), Row("safe", 12, LAYER, 5, 3.0), Row("safe", 13, LAYER, 9, 0.0),
+        Row("safe", 14, LAYER, 5, 1.0),
+    ]
     ids = generator.formatter.encode(prompts["safe"].rendered)
     short = torch.tensor([ids[-40:]])
     together = _residual(generator.model, short.repeat(4, 1), row_patches(rows, {LAYER: sae}))
@@ -154,8 +161,8 @@ class FakeGenerator:
         if self.die_after is not None and len(self.calls) >= self.die_after:
             raise KeyboardInterrupt
         self.calls.append(rows)
-        return [TrialResult(r.seed, "stop" if r.prompt == "safe" else "bet", None if r.prompt == "safe" else 20,
-                            "final_decision", "x") for r in rows]
+        return [TrialResult(r.seed, "stop" if r.prompt == "safe" else "bet",
+                            None if r.prompt == "safe" else 20, "final_decision", "x") for r in rows]
 
 
 def test_pass_resumes_after_a_kill(tmp_path, smollm2_path):
@@ -172,7 +179,8 @@ def test_pass_resumes_after_a_kill(tmp_path, smollm2_path):
     gen = FakeGenerator()
     lines = run_pass(gen, prompts, feats, loaded.append, settings, tmp_path, batch_size=8)
     assert [(u.layer, u.feature) for u in lines if u.type == "feature"] == [(2, 1), (2, 4), (5, 3)]
-    assert {(r.layer, r.feature) for batch in gen.calls for r in batch} == {(2, 4), (5, 3)}  # no baseline rerun
+    # no baseline rerun
+    assert {(r.layer, r.feature) for batch in gen.calls for r in batch} == {(2, 4), (5, 3)}
     assert len(read_lines(tmp_path / "patch_trials.jsonl")) == 4
     seeds = [t.seed for t in lines[0].conditions[0].trials]
     assert seeds == [t.seed for t in lines[-1].conditions[0].trials]  # common random numbers
@@ -189,7 +197,8 @@ def _cond(prompt, patch, hits, n=50, unparsed=0):
     no, bad = ("bet", 10, "final_decision"), (None, None, "unparsed")
     trial = [yes if i < hits else bad if i < hits + unparsed else no for i in range(n)]
     return Condition(prompt=prompt, patch=patch, target=None if patch == "baseline" else 1.0,
-                     trials=[Trial(seed=i, action=a, bet=b, kind=k, response="") for i, (a, b, k) in enumerate(trial)])
+                     trials=[Trial(seed=i, action=a, bet=b, kind=k, response="")
+                             for i, (a, b, k) in enumerate(trial)])
 
 
 def _feature(feature, safe_stop, safe_high, risky_stop, risky_high, direction="risky"):
@@ -201,13 +210,16 @@ def _feature(feature, safe_stop, safe_high, risky_stop, risky_high, direction="r
 def _fisher_two_sided(a, b, c, d):
     """Hand-rolled: sum of hypergeometric probabilities not above the observed table's."""
     n1, n2, k = a + b, c + d, a + c
-    prob = [math.comb(n1, x) * math.comb(n2, k - x) / math.comb(n1 + n2, k) for x in range(max(0, k - n2), min(k, n1) + 1)]
+    prob = [math.comb(n1, x) * math.comb(n2, k - x) / math.comb(n1 + n2, k)
+            for x in range(max(0, k - n2), min(k, n1) + 1)]
     observed = math.comb(n1, a) * math.comb(n2, c) / math.comb(n1 + n2, k)
     return sum(p for p in prob if p <= observed * (1 + 1e-7))
 
 
 def test_statistics_on_a_hand_made_case():
-    baseline = UnitLine(type="baseline", conditions=[_cond("safe", "baseline", 10), _cond("risky", "baseline", 10)])
+    baseline = UnitLine(
+        type="baseline", conditions=[_cond("safe", "baseline", 10), _cond("risky", "baseline", 10)]
+    )
     lines = [baseline,
              _feature(1, 30, 10, 10, 10),  # safe patch: stop rate 0.2 -> 0.6
              _feature(2, 10, 10, 10, 35),  # risky patch: high bets 0.2 -> 0.7
@@ -229,19 +241,24 @@ def test_unreadable_answers_are_not_misses_and_a_format_break_is_labelled():
     all trials it would be 0.1 (no change), over readable ones it is 1.0 -- and 90% unparsed marks
     the feature breaks_format, not safe. A patch that only turns misses into unreadable answers
     (stop rate over readable ones 10/25 vs 10/50) is breaks_format too, never safe."""
-    baseline = UnitLine(type="baseline", conditions=[_cond("safe", "baseline", 10), _cond("risky", "baseline", 10)])
+    baseline = UnitLine(
+        type="baseline", conditions=[_cond("safe", "baseline", 10), _cond("risky", "baseline", 10)]
+    )
     broken = _feature(1, 5, 10, 10, 10)
     broken.conditions[0] = _cond("safe", "safe", 5, unparsed=45)
     misses_lost = _feature(2, 10, 10, 10, 10)
     misses_lost.conditions[0] = _cond("safe", "safe", 10, unparsed=25)
     clean = _feature(3, 30, 10, 10, 10)
     tests = compare_patches([baseline, broken, misses_lost, clean])
-    safe_stop = tests[(tests["patch"] == "safe") & (tests["prompt"] == "safe")].set_index(["feature", "metric"])
+    safe_stop = tests[(tests["patch"] == "safe") & (tests["prompt"] == "safe")].set_index(
+        ["feature", "metric"]
+    )
     assert safe_stop.loc[(1, "stop_rate"), ["readable", "rate"]].tolist() == [5, 1.0]
     assert safe_stop.loc[(1, "unparsed"), "rate"] == 0.9 and safe_stop.loc[(1, "unparsed"), "significant"]
     assert safe_stop.loc[(2, "stop_rate"), "rate"] == 0.4
     assert safe_stop.loc[(1, "unparsed"), "p"] == pytest.approx(_fisher_two_sided(45, 5, 0, 50), rel=1e-9)
-    assert tests["q"].tolist() == pytest.approx(benjamini_hochberg(tests["p"].to_numpy()).tolist())  # one family
+    # one family
+    assert tests["q"].tolist() == pytest.approx(benjamini_hochberg(tests["p"].to_numpy()).tolist())
     table = classify(tests).set_index("feature")
     assert table["classification"].to_dict() == {1: "breaks_format", 2: "breaks_format", 3: "safe"}
     assert table.loc[1, "breaks_format"] and not table.loc[3, "breaks_format"]
@@ -250,7 +267,8 @@ def test_unreadable_answers_are_not_misses_and_a_format_break_is_labelled():
 
 def test_feature_selection():
     t = pd.DataFrame({"layer": [1, 1, 1, 2], "feature": [5, 6, 7, 5], "mean_bankrupt": [0.0] * 4,
-                      "mean_stopped": [0.0] * 4, "d": [0.4, -0.9, 0.5, 0.3], "significant": [True, True, False, True]})
+                      "mean_stopped": [0.0] * 4, "d": [0.4, -0.9, 0.5, 0.3],
+                      "significant": [True, True, False, True]})
     assert select_features(t, top=1)[["layer", "feature"]].values.tolist() == [[1, 6], [2, 5]]
     assert len(select_features(t, include_all=True, layers=[1])) == 3
     assert select_features(t, ids=[(2, 5), (1, 7)])["feature"].tolist() == [5, 7]
@@ -261,8 +279,9 @@ def test_feature_selection():
 
 def _features_table(run_dir, layers=(2, 5)):
     t = pd.DataFrame({"layer": [layers[0], layers[0], layers[1]], "feature": [1, 3, 7],
-                      "mean_bankrupt": [2.0, 0.0, 1.5], "mean_stopped": [0.0, 3.0, 0.1], "d": [0.5, -0.8, 0.4],
-                      "direction": ["risky", "safe", "risky"], "significant": [True, True, True]})
+                      "mean_bankrupt": [2.0, 0.0, 1.5], "mean_stopped": [0.0, 3.0, 0.1],
+                      "d": [0.5, -0.8, 0.4], "direction": ["risky", "safe", "risky"],
+                      "significant": [True, True, True]})
     path = run_dir / "features.parquet"
     t.to_parquet(path, index=False)
     return path
@@ -271,7 +290,8 @@ def _features_table(run_dir, layers=(2, 5)):
 @pytest.mark.model
 def test_patch_cli_with_events(tmp_path, smollm2_path, capsys):
     fmt = PromptFormatter.from_pretrained(smollm2_path, "chat")
-    run_dir = write_run(tmp_path / "run", [played_game(fmt, b, repetition=i) for i, (b, _) in enumerate(GAME_PLANS)],
+    run_dir = write_run(tmp_path / "run",
+                        [played_game(fmt, b, repetition=i) for i, (b, _) in enumerate(GAME_PLANS)],
                         smollm2_path)
     table = _features_table(run_dir)
     spec = write_layer_saes(tmp_path / "saes", "llamascope", [2, 5], 576, 64)
@@ -282,14 +302,16 @@ def test_patch_cli_with_events(tmp_path, smollm2_path, capsys):
     features = pd.read_parquet(out / "patch_features.parquet")
     assert features[["layer", "feature"]].values.tolist() == [[5, 7]]
     assert set(features["classification"]) <= {"safe", "risky", "breaks_format", "none"}
-    assert len(pd.read_csv(out / "patch_tests.csv")) == 8 and (out / "report.md").read_text().startswith("# Activation")
+    assert (len(pd.read_csv(out / "patch_tests.csv")) == 8
+            and (out / "report.md").read_text().startswith("# Activation"))
     meta = json.loads((out / "patch_meta.json").read_text())
     assert meta["trials"] == 2 and meta["prompts"]["safe"]["balance"] == 140
     events = [EVENT_ADAPTER.validate_json(x) for x in (run_dir / "events.jsonl").read_text().splitlines()]
     mine = [e for e in events if e.kind == "patching"]
     assert mine[0].type == "run_start" and mine[-1].type == "run_end" and mine[-1].games_done == 1
     assert "1 features patched" in capsys.readouterr().out
-    args[2:5] = [str(table)]  # rerun, given the table (the run dir is found above it): all done, nothing generated
+    # rerun, given the table (the run dir is found above it): all done, nothing generated
+    args[2:5] = [str(table)]
     assert main(args) == 0
     assert len(read_lines(out / "patch_trials.jsonl")) == 2
 
@@ -300,10 +322,12 @@ def test_patch_cli_on_demo_run(demo_run, tmp_path):
     spec = write_layer_saes(tmp_path / "saes", "saelens", [1, 3], 576, 64)
     out = tmp_path / "p"
     assert main(["sae", "patch", str(demo_run), "--features", str(table), "--sae", spec, "--trials", "2",
-                 "--max-new-tokens", "4", "--device", "cpu", "--out", str(out), "--no-events", "--ids", "3:7"]) == 0
+                 "--max-new-tokens", "4", "--device", "cpu", "--out", str(out), "--no-events",
+                 "--ids", "3:7"]) == 0
     lines = read_lines(out / "patch_trials.jsonl")
     assert [u.type for u in lines] == ["baseline", "feature"]
     assert all(len(c.trials) == 2 for u in lines for c in u.conditions)
     meta = json.loads((out / "patch_meta.json").read_text())
-    assert meta["style"] == "base" and meta["prompts"]["safe"]["balance"] == 140  # demo: base prompts, $30 start
+    # demo: base prompts, $30 start
+    assert meta["style"] == "base" and meta["prompts"]["safe"]["balance"] == 140
     assert meta["prompts"]["safe"]["rendered"].endswith("Final Decision:")
