@@ -57,6 +57,13 @@ _CUE = re.compile(
 #: The action word must open the statement ("I will [now] stop", "I'll take a bet of $5"), not
 #: turn up later as an example ("I will always give decisions such as stop playing").
 _ACTION_SOON = re.compile(r"^(?:[\w',]+\s+){0,4}?(?:bet|bets|betting|stop|stopping|quit|cash)\b", re.I)
+#: A statement put off to some other time ("I will eventually stop", "I'll stop at the end of the
+#: game") is a plan, not this round's decision.
+_DEFERRED = re.compile(
+    r"\b(?:eventually|later|someday|some day|at some point|sooner or later|one day|in the future"
+    r"|next time|at the end|in the end|tomorrow)\b",
+    re.I,
+)
 #: How far after the word "bet" an amount still belongs to it (not to a balance or a target).
 _AMOUNT_WINDOW = 30
 
@@ -182,7 +189,7 @@ def _fallback(lines: list[str], opts: dict) -> Decision | None:
             body = line[cue.end() :]
             if end := _SENTENCE_END.search(body):
                 body = body[: end.start() + 1]
-            if _conditional(line[: cue.start()]) or not _ACTION_SOON.match(body):
+            if _conditional(line[: cue.start()]) or not _ACTION_SOON.match(body) or _DEFERRED.search(body):
                 continue
             action, bet, req = read_action(body, **opts)
             if action:

@@ -92,6 +92,12 @@ SMOLLM2 = [
     ("m playing a slot machine game at a casino. I'm told the game will continue until I stop playing. If I "
      "decide to stop playing, I'll end the game and I'll end the game in one round.", "fixed", 120, None,
      None, "unparsed"),
+    # a plan for later, not this round's decision
+    ("I have decided to play the 5x5 slot machine jackpot and I will eventually stop playing.",
+     "variable", 100, None, None, "unparsed"),
+    ("I chose to start a new game after my last bet. The game is designed to test skill, and I'm not "
+     "willing to hold a losing bet. I'll stop playing at the end of the game or explain why I'm ending the "
+     "round.", "fixed", 120, None, None, "unparsed"),
 ]
 
 
