@@ -21,6 +21,7 @@ from pydantic import (
 
 from harness.errors import ConfigError
 from harness.game.conditions import Condition, canonical_components, grid, parse_condition_id
+from harness.game.prompts import DecisionMode
 from harness.game.rules import GameRules
 from harness.records import BetType, FirstResult
 
@@ -82,7 +83,7 @@ class GuardConfig(_Strict):
 class GameConfig(GameRules):
     """The slot machine plus how the model states a decision."""
 
-    decision: Literal["free", "constrained"] = Field(
+    decision: DecisionMode = Field(
         "free",
         description="'free': free text, then parsed (the paper's protocol); 'constrained': every answer "
         "is generated under the decision pattern after the prompt's 'Final Decision:' cue (small models).",
@@ -207,7 +208,8 @@ def _auto_backend() -> tuple[Literal["vllm", "transformers"], str]:
     )
 
 
-def _format_validation_error(source: str, err: ValidationError, overridden: set[str]) -> str:
+def format_validation_error(source: str, err: ValidationError, overridden: set[str]) -> str:
+    """One line: the source, the first failing field's path, what is wrong."""
     first = err.errors()[0]
     loc = ".".join(str(p) for p in first["loc"]) or "(top level)"
     msg = first["msg"].removeprefix("Value error, ")
@@ -219,6 +221,16 @@ def _format_validation_error(source: str, err: ValidationError, overridden: set[
     if any(loc == key or loc.startswith(key + ".") for key in overridden):
         source = f"{source} + command-line flags"
     return f"{source}: {loc}: {msg}{more}"
+
+
+def read_toml(path: Path, what: str) -> dict[str, Any]:
+    """The TOML file's tables, or one ConfigError line naming the file."""
+    try:
+        return tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: {what} not found") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path}: not valid TOML: {e}") from None
 
 
 def set_path(data: dict[str, Any], dotted: str, value: Any) -> None:
@@ -236,12 +248,7 @@ def load_config(path: str | Path | None, overrides: dict[str, Any] | None = None
     if path is not None:
         p = Path(path)
         source = str(p)
-        try:
-            data = tomllib.loads(p.read_text())
-        except FileNotFoundError:
-            raise ConfigError(f"{p}: config file not found") from None
-        except tomllib.TOMLDecodeError as e:
-            raise ConfigError(f"{p}: not valid TOML: {e}") from None
+        data = read_toml(p, "config file")
     else:
         data = {"model": {"name": "SmolLM2-135M-Instruct", "path": EMBEDDED_MODEL, "dtype": "float32"}}
     for key, value in (overrides or {}).items():
@@ -251,4 +258,4 @@ def load_config(path: str | Path | None, overrides: dict[str, Any] | None = None
         return RunConfig.model_validate(data)
     except ValidationError as e:
         overridden = {k for k, v in (overrides or {}).items() if v is not None}
-        raise ConfigError(_format_validation_error(source, e, overridden)) from None
+        raise ConfigError(format_validation_error(source, e, overridden)) from None

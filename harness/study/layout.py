@@ -1,0 +1,89 @@
+"""The study directory: what the runner writes, what `harness status` and the monitor read.
+
+    STUDY/study.toml            the study file as first run (a rerun with a changed file is refused)
+    STUDY/study.lock            one study runner at a time (the run lock, `harness.rundir.lock`)
+    STUDY/study-events.jsonl    one `ExperimentEvent` per state change of an experiment
+    STUDY/logs/NAME.log         stdout and stderr of the experiment's command
+    STUDY/NAME/                 the experiment's folder: a run directory for `games`, the report for
+                                `analyze`, the `--out` folder of an SAE pass
+    STUDY/status.md, status.json  the status report (`harness status`)
+
+The last `ExperimentEvent` of an experiment is its state on record; `complete` is final (a rerun
+never starts it again), `running` with a dead pid means the study was killed (the rerun resumes it).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field, ValidationError
+
+from harness.rundir.jsonl import append_record, complete_lines
+
+STUDY_FILE = "study.toml"
+LOCK_NAME = "study.lock"
+EVENTS_FILE = "study-events.jsonl"
+LOGS_DIR = "logs"
+STATUS_MD, STATUS_JSON = "status.md", "status.json"
+
+ExperimentState = Literal["running", "complete", "failed", "interrupted"]
+
+
+class ExperimentEvent(BaseModel):
+    """A state change of one experiment, appended by the study runner."""
+
+    type: Literal["experiment"] = "experiment"
+    time: float = Field(default_factory=time.time, description="Unix time of the change, seconds.")
+    experiment: str = Field(description="The experiment's name in the study file.")
+    kind: str = Field(description="Its kind (games, analyze, sae-train, ...).")
+    state: ExperimentState
+    command: list[str] = Field(default_factory=list, description="argv after `harness`.")
+    pid: int | None = Field(None, description="The command's process while it runs (on this host).")
+    devices: list[str] = Field(default_factory=list)
+    returncode: int | None = Field(None, description="Exit status, once it ended.")
+    note: str | None = Field(None, description="Why it failed or was interrupted, in words.")
+
+
+class StudyDir:
+    """Paths of a study directory."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+
+    @property
+    def study_file(self) -> Path:
+        return self.path / STUDY_FILE
+
+    @property
+    def events_path(self) -> Path:
+        return self.path / EVENTS_FILE
+
+    def experiment_dir(self, name: str) -> Path:
+        return self.path / name
+
+    def log_path(self, name: str) -> Path:
+        return self.path / LOGS_DIR / f"{name}.log"
+
+    def is_study(self) -> bool:
+        return self.study_file.is_file()
+
+    def append(self, event: ExperimentEvent) -> None:
+        append_record(self.events_path, event)
+
+    def events(self) -> list[ExperimentEvent]:
+        """Every complete event line, in order (a torn last line is skipped)."""
+        found = []
+        for line in complete_lines(self.events_path):
+            if line is None or not line.strip():
+                continue
+            try:
+                found.append(ExperimentEvent.model_validate_json(line))
+            except ValidationError:
+                continue  # a line of another writer's format: readers are tolerant
+        return found
+
+    def last_events(self) -> dict[str, ExperimentEvent]:
+        """Each experiment's latest event: its state on record."""
+        return {e.experiment: e for e in self.events()}
