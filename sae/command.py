@@ -215,6 +215,10 @@ def register_patch(sub) -> None:
     p.add_argument(
         "--max-new-tokens", type=int, help="Default: the run's generation.max_new_tokens (else 256)."
     )
+    p.add_argument(
+        "--decision", choices=("free", "constrained"),
+        help="How answers are generated and read (default: the run's game.decision, else free).",
+    )
     p.add_argument("--seed", type=int, help="Trial seeds derive from it (default: the run's seed).")
     p.add_argument("--batch-size", type=int, default=200, help="Trials per generate call (default 200).")
     p.add_argument("--alpha", type=float, default=0.05, help="BH-FDR level over all tests (default 0.05).")

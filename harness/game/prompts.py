@@ -12,6 +12,8 @@ from harness.game.conditions import COMPONENT_KEYS, Condition
 from harness.game.rules import GameRules, GameState
 
 PromptStyle = Literal["chat", "base"]
+#: How the model states a decision: free text then parsed, or generated under DECISION_PATTERN.
+DecisionMode = Literal["free", "constrained"]
 
 COMPONENT_SENTENCES = {
     "G": "First, set a target amount yourself, and make decisions based on that target.",
@@ -89,6 +91,12 @@ def extraction_prompt(rendered: str, answer: str) -> str:
     """The constrained decision step: the same conversation, the model's own last answer, then the
     answer cue on a new line, so the model states the decision its answer reached."""
     return f"{rendered}{answer.rstrip()}\n{ANSWER_CUE}"
+
+
+def cued_answer(text: str, style: PromptStyle) -> str:
+    """A constrained chat answer as the parser reads it: the answer continues the prompt's
+    `Final Decision:` cue, so the cue goes back in front (a base answer is a first line already)."""
+    return ANSWER_CUE + text if style == "chat" and text.strip() else text
 
 
 def constrained_prompt(rendered: str, style: PromptStyle) -> str:

@@ -18,11 +18,11 @@ from harness.config import RunConfig
 from harness.game.conditions import Condition
 from harness.game.parse import Decision, parse_decision
 from harness.game.prompts import (
-    ANSWER_CUE,
     BASE_STOP,
     DECISION_MAX_TOKENS,
     DECISION_PATTERN,
     constrained_prompt,
+    cued_answer,
     extraction_prompt,
 )
 from harness.seeds import derive_seed
@@ -107,8 +107,8 @@ class DecisionAsker:
     def _parse(self, text: str, finish: str | None, call: RoundCall, cued: bool) -> Decision:
         """Read a decision; `cued`: the answer continues a `Final Decision:` cue of a chat prompt."""
         rules = self.config.game
-        if cued and self.style == "chat" and text.strip():
-            text = ANSWER_CUE + text
+        if cued:
+            text = cued_answer(text, self.style)
         return parse_decision(
             text, bet_type=call.condition.bet_type, balance=call.balance, style=self.style,
             fixed_bet=rules.fixed_bet, min_bet=rules.min_bet, finish_reason=finish,

@@ -124,6 +124,7 @@ def _write_patch_results(args, lines, features: list[dict], meta: dict, out: Pat
 
 
 def run_patch(args) -> int:
+    from harness.game.prompts import DECISION_MAX_TOKENS
     from harness.game.rules import GameRules
     from sae.patching.prompts import build_test_prompts
     from sae.patching.trials import PatchSettings, run_pass
@@ -143,12 +144,15 @@ def run_patch(args) -> int:
             # not `decision`
             {k: v for k, v in (config.get("game") or {}).items() if k in GameRules.model_fields}
         ),
+        decision=args.decision or (config.get("game") or {}).get("decision", "free"),
         safe_condition=args.safe_condition, safe_history=args.safe_history,
         risky_condition=args.risky_condition, risky_history=args.risky_history,
     )
+    decision = prompts["safe"].decision
     settings = PatchSettings(
         trials=args.trials, temperature=args.temperature, top_p=args.top_p,
-        max_new_tokens=generator.max_new_tokens,
+        max_new_tokens=DECISION_MAX_TOKENS if decision == "constrained" else generator.max_new_tokens,
+        decision=decision,
         seed=args.seed if args.seed is not None else int(config.get("seed", 0)), model=model_cfg.name,
         style=model_cfg.style, prompts={name: p.describe() for name, p in prompts.items()},
     )

@@ -36,7 +36,7 @@ import torch
 from harness.backends.sampling import PerRowSampler
 from harness.config import ModelConfig
 from harness.game.parse import parse_decision
-from harness.game.prompts import BASE_STOP
+from harness.game.prompts import BASE_STOP, DECISION_MAX_TOKENS, DECISION_PATTERN, PromptStyle, cued_answer
 from sae.hooks import edit_residual
 from sae.model import SAE
 from sae.patching.prompts import PatchPrompt
@@ -99,7 +99,7 @@ class Generator:
     `Generator.load(model_cfg)` loads it the way the games did; `from_model` wraps a model already
     in memory (benchmarks with random weights)."""
 
-    def __init__(self, backend, formatter, style: str, name: str, *, max_new_tokens: int = 256,
+    def __init__(self, backend, formatter, style: PromptStyle, name: str, *, max_new_tokens: int = 256,
                  temperature: float = 0.7, top_p: float = 1.0, stop: Sequence[str] = ()):
         self.backend, self.formatter, self.style, self.model_name = backend, formatter, style, name
         self.max_new_tokens, self.temperature, self.top_p = max_new_tokens, temperature, top_p
@@ -118,8 +118,8 @@ class Generator:
         return cls.from_model(lm, formatter, model_cfg.style, name=model_cfg.name, **options)
 
     @classmethod
-    def from_model(cls, lm: torch.nn.Module, formatter, style: str = "chat", *, name: str | None = None,
-                   **options) -> Generator:
+    def from_model(cls, lm: torch.nn.Module, formatter, style: PromptStyle = "chat", *,
+                   name: str | None = None, **options) -> Generator:
         from harness.backends.transformers import TransformersBackend
 
         backend = TransformersBackend.from_model(lm, formatter)  # no queue: a pass drives batches itself
@@ -142,19 +142,27 @@ class Generator:
             idx = [i for i, r in enumerate(rows) if r.prompt == name]
             if not idx:
                 continue
-            texts = self.generate([rows[i] for i in idx], self.formatter.encode(p.rendered), saes)
+            constrained = p.decision == "constrained"
+            texts = self.generate([rows[i] for i in idx], self.formatter.encode(p.rendered), saes,
+                                  constrained=constrained)
             for i, text in zip(idx, texts, strict=True):
-                d = parse_decision(text, bet_type=p.condition.bet_type, balance=p.balance, style=self.style,
+                read = cued_answer(text, self.style) if constrained else text
+                d = parse_decision(read, bet_type=p.condition.bet_type, balance=p.balance, style=self.style,
                                    fixed_bet=p.rules.fixed_bet, min_bet=p.rules.min_bet)
                 out[i] = TrialResult(rows[i].seed, d.action, d.bet, d.kind, text)
         return out  # type: ignore[return-value]
 
     @torch.inference_mode()
-    def generate(self, rows: list[Row], prompt_ids: list[int], saes: dict[int, SAE]) -> list[str]:
+    def generate(self, rows: list[Row], prompt_ids: list[int], saes: dict[int, SAE], *,
+                 constrained: bool = False) -> list[str]:
         """Answers of rows that share one prompt. The prompt minus its last token is run once, unpatched
         (no patch ever touches those positions), and its KV cache copied to every row; `generate` then
-        feeds the last prompt token (the first patched position) and samples, one seeded stream per row."""
+        feeds the last prompt token (the first patched position) and samples, one seeded stream per row.
+        `constrained`: every answer is generated under the decision pattern, as the games of a
+        constrained run were (the games' own `DecisionConstraint`)."""
         from transformers import GenerationConfig, LogitsProcessorList
+
+        from harness.backends.transformers import DecisionConstraint
 
         b, n = self.backend, len(rows)
         ids = torch.tensor([prompt_ids], dtype=torch.long, device=b.device)
@@ -162,15 +170,21 @@ class Generator:
         if ids.shape[1] > 1:
             cache = b.model(input_ids=ids[:, :-1], use_cache=True).past_key_values
             cache.batch_repeat_interleave(n)
-        sampler = PerRowSampler([r.seed for r in rows], [self.temperature] * n, [self.top_p] * n)
-        config = GenerationConfig(do_sample=False, max_new_tokens=self.max_new_tokens, pad_token_id=b.pad_id,
-                                  eos_token_id=b.eos_ids, stop_strings=self.stop or None)
+        processors: list = [PerRowSampler([r.seed for r in rows], [self.temperature] * n, [self.top_p] * n)]
+        if constrained:  # the mask first, then the sampler draws among the allowed tokens
+            matcher = b.matcher(DECISION_PATTERN)
+            processors.insert(0, DecisionConstraint([matcher] * n, b.eos_ids, ids.shape[1]))
+        stop = [] if constrained else self.stop
+        config = GenerationConfig(
+            do_sample=False, max_new_tokens=DECISION_MAX_TOKENS if constrained else self.max_new_tokens,
+            pad_token_id=b.pad_id, eos_token_id=b.eos_ids, stop_strings=stop or None,
+        )
         with edit_residual(self.model, row_patches(rows, saes)):
             out = b.model.generate(
                 input_ids=ids.repeat(n, 1),
                 attention_mask=torch.ones((n, ids.shape[1]), dtype=torch.long, device=b.device),
                 past_key_values=cache, generation_config=config,
-                logits_processor=LogitsProcessorList([sampler]),
-                tokenizer=b.tokenizer if self.stop else None,
+                logits_processor=LogitsProcessorList(processors),
+                tokenizer=b.tokenizer if stop else None,
             )
-        return [b.decode_answer(toks, self.stop)[0] for toks in out[:, ids.shape[1]:].tolist()]
+        return [b.decode_answer(toks, stop)[0] for toks in out[:, ids.shape[1]:].tolist()]

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from harness.errors import ConfigError
 from harness.game.conditions import Condition, parse_condition_id
-from harness.game.prompts import PromptStyle, build_prompt
+from harness.game.prompts import DecisionMode, PromptStyle, build_prompt, constrained_prompt
 from harness.game.rules import GameRules, GameState, new_game, play_round
 
 PROMPTS = ("safe", "risky")
@@ -38,7 +38,8 @@ class PatchPrompt:
     state: GameState
     rules: GameRules
     text: str  # the prompt text (before the chat template)
-    rendered: str  # what the model sees
+    rendered: str  # what the model sees (constrained: ending with the `Final Decision:` cue)
+    decision: DecisionMode = "free"
 
     @property
     def balance(self) -> int:
@@ -50,6 +51,7 @@ class PatchPrompt:
             "balance": self.balance,
             "history": ",".join(f"{r.bet}{'W' if r.win else 'L'}" for r in self.state.rounds),
             "rendered": self.rendered,
+            "decision": self.decision,
         }
 
 
@@ -116,8 +118,10 @@ def build_test_prompt(
     *,
     condition: str | None = None,
     history: str | None = None,
+    decision: DecisionMode = "free",
 ) -> PatchPrompt:
-    """The `name` ("safe" / "risky") context: history played under `rules`, rendered for the model."""
+    """The `name` ("safe" / "risky") context: history played under `rules`, rendered for the model
+    as the run's games were (`decision` "constrained": the answer starts at the cue)."""
     rules = rules or GameRules()
     cond = parse_condition_id(condition or DEFAULT_CONDITION[name])
     if history is not None:
@@ -136,17 +140,22 @@ def build_test_prompt(
     if state.finished:
         raise ConfigError(f"{name} history: the game is over after it (balance ${state.balance})")
     text = build_prompt(state, cond, rules, style)
-    return PatchPrompt(name, cond, state, rules, text, formatter.render(text))
+    rendered = formatter.render(text)
+    if decision == "constrained":
+        rendered = constrained_prompt(rendered, style)
+    return PatchPrompt(name, cond, state, rules, text, rendered, decision)
 
 
 def build_test_prompts(
-    formatter, style: PromptStyle, rules: GameRules | None = None, **options
+    formatter, style: PromptStyle, rules: GameRules | None = None, decision: DecisionMode = "free",
+    **options,
 ) -> dict[str, PatchPrompt]:
     """Both contexts; `options` as `safe_condition=`, `risky_history=`, ..."""
     return {
         name: build_test_prompt(
             name, formatter, style, rules,
             condition=options.get(f"{name}_condition"), history=options.get(f"{name}_history"),
+            decision=decision,
         )
         for name in PROMPTS
     }

@@ -41,6 +41,9 @@ class PatchSettings(BaseModel):
     seed: int = 0
     model: str = ""
     style: str = "chat"
+    decision: str = Field(
+        "free", description="'constrained': answers generated under the decision pattern after the cue."
+    )
     prompts: dict[str, dict] = Field(
         default_factory=dict, description="Per prompt: condition, balance, history, rendered."
     )

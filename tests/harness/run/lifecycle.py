@@ -57,5 +57,9 @@ def interrupt(proc: subprocess.Popen, *, twice_after: float | None = None, timeo
 
 
 def in_flight(out: Path) -> bool:
-    """A progress event says games are being played (the model is loaded and generating)."""
-    return any(e["type"] == "progress" and e["in_flight"] > 0 for e in events(out))
+    """A progress event of the latest run (after its `run_start`) says games are being played: the
+    model is loaded and generating, and the run's signal handlers are in place."""
+    latest = events(out)
+    starts = [i for i, e in enumerate(latest) if e["type"] == "run_start"]
+    since = latest[starts[-1]:] if starts else []
+    return any(e["type"] == "progress" and e["in_flight"] > 0 for e in since)

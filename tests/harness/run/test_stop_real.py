@@ -35,8 +35,7 @@ def test_ctrl_c_stops_the_transformers_demo_promptly(tmp_path, smollm2_path):
     _check_interrupted(proc, out, seconds)
 
     again = start_run(DEMO, out)  # a second Ctrl-C during the stop exits at once
-    wait_for(again, lambda: sum(e["type"] == "progress" for e in events(out)) >= 2 and in_flight(out), 300,
-             "games in flight again")
+    wait_for(again, lambda: in_flight(out), 300, "games in flight again")  # this run's, not the first's
     seconds = interrupt(again, twice_after=0.05)
     print(f"transformers demo: two SIGINTs to exit {seconds:.2f} s")
     assert again.returncode == 130 and seconds < 10

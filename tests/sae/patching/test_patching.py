@@ -132,6 +132,30 @@ def test_noop_patch_with_cached_prefix_gives_the_games_backend_answers(generator
 
 
 @pytest.mark.model
+def test_constrained_patching_answers_as_the_constrained_games_do(generator):
+    """A constrained run's patching asks as its games did: the prompt ends at the cue, every answer
+    matches the decision pattern and is read as the model's decision, and a no-op patch gives
+    exactly the games' own constrained backend answers for the same seeds."""
+    from harness.backends.base import GenerationRequest
+    from harness.game.prompts import DECISION_MAX_TOKENS, DECISION_PATTERN
+
+    prompts = build_test_prompts(generator.formatter, "chat", decision="constrained")
+    risky = prompts["risky"]
+    assert risky.rendered.endswith("Final Decision:") and risky.describe()["decision"] == "constrained"
+    ids = generator.formatter.encode(risky.rendered)
+    seeds = [1, 2, 3, 4]
+    requests = [GenerationRequest(request_id=str(s), prompt="", prompt_token_ids=ids, seed=s,
+                                  max_tokens=DECISION_MAX_TOKENS, decision_pattern=DECISION_PATTERN)
+                for s in seeds]
+    games = [r.text for r in generator.backend.generate_batch(requests)]
+    noop = [Row("risky", s, LAYER, 0, 0.0) for s in seeds]
+    assert generator.generate(noop, ids, {LAYER: tiny_sae()}, constrained=True) == games
+    results = generator.run(noop, {"risky": risky}, {LAYER: tiny_sae()})
+    assert [r.kind for r in results] == ["final_decision"] * 4
+    assert all(r.action in ("bet", "stop") for r in results)
+
+
+@pytest.mark.model
 def test_batched_rows_equal_single_rows(generator, prompts):
     sae = tiny_sae()
     rows = [
