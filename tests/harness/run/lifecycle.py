@@ -56,10 +56,12 @@ def interrupt(proc: subprocess.Popen, *, twice_after: float | None = None, timeo
     return time.monotonic() - t0
 
 
-def in_flight(out: Path) -> bool:
-    """A progress event of the latest run (after its `run_start`) says games are being played: the
-    model is loaded and generating, and the run's signal handlers are in place."""
-    latest = events(out)
-    starts = [i for i, e in enumerate(latest) if e["type"] == "run_start"]
-    since = latest[starts[-1]:] if starts else []
-    return any(e["type"] == "progress" and e["in_flight"] > 0 for e in since)
+def in_flight(out: Path, run: int = 1) -> bool:
+    """A progress event of the `run`-th run in this directory (after its own `run_start`) says
+    games are being played: the model is loaded and generating, and that run's signal handlers
+    are in place. An earlier run's progress says nothing about a later one."""
+    written = events(out)
+    starts = [i for i, e in enumerate(written) if e["type"] == "run_start"]
+    if len(starts) < run:
+        return False
+    return any(e["type"] == "progress" and e["in_flight"] > 0 for e in written[starts[run - 1]:])

@@ -27,18 +27,18 @@ def _check_interrupted(proc, out, seconds: float) -> None:
 @pytest.mark.model
 def test_ctrl_c_stops_the_transformers_demo_promptly(tmp_path, smollm2_path):
     out = tmp_path / "run"
-    proc = start_run(DEMO, out)
+    proc = start_run(DEMO, out, "--backend", "transformers")
     wait_for(proc, lambda: in_flight(out), 300, "games in flight")
     time.sleep(1.0)  # well inside the first batch (64 games x up to 128 tokens)
     seconds = interrupt(proc)
     print(f"\ntransformers demo: SIGINT to exit {seconds:.2f} s")
     _check_interrupted(proc, out, seconds)
 
-    again = start_run(DEMO, out)  # a second Ctrl-C during the stop exits at once
-    wait_for(again, lambda: in_flight(out), 300, "games in flight again")  # this run's, not the first's
+    again = start_run(DEMO, out, "--backend", "transformers")  # a second Ctrl-C exits at once
+    wait_for(again, lambda: in_flight(out, run=2), 300, "games in flight again")
     seconds = interrupt(again, twice_after=0.05)
     print(f"transformers demo: two SIGINTs to exit {seconds:.2f} s")
-    assert again.returncode == 130 and seconds < 10
+    assert again.returncode == 130 and seconds < 10, again.stderr.read()[-3000:]
 
 
 @pytest.mark.vllm
