@@ -4,14 +4,16 @@ Fast path: pyarrow's multi-threaded JSON reader with an explicit schema (the fie
 `harness.records.GameRecord` the analysis needs; prompts and answers are skipped while parsing),
 so 100,000 games load in about a second. A run still being written may end in a torn line;
 it is cut off before parsing and counted. If arrow rejects the file (a corrupt line in the
-middle, a wrong type), every line goes through pydantic's `GAME_ADAPTER`, which names the bad
-line; unreadable lines are skipped and counted, never silently.
+middle, a wrong type), or a line says it was written by a newer major schema version, every line
+goes through pydantic's `GAME_ADAPTER`, which names the bad line; unreadable lines are skipped and
+counted, never silently, and a newer major version is refused with one line naming the file.
 """
 
 from __future__ import annotations
 
 import io
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import get_args
@@ -24,7 +26,7 @@ import pyarrow.json as pajson
 from pydantic import ValidationError
 
 from harness.errors import HarnessError
-from harness.records import Action, BetType, Outcome, ParseKind, read_game
+from harness.records import SCHEMA_VERSION, Action, BetType, Outcome, ParseKind, SchemaVersionError, read_game
 
 _COND = pa.struct(
     [
@@ -98,6 +100,16 @@ def _arrow_table(data: bytes) -> pa.Table:
     )
 
 
+#: A line's `schema_version` major (`"2.0"`, or the integer 1 of older lines); not inside a string.
+_VERSION_MAJOR = re.compile(rb'(?<!\\)"schema_version":\s*"?(\d+)')
+_MAJOR = int(SCHEMA_VERSION.split(".")[0])
+
+
+def _newer_major(data: bytes) -> bool:
+    """Some line was written by a newer major version (the fast path does not read the field)."""
+    return any(int(m) > _MAJOR for m in set(_VERSION_MAJOR.findall(data)))
+
+
 def _values_ok(table: pa.Table) -> bool:
     """Arrow checks types, not the allowed values or required fields: check those, vectorised."""
     cond = table.column("condition").combine_chunks()
@@ -152,11 +164,14 @@ def read_games(path: Path) -> tuple[pa.Table, int, list[str]]:
     if not data.strip():
         return _GAME.empty_table(), torn, bad
     try:
-        table = _arrow_table(data)
-        if not _values_ok(table):
+        try:
+            table = _arrow_table(data)
+            if _newer_major(data) or not _values_ok(table):
+                table = _table_slow(data, bad)
+        except (pa.ArrowInvalid, pa.ArrowTypeError):
             table = _table_slow(data, bad)
-    except (pa.ArrowInvalid, pa.ArrowTypeError):
-        table = _table_slow(data, bad)
+    except SchemaVersionError as e:
+        raise SchemaVersionError(f"{path}: {e}") from None
     return table, torn, bad
 
 

@@ -110,3 +110,22 @@ def test_analyze_real_embedded_model_run(demo_run, tmp_path):
     assert len(games) == len(lines)
     assert games["index"].between(0, 1).all() and games["i_ba"].between(0, 1).all()
     assert (games["n_bets"] <= games["n_rounds"]).all()
+
+
+def test_lines_of_a_newer_version_read_or_refused(tmp_path, capsys):
+    """Newer minor lines with unknown fields are read on the fast path; one line of a newer major
+    version refuses the run with one line naming the file, even when arrow could parse it."""
+    run = write_games(tmp_path / "run", [make_game([(10, True)], repetition=i) for i in range(4)])
+    path = run / "games.jsonl"
+    newer = {"added_later": 1, "schema_version": "2.7"}
+    lines = [json.loads(line) | newer for line in path.read_text().splitlines()]
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    assert main(["analyze", str(run), "--no-figures", "--bootstrap", "50"]) == 0
+    assert pd.read_csv(run / "analysis" / "tables" / "runs.csv").loc[0, "n_games"] == 4
+
+    lines[2]["schema_version"] = "3.0"
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    capsys.readouterr()
+    assert main(["analyze", str(run), "--no-figures", "--bootstrap", "50"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert str(path) in err and "schema version 3.0" in err and "\n" not in err
