@@ -56,8 +56,17 @@ def play(tmp_path, kind: str):
     return games
 
 
-def test_gemma3_plays_on_transformers(tmp_path, gemma3_path):
+def test_gemma3_plays_on_transformers_and_trains_an_sae(tmp_path, gemma3_path):
     play(tmp_path, "transformers")
+    # `harness sae train` reads the Gemma run's own prompts through the model (block 9 of 18)
+    out = tmp_path / "saes"
+    assert main(["sae", "train", str(tmp_path / "transformers"), "--layers", "9", "--expansion", "2",
+                 "--k", "8", "--batch-tokens", "64", "--steps", "5", "--holdout", "0.5", "--device", "cpu",
+                 "--batch-size", "8", "--no-events", "--out", str(out)]) == 0
+    metrics = json.loads((out / "layer_9" / "metrics.json").read_text())
+    assert metrics["d_sae"] == 2 * 640 and metrics["heldout_tokens"] > 0 and metrics["mean_l0"] <= 8
+    cfg = json.loads((out / "layer_9" / "cfg.json").read_text())
+    assert cfg["metadata"]["hook_name"] == "blocks.9.hook_resid_post"
 
 
 @pytest.mark.vllm
