@@ -146,8 +146,8 @@ def check_experiment(study: Study, i: int, root: Path, ray: str | None = None) -
         argv = experiment_argv(study, exp, root, ray)
         message = _parse_error(argv)
         if message is not None:
-            key = _culprit(message, exp.options)
-            field = f"experiment[{i}].options" + (f".{key}" if key else "")
+            culprit = _culprit(message, exp.options)
+            field = f"experiment[{i}].options" + (f".{culprit}" if culprit else "")
             raise ConfigError(f"{field}: {message} (in `harness {' '.join(argv[:2])}`)")
     except ConfigError as e:
         source = study.source
