@@ -89,7 +89,7 @@ def experiment_argv(study: Study, exp: Experiment, root: Path, ray: str | None =
         return ["analyze", *(str(root / r) for r in exp.runs), "--out", str(out), *option_flags(exp.options)]
     assert exp.run is not None
     argv = ["sae", _SAE_COMMAND[exp.kind], str(root / exp.run)]
-    if exp.features is not None:
+    if exp.features is not None and exp.kind != "sae-pathway":  # pathway: only waits for it
         argv += ["--features", str(root / exp.features / FEATURES_TABLE)]
     if exp.causal is not None:
         argv += ["--causal", str(root / exp.causal / CAUSAL_TABLE)]

@@ -74,7 +74,7 @@ runs = ["good"]
 options = { bootstrap = 20, no-figures = true }
 """
 
-#: Tiny SAE stages on layer 3 of SmolLM2; patching long enough (8 features, one per batch) to be
+#: Tiny SAE stages on layer 3 of SmolLM2; patching long enough (5 features, one per batch) to be
 #: killed in its middle.
 SAE_STUDY = """
 name = "sae"
@@ -103,7 +103,7 @@ kind = "sae-patch"
 run = "games"
 sae = "train"
 features = "features"
-options = { all-features = true, top = 8, trials = 2, max-new-tokens = 4, batch-size = 8 }
+options = { all-features = true, top = 5, trials = 1, max-new-tokens = 4, batch-size = 4 }
 [[experiment]]
 name = "words"
 kind = "sae-words"
