@@ -74,7 +74,7 @@ runs = ["good"]
 options = { bootstrap = 20, no-figures = true }
 """
 
-#: Tiny SAE stages on layer 3 of SmolLM2; patching long enough (5 features, one per batch) to be
+#: Tiny SAE stages on layer 3 of SmolLM2; patching long enough (3 features, one per batch) to be
 #: killed in its middle.
 SAE_STUDY = """
 name = "sae"
@@ -103,7 +103,7 @@ kind = "sae-patch"
 run = "games"
 sae = "train"
 features = "features"
-options = { all-features = true, top = 5, trials = 1, max-new-tokens = 4, batch-size = 4 }
+options = { all-features = true, top = 3, trials = 1, max-new-tokens = 4, batch-size = 4 }
 [[experiment]]
 name = "words"
 kind = "sae-words"
@@ -123,9 +123,12 @@ def _write(folder: Path, study: str, reps: int = 2, delay: float = 0.0) -> Path:
 
 
 def _start(study: Path, out: Path) -> subprocess.Popen:
+    """A study runner in its own session (the test kills its process group). One torch thread for
+    its commands: on the shared 2-core machine two spinning OpenMP threads ran 20x slower."""
     return subprocess.Popen(
         [sys.executable, "-m", "harness", "study", "run", str(study), "--out", str(out)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
     )
 
 
