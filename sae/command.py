@@ -42,6 +42,17 @@ def add_model_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", type=Path, help="Output folder (default RUN_DIR/sae/<command>).")
 
 
+def add_events_flags(p: argparse.ArgumentParser) -> None:
+    """--events and --no-events: where the pass's progress events go."""
+    p.add_argument(
+        "--events", type=Path, metavar="PATH",
+        help="Append progress events to PATH instead of RUN_DIR/events.jsonl (a study's own stream).",
+    )
+    p.add_argument(
+        "--no-events", action="store_true", help="Do not append progress events to RUN_DIR/events.jsonl."
+    )
+
+
 def add_model_args(p: argparse.ArgumentParser) -> None:
     """RUN_DIR, --layers and the model / device flags every SAE pass shares."""
     p.add_argument(
@@ -50,9 +61,7 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--layers", required=True, help="Block indices, e.g. '25-31' or '1,5,9'.")
     add_model_flags(p)
     p.add_argument("--batch-size", type=int, default=16, help="Prompts per forward pass (default 16).")
-    p.add_argument(
-        "--no-events", action="store_true", help="Do not append progress events to RUN_DIR/events.jsonl."
-    )
+    add_events_flags(p)
 
 
 def open_run(args):
@@ -83,7 +92,9 @@ def progress(args, kind: str, reader):
     """A `PassProgress` for the pass; its run_end event says how the pass ended."""
     from sae.progress import PassProgress, finishing
 
-    with finishing(PassProgress(args.run_dir, kind, reader.model_name, events=not args.no_events)) as report:
+    with finishing(PassProgress(
+        args.run_dir, kind, reader.model_name, events=not args.no_events, file=args.events
+    )) as report:
         yield report
 
 
@@ -227,9 +238,7 @@ def register_patch(sub) -> None:
         p.add_argument(f"--{name}-condition", help=f"Condition id of the {name} prompt.")
         p.add_argument(f"--{name}-history", help=f"Rounds before the {name} prompt, e.g. '10L,20W'.")
     p.add_argument("--restart", action="store_true", help="Discard earlier results in the output folder.")
-    p.add_argument(
-        "--no-events", action="store_true", help="Do not append progress events to RUN_DIR/events.jsonl."
-    )
+    add_events_flags(p)
     p.set_defaults(func=lambda args: _patch_command("run_patch", args))
 
 
@@ -248,6 +257,7 @@ def register_words(sub) -> None:
         "--k-words", type=int, default=10, help="High / low answer words per feature (default 10)."
     )
     p.add_argument("--batch-size", type=int, default=16, help="Prompts per forward pass (default 16).")
+    add_events_flags(p)
     p.set_defaults(func=lambda args: _patch_command("run_words", args))
 
 
@@ -295,9 +305,7 @@ def register_train(sub) -> None:
     p.add_argument(
         "--keep-buffer", action="store_true", help="Keep OUT/buffer (the residuals) after training."
     )
-    p.add_argument(
-        "--no-events", action="store_true", help="Do not append progress events to RUN_DIR/events.jsonl."
-    )
+    add_events_flags(p)
     p.set_defaults(func=_train_command)
 
 

@@ -24,10 +24,11 @@ class PassProgress:
     """Call with (done, total) after each batch; `finish(status)` at the end."""
 
     def __init__(self, run_dir: Path, kind: str, model: str, *, events: bool = True, interval_s: float = 2.0,
-                 echo: bool = True):
-        # echo: the stderr line
+                 echo: bool = True, file: Path | None = None):
+        # echo: the stderr line; file: where the events go instead of RUN_DIR/events.jsonl (a study
+        # gives each pass its own stream)
         self.kind, self.model, self.interval_s, self.echo = kind, model, interval_s, echo
-        self.file = run_dir / "events.jsonl" if events else None
+        self.file = (file or run_dir / "events.jsonl") if events else None
         try:
             manifest = read_manifest(run_dir)
         except RunDirError:

@@ -25,6 +25,7 @@ GROUP = "harness.commands"
 #: Command modules of this distribution, in the order `harness --help` lists them.
 BUILTIN = (
     "harness.commands.run",
+    "harness.commands.study",
     "harness.commands.schema",
     "harness.analysis.command",
     "sae.command",

@@ -20,9 +20,10 @@ LOCK_FILE = "run.lock"
 class RunLock:
     """`with RunLock(run_dir):` holds the directory or raises RunDirError naming the holder."""
 
-    def __init__(self, run_dir: str | Path):
+    def __init__(self, run_dir: str | Path, name: str = LOCK_FILE):
+        # name: another lock file in the same manner (a study directory's study.lock)
         self.dir = Path(run_dir)
-        self.path = self.dir / LOCK_FILE
+        self.path = self.dir / name
         self._fd: int | None = None
 
     def acquire(self) -> RunLock:

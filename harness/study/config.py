@@ -145,6 +145,11 @@ class Study(BaseModel):
         return next(e for e in self.experiment if e.name == name)
 
     @property
+    def source(self) -> Path | None:
+        """The study file it was read from (None when built in code)."""
+        return self._source
+
+    @property
     def base_dir(self) -> Path:
         """The folder the study file's relative paths start from."""
         return self._source.parent if self._source is not None else Path.cwd()

@@ -65,10 +65,11 @@ def _selected(args, table_path: Path):
     return chosen
 
 
-def _progress(run_dir: Path | None, no_events: bool, model: str):
+def _progress(run_dir: Path | None, args, model: str):
     from sae.progress import PassProgress
 
-    return PassProgress(run_dir or Path("."), "patching", model, events=run_dir is not None and not no_events)
+    wanted = not args.no_events and (run_dir is not None or args.events is not None)
+    return PassProgress(run_dir or Path("."), "patching", model, events=wanted, file=args.events)
 
 
 def _load_generator(args, model_cfg, gen_cfg: dict):
@@ -158,7 +159,7 @@ def run_patch(args) -> int:
     )
     features = _targets(chosen)
     out = args.out or (run_dir / "sae" / "patching" if run_dir else table_path.parent / "patching")
-    report = _progress(run_dir, args.no_events, model_cfg.name)
+    report = _progress(run_dir, args, model_cfg.name)
     warnings: list[str] = []
     load_sae = _sae_loader(args, folders, generator, model_cfg, warnings)
     t0 = time.perf_counter()
@@ -184,6 +185,7 @@ def run_words(args) -> int:
 
     from sae.features import decision_rounds, group_of, read_games, split_groups
     from sae.patching.generate import Generator
+    from sae.progress import PassProgress, finishing
     from sae.reader import ResidualReader, run_model_config
     from sae.spec import load_folders, model_warnings, resolve_spec
     from sae.words import feature_words, write_words
@@ -209,9 +211,14 @@ def run_words(args) -> int:
     warnings = model_warnings(saes, [model_cfg.name, model_cfg.path, lm.config._name_or_path])
     prompts = [decision_rounds(g)[-1].prompt for g in games]
     acts = {L: np.zeros((len(games), saes[L].d_sae), dtype=np.float32) for L in layers}
-    for idx, residuals in reader.last_token(prompts, layers):
-        for L in layers:
-            acts[L][idx] = saes[L].encode(residuals[L]).float().cpu().numpy()
+    report = PassProgress(run_dir, "words", model_cfg.name, events=not args.no_events, file=args.events)
+    with finishing(report):
+        done = 0
+        for idx, residuals in reader.last_token(prompts, layers):
+            for L in layers:
+                acts[L][idx] = saes[L].encode(residuals[L]).float().cpu().numpy()
+            done += len(idx)
+            report(done, len(prompts))
     texts = [decision_rounds(g)[-1].response or "" for g in games]
     groups = [group_of(g) or "other" for g in games]  # the delta compares bankrupt vs voluntary stops
     tok = generator.formatter.tokenizer

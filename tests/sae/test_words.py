@@ -101,7 +101,7 @@ def test_words_cli_on_demo_run(demo_run, tmp_path):
     spec = write_layer_saes(tmp_path / "saes", "gemmascope", [1, 3], 576, 32)
     out = tmp_path / "w"
     rc = main(["sae", "words", str(demo_run), "--features", str(tmp_path / "features.parquet"), "--sae", spec,
-               "--device", "cpu", "--out", str(out), "--k-tokens", "5"])
+               "--device", "cpu", "--out", str(out), "--k-tokens", "5", "--no-events"])  # demo_run is shared
     assert rc == 0
     words = pd.read_parquet(out / "words.parquet")
     assert words[["layer", "feature"]].values.tolist() == [[1, 5], [1, 2]]  # significant only, by |d|

@@ -1,0 +1,229 @@
+"""What the study runs, and when: each experiment's `harness` argv, its dependencies, its devices.
+
+Pure: no process is started here. Every argv is parsed by harness's own argparse parser when the
+study is loaded, so a misspelt option is one `ConfigError` line naming `experiment[i].options.KEY`
+before anything runs, not a failure an hour into the study.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import re
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+from harness.errors import ConfigError
+from harness.study.config import Experiment, OptionValue, Study
+
+#: The file each upstream kind leaves for its readers, below its folder.
+FEATURES_TABLE = "features.parquet"
+CAUSAL_TABLE = "patch_features.parquet"
+#: The per-experiment progress stream (games runs write it themselves; SAE passes get `--events`).
+EVENTS_NAME = "events.jsonl"
+
+_SAE_COMMAND = {
+    "sae-train": "train", "sae-features": "features", "sae-pathway": "pathway",
+    "sae-patch": "patch", "sae-words": "words",
+}
+#: Flags the study sets itself; an option naming one is a mistake.
+_SET_BY_STUDY = {"out", "events", "sae", "features", "causal", "config", "device", "gpus", "ray", "no-events"}
+_DEVICE = re.compile(r"^(cpu|cuda(:\d+)?)$")
+
+
+def option_flags(options: Mapping[str, OptionValue]) -> list[str]:
+    """`{top = 3, all-features = true, layers = [1, 2]}` -> `--top 3 --all-features --layers 1,2`;
+    false leaves the flag out."""
+    argv: list[str] = []
+    for key, value in options.items():
+        flag = "--" + key.replace("_", "-")
+        if value is True:
+            argv.append(flag)
+        elif value is False:
+            continue
+        elif isinstance(value, list):
+            argv += [flag, ",".join(str(v) for v in value)]
+        else:
+            argv += [flag, str(value)]
+    return argv
+
+
+def _gpu_ids(devices: list[str]) -> list[str]:
+    return [d.split(":", 1)[1] if ":" in d else "0" for d in devices]
+
+
+def _sae_spec(study: Study, exp: Experiment, root: Path) -> str:
+    """A sae-train experiment's folder, or the spec as written (relative paths from the study file)."""
+    spec = exp.sae or ""
+    if spec in {e.name for e in study.experiment}:
+        return str(root / spec)
+    if "@" in spec or Path(spec).is_absolute():
+        return spec
+    return str(study.base_dir / spec)
+
+
+def _inherited_layers(study: Study, exp: Experiment) -> dict[str, OptionValue]:
+    """An SAE pass on a sae-train experiment reads the layers it trained unless told otherwise."""
+    if exp.kind in ("sae-patch", "sae-words") or "layers" in exp.options or exp.sae is None:
+        return {}
+    names = {e.name for e in study.experiment}
+    if exp.sae in names and "layers" in study.get(exp.sae).options:
+        return {"layers": study.get(exp.sae).options["layers"]}
+    return {}
+
+
+def experiment_argv(study: Study, exp: Experiment, root: Path, ray: str | None = None) -> list[str]:
+    """The argv after `harness` that runs `exp` with its folder under the study directory `root`."""
+    out = root / exp.name
+    if exp.kind == "games":
+        assert exp.config is not None
+        argv = ["run", "games", "--config", str(study.base_dir / exp.config), "--out", str(out)]
+        if len(exp.devices) > 1 or ray:
+            argv += [] if exp.devices == ["cpu"] else ["--gpus", ",".join(_gpu_ids(exp.devices))]
+        else:
+            argv += ["--device", exp.devices[0]]
+        if ray:
+            argv += ["--ray", ray]
+        return argv + option_flags(exp.options)
+    if exp.kind == "analyze":
+        return ["analyze", *(str(root / r) for r in exp.runs), "--out", str(out), *option_flags(exp.options)]
+    assert exp.run is not None
+    argv = ["sae", _SAE_COMMAND[exp.kind], str(root / exp.run)]
+    if exp.features is not None and exp.kind != "sae-pathway":  # pathway: only waits for it
+        argv += ["--features", str(root / exp.features / FEATURES_TABLE)]
+    if exp.causal is not None:
+        argv += ["--causal", str(root / exp.causal / CAUSAL_TABLE)]
+    if exp.sae is not None:
+        argv += ["--sae", _sae_spec(study, exp, root)]
+    argv += ["--out", str(out), "--device", exp.devices[0], "--events", str(out / EVENTS_NAME)]
+    return argv + option_flags({**_inherited_layers(study, exp), **exp.options})
+
+
+def _check_devices(i: int, exp: Experiment) -> None:
+    for d in exp.devices:
+        if not _DEVICE.match(d):
+            raise ConfigError(f"experiment[{i}].devices: {d!r} is neither 'cpu' nor 'cuda:N'")
+    if exp.kind != "games" and len(exp.devices) > 1:
+        raise ConfigError(
+            f"experiment[{i}].devices: a {exp.kind} experiment runs on one device; split it into "
+            "several experiments (e.g. one per layer range) to use several GPUs"
+        )
+    if "cpu" in exp.devices and len(exp.devices) > 1:
+        raise ConfigError(f"experiment[{i}].devices: 'cpu' and GPUs together")
+
+
+def _parse_error(argv: list[str]) -> str | None:
+    """argparse's complaint about `argv`, or None when it parses."""
+    from harness.cli import build_parser
+
+    err = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+            build_parser().parse_args(argv)
+    except SystemExit as e:
+        lines = [ln for ln in err.getvalue().splitlines() if "error:" in ln]
+        return lines[-1].split("error:", 1)[1].strip() if lines else f"not an option (exit {e.code})"
+    return None
+
+
+def _culprit(message: str, options: Mapping[str, OptionValue]) -> str | None:
+    """The option key argparse's message is about, if any."""
+    match = re.match(r"(?:argument (--[\w-]+)|unrecognized arguments: (--[\w-]+))", message)
+    if match is None:
+        return None
+    flag = (match.group(1) or match.group(2))[2:]
+    return next((k for k in options if k.replace("_", "-") == flag), None)
+
+
+def check_experiment(study: Study, i: int, root: Path, ray: str | None = None) -> list[str]:
+    """The experiment's argv, checked by the parser; a mistake is one ConfigError line."""
+    exp = study.experiment[i]
+    try:
+        _check_devices(i, exp)
+        for key in exp.options:
+            if key.replace("_", "-") in _SET_BY_STUDY:
+                raise ConfigError(f"experiment[{i}].options.{key}: set by the study, not an option here")
+        argv = experiment_argv(study, exp, root, ray)
+        message = _parse_error(argv)
+        if message is not None:
+            culprit = _culprit(message, exp.options)
+            field = f"experiment[{i}].options" + (f".{culprit}" if culprit else "")
+            raise ConfigError(f"{field}: {message} (in `harness {' '.join(argv[:2])}`)")
+    except ConfigError as e:
+        source = study.source
+        raise ConfigError(f"{source}: {e}" if source else str(e)) from None
+    return argv
+
+
+def plan_study(study: Study, root: Path, ray: str | None = None) -> dict[str, list[str]]:
+    """Every experiment's argv by name, each checked; the first mistake raises ConfigError."""
+    return {e.name: check_experiment(study, i, root, ray) for i, e in enumerate(study.experiment)}
+
+
+# --- order and scheduling --------------------------------------------------------------------------
+
+
+def dependency_order(study: Study) -> list[str]:
+    """Names such that each comes after what it needs, otherwise in file order."""
+    done: list[str] = []
+    left = list(study.experiment)
+    while left:
+        step = [e for e in left if all(n in done for n in e.needs(study))]
+        if not step:
+            raise ConfigError(f"experiments depend on each other in a cycle: {[e.name for e in left]}")
+        done += [e.name for e in step]
+        left = [e for e in left if e.name not in done]
+    return done
+
+
+def blocked(study: Study, failed: Iterable[str]) -> set[str]:
+    """Experiments that cannot run because one they need (directly or not) failed."""
+    out = set(failed)
+    for name in dependency_order(study):
+        if any(n in out for n in study.get(name).needs(study)):
+            out.add(name)
+    return out - set(failed)
+
+
+def ready(study: Study, complete: set[str], started: set[str], failed: set[str]) -> list[str]:
+    """Experiments not yet started whose inputs are all complete, in file order."""
+    stop = blocked(study, failed) | failed
+    return [
+        e.name for e in study.experiment
+        if e.name not in complete | started | stop and all(n in complete for n in e.needs(study))
+    ]
+
+
+def fits(exp: Experiment, running: Iterable[Experiment], cpu_slots: int) -> bool:
+    """Whether `exp` may start beside the running experiments: at most `cpu_slots` on cpu, one
+    experiment at a time on each GPU."""
+    running = list(running)
+    if exp.devices == ["cpu"]:
+        return sum(r.devices == ["cpu"] for r in running) < cpu_slots
+    busy = {d for r in running for d in r.devices if d != "cpu"}
+    return not busy & set(exp.devices)
+
+
+def device_conflicts(study: Study) -> list[tuple[str, str, str]]:
+    """(a, b, device) for experiments that could run at once but share a GPU, so one waits for
+    the other: worth a line in the study's plan, not an error."""
+    found = []
+    exps = study.experiment
+    for i, a in enumerate(exps):
+        for b in exps[i + 1:]:
+            related = a.name in _upstream(study, b.name) or b.name in _upstream(study, a.name)
+            shared = sorted(set(a.devices) & set(b.devices) - {"cpu"})
+            if shared and not related:
+                found.append((a.name, b.name, shared[0]))
+    return found
+
+
+def _upstream(study: Study, name: str) -> set[str]:
+    out: set[str] = set()
+    todo = list(study.get(name).needs(study))
+    while todo:
+        n = todo.pop()
+        if n not in out:
+            out.add(n)
+            todo += study.get(n).needs(study)
+    return out
