@@ -26,6 +26,7 @@ GROUP = "harness.commands"
 BUILTIN = (
     "harness.commands.run",
     "harness.commands.schema",
+    "harness.commands.status",
     "harness.analysis.command",
     "sae.command",
     "tui.command",
