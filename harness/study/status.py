@@ -154,7 +154,9 @@ def build_status(directory: str | Path, *, now: float | None = None,
                           f"(no {GAMES_FILE}, {EVENTS_FILE}, manifest.json or sae/)")
     window = stall_minutes if stall_minutes is not None else DEFAULT_STALL_MINUTES
     manifest = read_manifest(path)
-    argv = [a for a in manifest.argv[1:]] if manifest is not None else []
+    argv = manifest.argv if manifest is not None else []
+    # argv[0] is the program (a `harness` script, harness/__main__.py): the command starts at `run games`
+    argv = next((argv[i:] for i in range(len(argv)) if argv[i:i + 2] == ["run", "games"]), [])
     statuses = [experiment_status(f, now, 60 * window) for f in run_facts(path, argv)]
     return StudyStatus(directory=str(path), of="run", name=path.resolve().name, time=now,
                        stall_minutes=window, experiments=statuses)

@@ -73,7 +73,8 @@ CASES = [
     ("events only: incomplete", facts([start(0), end(5, 8, "incomplete")]), 99, "failed", "incomplete: 8/10"),
     ("events only: died", facts([start(0, pid=201)], processes={201: "gone"}), 30, "failed",
      "rerun the same command to resume"),
-    ("events only: alive", facts([start(0, pid=201), prog(25, 2)], processes={201: "alive"}), 30, "running", ""),
+    ("events only: alive", facts([start(0, pid=201), prog(25, 2)], processes={201: "alive"}), 30,
+     "running", ""),
     ("pass ended, process finishing", facts([start(0), end(20, 10)], record("running"), {100: "alive"}), 30,
      "running", "its pass ended (complete); finishing"),
 ]
