@@ -20,7 +20,7 @@ from pydantic import ValidationError
 from harness.errors import RunDirError
 from harness.records import Event, read_event
 from harness.rundir.jsonl import complete_lines
-from harness.rundir.progress import WorkerState, fold_events
+from harness.rundir.progress import WorkerKey, WorkerState, fold_events
 from harness.rundir.store import EVENTS_FILE, GAMES_FILE
 from harness.study.layout import STATUS_JSON, STATUS_MD, ExperimentEvent, StudyDir
 
@@ -145,10 +145,9 @@ def _processes(recorded: ExperimentEvent | None, workers: list[WorkerState]) -> 
     return {pid: process_state(pid) for pid in sorted(pids)}
 
 
-def _pass_workers(events: list[Event], kind: str) -> list[WorkerState]:
+def pass_workers(workers: dict[WorkerKey, WorkerState], kind: str) -> list[WorkerState]:
     """The workers of an experiment kind's pass: those of its pass kind, or, when none is (a kind
-    without its own pass kind), every worker of the file."""
-    workers = fold_events(events)
+    without its own pass kind), every worker of its events file."""
     mine = [w for (k, _), w in sorted(workers.items()) if k == PASS_KIND.get(kind)]
     return mine or [w for _, w in sorted(workers.items())]
 
@@ -164,7 +163,7 @@ def study_facts(study: StudyDir, names: list[str], kinds: dict[str, str]) -> lis
         kind = kinds.get(name) or (rec.kind if rec is not None else "?")
         folder = study.experiment_dir(name)
         events, bad = read_events(folder / EVENTS_FILE)
-        workers = _pass_workers(events, kind)
+        workers = pass_workers(fold_events(events), kind)
         size, mtime, error = log_facts(study.log_path(name))
         found.append(ExperimentFacts(
             name=name, kind=kind, folder=folder, workers=workers, recorded=rec,

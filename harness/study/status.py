@@ -80,20 +80,27 @@ class StudyStatus(BaseModel):
     experiments: list[ExperimentStatus]
 
 
-def _gpu_memory(f: ExperimentFacts) -> str | None:
+def gpu_name(gpu: str | None) -> str:
+    """'cuda:0' for the events' GPU id '0'."""
+    return f"cuda:{gpu}" if gpu and gpu.isdigit() else gpu or "gpu"
+
+
+def gpu_memory(f: ExperimentFacts) -> str | None:
+    """'cuda:0 12.1/80.0 GiB, ...' from each worker's last progress event; None on CPU."""
     parts = []
     for w in f.workers:
         p = w.progress
         if p is not None and p.gpu_memory_used_mb is not None:
             total = f"/{p.gpu_memory_total_mb / 1024:.1f}" if p.gpu_memory_total_mb else ""
-            parts.append(f"{w.gpu or 'gpu'} {p.gpu_memory_used_mb / 1024:.1f}{total} GiB")
+            parts.append(f"{gpu_name(w.gpu)} {p.gpu_memory_used_mb / 1024:.1f}{total} GiB")
     return ", ".join(parts) or None
 
 
-def _devices(f: ExperimentFacts) -> list[str]:
+def devices(f: ExperimentFacts) -> list[str]:
+    """The devices on record, else the workers' GPUs, else cpu (once it has events)."""
     if f.devices:
         return f.devices
-    gpus = sorted({f"cuda:{w.gpu}" if w.gpu and w.gpu.isdigit() else str(w.gpu) for w in f.workers if w.gpu})
+    gpus = sorted({gpu_name(w.gpu) for w in f.workers if w.gpu})
     return gpus or (["cpu"] if f.workers else [])
 
 
@@ -103,7 +110,7 @@ def experiment_status(f: ExperimentFacts, now: float, window_s: float) -> Experi
     return ExperimentStatus(
         name=f.name, kind=f.kind, state=v.state, done=v.done, total=v.total,
         percent=round(100 * v.done / v.total, 1) if v.total and v.done is not None else None,
-        devices=_devices(f), gpu_memory=_gpu_memory(f), eta_s=v.eta_s, note=v.note, diagnoses=v.diagnoses,
+        devices=devices(f), gpu_memory=gpu_memory(f), eta_s=v.eta_s, note=v.note, diagnoses=v.diagnoses,
         command=f"harness {shlex.join(f.command)}" if f.command else None, folder=str(f.folder),
         log=str(f.log) if f.log else None, log_bytes=f.log_bytes,
         outputs=[OutputFile(path=o.path, bytes=o.bytes) for o in f.outputs], last_error=last_error,
