@@ -130,8 +130,7 @@ class MonitorApp(App[None]):
         now = self.clock()
         view = self.state.view(now, self.stall_after)
         if self.study is not None:
-            rows = experiment_rows(self.study.names, self.study.kinds, self.study_read, self.state.workers,
-                                   now, self.stall_after)
+            rows = experiment_rows(self.study, self.study_read, self.state.workers, now, self.stall_after)
             view = replace(view, experiments=rows)
         self.view = view
 

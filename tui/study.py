@@ -17,7 +17,7 @@ from pydantic import ValidationError
 from harness.rundir.jsonl import JsonlTail
 from harness.rundir.progress import WorkerKey, WorkerState
 from harness.study.config import load_study
-from harness.study.diagnose import judge
+from harness.study.diagnose import judge, waits_for
 from harness.study.facts import ExperimentFacts, ProcessState, pass_workers, process_state
 from harness.study.layout import ExperimentEvent, StudyDir
 from harness.study.status import devices, gpu_memory
@@ -42,6 +42,7 @@ class StudyWatch:
         self.name = study.name
         self.names = [e.name for e in study.experiment]
         self.kinds = {e.name: e.kind for e in study.experiment}
+        self.needs = {e.name: e.needs(study) for e in study.experiment}
         self.stall_minutes = study.stall_minutes
         self._tail = JsonlTail(self.dir.events_path)
         self._records: dict[str, ExperimentEvent] = {}
@@ -71,14 +72,15 @@ class StudyWatch:
 
 
 def experiment_rows(
-    names: list[str], kinds: dict[str, str], read: StudyRead,
-    workers: dict[tuple[int, str, int], WorkerState], now: float, window_s: float,
+    watch: StudyWatch, read: StudyRead, workers: dict[tuple[int, str, int], WorkerState], now: float,
+    window_s: float,
 ) -> tuple[ExperimentRow, ...]:
-    """One row per experiment; source i of the monitor's workers is experiment `names[i]`."""
+    """One row per experiment; source i of the monitor's workers is experiment `watch.names[i]`."""
+    names, kinds = watch.names, watch.kinds
     by_source: dict[int, dict[WorkerKey, WorkerState]] = {}
     for (source, kind, worker), w in workers.items():
         by_source.setdefault(source, {})[(kind, worker)] = w
-    rows = []
+    verdicts = []
     for i, name in enumerate(names):
         rec = read.records.get(name)
         mine = pass_workers(by_source.get(i, {}), kinds[name])
@@ -87,9 +89,10 @@ def experiment_rows(
             processes=read.processes, devices=rec.devices if rec is not None else [],
             log_mtime=read.log_mtimes.get(name),
         )
-        v = judge(f, now, window_s)
-        rows.append(ExperimentRow(
-            id=f"x-{i}", name=name, kind=kinds[name], state=v.state, done=v.done, total=v.total,
-            eta_s=v.eta_s, devices=", ".join(devices(f)), gpu_memory=gpu_memory(f), note=v.note,
-        ))
-    return tuple(rows)
+        verdicts.append((f, judge(f, now, window_s)))
+    states: dict[str, str] = {f.name: v.state for f, v in verdicts}
+    return tuple(ExperimentRow(
+        id=f"x-{i}", name=f.name, kind=f.kind, state=v.state, done=v.done, total=v.total, eta_s=v.eta_s,
+        devices=", ".join(devices(f)), gpu_memory=gpu_memory(f),
+        note=v.note or (waits_for(watch.needs[f.name], states) if v.state == "not started" else ""),
+    ) for i, (f, v) in enumerate(verdicts))

@@ -47,6 +47,12 @@ def span(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h"
 
 
+def waits_for(needs: list[str], states: dict[str, str]) -> str:
+    """The note of an experiment not started: 'waits for a, b' (its inputs not complete), or ''."""
+    missing = [n for n in needs if states.get(n) != "complete"]
+    return f"waits for {', '.join(missing)}" if missing else ""
+
+
 def _pids(f: ExperimentFacts) -> list[int]:
     """The processes that should be alive: the recorded one, else the running workers'."""
     if f.recorded is not None and f.recorded.pid is not None:

@@ -17,7 +17,7 @@ from pydantic import BaseModel, Field
 from harness.errors import RunDirError
 from harness.rundir.manifest import read_manifest
 from harness.rundir.store import EVENTS_FILE, GAMES_FILE
-from harness.study.diagnose import State, judge
+from harness.study.diagnose import State, judge, waits_for
 from harness.study.facts import ExperimentFacts, run_facts, study_facts
 from harness.study.headline import Headline, headlines
 from harness.study.layout import STATUS_JSON, STATUS_MD, StudyDir
@@ -126,11 +126,10 @@ def experiment_status(f: ExperimentFacts, now: float, window_s: float) -> Experi
 
 def _waiting(statuses: list[ExperimentStatus], needs: dict[str, list[str]]) -> None:
     """A study experiment not started yet says which of its inputs are not complete."""
-    state = {s.name: s.state for s in statuses}
+    states: dict[str, str] = {s.name: s.state for s in statuses}
     for s in statuses:
-        missing = [n for n in needs.get(s.name, []) if state.get(n) != "complete"]
-        if s.state == "not started" and missing and not s.note:
-            s.note = f"waits for {', '.join(missing)}"
+        if s.state == "not started" and not s.note:
+            s.note = waits_for(needs.get(s.name, []), states)
 
 
 def is_run_dir(path: Path) -> bool:
