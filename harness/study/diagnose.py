@@ -120,9 +120,9 @@ def _living(f: ExperimentFacts, now: float, window: float) -> tuple[State, str]:
         return "stalled", note + (" (the process is stopped: SIGSTOP?)" if stopped else "")
     for w in f.workers:
         if w.status == "running":
-            why = _worker_stall(w, now, window)
-            if why is not None:
-                return "stalled", why
+            stall = _worker_stall(w, now, window)
+            if stall is not None:
+                return "stalled", stall
     if f.workers and all(w.status != "running" for w in f.workers):
         return "running", f"its pass ended ({', '.join(sorted({w.status for w in f.workers}))}); finishing"
     return "running", ""
