@@ -186,7 +186,10 @@ def run_facts(run_dir: Path, argv: list[str]) -> list[ExperimentFacts]:
     if (run_dir / GAMES_FILE).exists() or "games" in by_kind:
         passes["games"] = ("games", run_dir)
     sae = run_dir / "sae"
-    for folder in sorted(sae.iterdir()) if sae.is_dir() else []:
+    order = list(SAE_FOLDERS)  # the pipeline's order: train, features, pathway, patching, words
+    folders = sorted(sae.iterdir(), key=lambda p: (order.index(p.name) if p.name in order else 99, p.name)) \
+        if sae.is_dir() else []
+    for folder in folders:
         if folder.is_dir():
             passes[f"sae/{folder.name}"] = (SAE_FOLDERS.get(folder.name, f"sae-{folder.name}"), folder)
     for pass_kind in by_kind:

@@ -48,10 +48,11 @@ def games(folder: Path) -> list[Headline]:
     g = run.games
     used = g[~g["outcome"].isin(NO_OUTCOME)]
     rows = []
-    for (model, bet_type), part in used.groupby(["model", "bet_type"], observed=True, sort=True):
+    for (model, bet_type), part in used.groupby(["model", "bet_type"], observed=True):
         rows.append([str(model), str(bet_type), _pct(int((part["outcome"] == "bankrupt").sum()), len(part))])
-    for model, part in used.groupby("model", observed=True, sort=True):
+    for model, part in used.groupby("model", observed=True):
         rows.append([str(model), "all", _pct(int((part["outcome"] == "bankrupt").sum()), len(part))])
+    rows.sort(key=lambda r: (r[0], r[1] == "all", r[1]))
     left = len(g) - len(used)
     return [Headline(
         title="Bankruptcy rate per bet type and model (games.jsonl)",
