@@ -7,7 +7,8 @@ record (complete, failed, interrupted) is taken as recorded. Otherwise the event
 decide; the diagnoses, first match wins for the note:
 
 - the process died: `running` on record (or a run_start without run_end) and its pid is gone;
-- stalled: the process lives but nothing (no event, no log growth) came for the stall window;
+- stalled: the process lives but nothing (no event, no log growth) came for the stall window
+  (said as "stuck before its first unit" when that is why);
 - frozen: nothing done since the (re)start for the window while retries climb;
 - stuck before its first unit: a run_start, then no progress event for the window;
 - no progress: heartbeats only (games and requests still) for the window.
@@ -89,6 +90,16 @@ def _ended(f: ExperimentFacts) -> Verdict:
     return Verdict("failed", f"incomplete: {done}/{total} done, {errors} errored; rerun to resume")
 
 
+def _stuck(w: WorkerState, now: float, window: float) -> str | None:
+    """'stuck before its first unit' for a worker with a run_start, then no progress event for
+    the window; else None."""
+    since_start = now - w.start_time
+    progressed = w.progress is not None and w.progress_time >= w.start_time
+    if w.status == "running" and w.start_time and not progressed and since_start > window:
+        return f"stuck before its first unit: run_start {span(since_start)} ago, no progress since"
+    return None
+
+
 def _worker_stall(w: WorkerState, now: float, window: float) -> str | None:
     """Why a running worker whose process lives and writes events is stalled, or None."""
     since_start = now - w.start_time if w.start_time else 0.0
@@ -98,8 +109,9 @@ def _worker_stall(w: WorkerState, now: float, window: float) -> str | None:
     if nothing_done and progressed and retries > 0 and since_start > window:
         return (f"frozen at {w.games_done}/{w.games_total} done {span(since_start)} after its start, "
                 f"retries climbing ({retries})")
-    if nothing_done and not progressed and w.start_time and since_start > window:
-        return f"stuck before its first unit: run_start {span(since_start)} ago, no progress since"
+    stuck = _stuck(w, now, window)
+    if stuck is not None:
+        return stuck
     if now - w.moved_time > window:
         return f"no progress for {span(now - w.moved_time)} (heartbeats only)"
     return None
@@ -115,8 +127,9 @@ def _living(f: ExperimentFacts, now: float, window: float) -> tuple[State, str]:
     quiet = now - max(times)
     who = f"pid {', '.join(map(str, pids))}" if pids else "its process"
     if quiet > window:
+        stuck = next((x for w in f.workers if (x := _stuck(w, now, window)) is not None), None)
         why = "no event" if f.workers else "no event since it started (loading?)"
-        note = f"{why} for {span(quiet)} while {who} lives"
+        note = f"{stuck}, {who} lives" if stuck else f"{why} for {span(quiet)} while {who} lives"
         return "stalled", note + (" (the process is stopped: SIGSTOP?)" if stopped else "")
     for w in f.workers:
         if w.status == "running":

@@ -61,6 +61,8 @@ CASES = [
      "the process died (pid 100 gone, no run_end); rerun the study to resume"),
     ("stuck before its first unit", facts([start(0)], record("running"), {100: "alive"}, log_mtime=T0 + 110),
      120, "stalled", "stuck before its first unit: run_start 2.0 min ago"),
+    ("stuck and silent", facts([start(0)], record("running"), {100: "alive"}), 120, "stalled",
+     "stuck before its first unit: run_start 2.0 min ago, no progress since, pid 100 lives"),
     ("frozen at 0, retries climbing",
      facts([start(0), prog(40, 0, requests=5, retries=5), prog(80, 0, requests=9, retries=9),
             prog(118, 0, requests=20, retries=20)], record("running"), {100: "alive"}), 120, "stalled",
