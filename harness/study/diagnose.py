@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from harness.rundir.progress import WorkerState
-from harness.study.facts import ExperimentFacts
+from harness.study.facts import PASS_KIND, ExperimentFacts
 
 State = Literal["not started", "running", "complete", "stalled", "failed", "interrupted"]
 STATES: tuple[State, ...] = ("not started", "running", "complete", "stalled", "failed", "interrupted")
@@ -126,6 +126,9 @@ def _living(f: ExperimentFacts, now: float, window: float) -> tuple[State, str]:
         times.append(f.recorded.time)
     quiet = now - max(times)
     who = f"pid {', '.join(map(str, pids))}" if pids else "its process"
+    if not f.workers and f.kind not in PASS_KIND:  # analyze, words: no events to judge silence by
+        grew = f"; its log last grew {span(now - f.log_mtime)} ago" if f.log_mtime else ""
+        return "running", f"{who} lives (an experiment of kind {f.kind} writes no progress events){grew}"
     if quiet > window:
         stuck = next((x for w in f.workers if (x := _stuck(w, now, window)) is not None), None)
         why = "no event" if f.workers else "no event since it started (loading?)"

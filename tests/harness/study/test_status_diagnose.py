@@ -82,6 +82,15 @@ CASES = [
 ]
 
 
+def test_a_kind_without_events_is_not_called_stalled_for_its_silence():
+    f = facts([], record("running"), {100: "alive"}, log_mtime=T0 + 30)
+    f.kind = "analyze"
+    v = judge(f, T0 + 600, WINDOW)
+    assert v.state == "running"
+    assert v.note == ("pid 100 lives (an experiment of kind analyze writes no progress events); "
+                      "its log last grew 9.5 min ago")
+
+
 @pytest.mark.parametrize("what,f,now,state,note", CASES, ids=[c[0] for c in CASES])
 def test_state_and_note(what, f, now, state, note):
     v = judge(f, T0 + now, WINDOW)
