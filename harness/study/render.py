@@ -41,6 +41,9 @@ def summary(s: StudyStatus) -> str:
 
 def section(e: ExperimentStatus) -> str:
     lines = [f"## {e.name} ({e.kind}): {e.state}", ""]
+    if e.state == "not started" and not e.outputs:  # nothing to show but why it waits
+        lines += [f"- {e.note or 'not started yet'}", f"- run directory: `{e.folder}`"]
+        return "\n".join(lines) + "\n"
     lines.append(f"- command: `{e.command}`" if e.command else "- command: –")
     lines.append(f"- run directory: `{e.folder}`")
     if e.log:
