@@ -131,7 +131,7 @@ class MonitorApp(App[None]):
         view = self.state.view(now, self.stall_after)
         if self.study is not None:
             rows = experiment_rows(self.study, self.study_read, self.state.workers, now, self.stall_after)
-            view = replace(view, experiments=rows)
+            view = replace(view, experiments=rows, waiting=())  # the panels say "not started"
         self.view = view
 
     def watch_view(self, view: MonitorView | None) -> None:
