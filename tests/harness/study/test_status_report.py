@@ -188,3 +188,12 @@ def test_a_stopped_worker_is_reported_stalled(study, capsys):
     died = harness_status(capsys, str(study.path), "--stall-minutes", "0.05")[1]
     assert rows(died)[name][2] == "**failed**"
     assert f"the process died (pid {proc.pid} gone, no run_end); rerun the study to resume" in died
+
+
+def test_an_unreadable_result_file_is_one_line_not_a_crash(tmp_path):
+    from harness.study.headline import headlines
+
+    (tmp_path / "patch_features.parquet").write_bytes(b"not parquet")
+    (found,) = headlines("sae-patch", tmp_path)
+    assert found.text.startswith("unreadable: ") and not found.rows
+    assert headlines("sae-words", tmp_path) == []  # nothing written yet: no headline
