@@ -60,7 +60,8 @@ async def test_one_panel_per_experiment_with_its_state(tmp_path):
         append(study.experiment_dir("games-a") / "events.jsonl", start(0, total=10), end(8, 10, total=10))
         study.append(record("games-a", "complete", 9, returncode=0))
         study.append(record("games-b", "running", 10, pid=os.getpid()))
-        append(study.experiment_dir("games-b") / "events.jsonl", start(10, total=10), progress(18, 4, total=10))
+        events_b = study.experiment_dir("games-b") / "events.jsonl"
+        append(events_b, start(10, total=10), progress(18, 4, total=10))
         await until(pilot, lambda: "4/10" in panel_text(app)["games-b · games"])
         text = panel_text(app)
         assert "complete" in text["games-a · games"] and "10/10" in text["games-a · games"]
