@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from harness.errors import HarnessError
 
@@ -28,6 +28,8 @@ WORDS_FEATURES = 3
 
 class Headline(BaseModel):
     """One small table of results (or a line of text when `header` is empty)."""
+
+    model_config = ConfigDict(extra="forbid")
 
     title: str = Field(description="What the table shows, with the file it comes from.")
     header: list[str] = Field(default_factory=list, description="Column names.")

@@ -10,12 +10,16 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
+import jsonschema
 import pytest
 
 from harness.cli import main
 from harness.study.layout import ExperimentEvent, StudyDir
-from harness.study.status import StudyStatus
+from harness.study.status import StudyStatus, status_json_schema
+
+DOCS = Path(__file__).resolve().parents[3] / "docs"
 
 GAMES_TOML = """
 seed = 3
@@ -118,6 +122,9 @@ def test_study_report_from_real_runs(study, capsys):
     assert report.stall_minutes == 5 and report.of == "study"
     printed = json.loads(harness_status(capsys, str(study.path), "--json")[1])
     assert printed["experiments"][0]["done"] == 4 and printed["experiments"][0]["headlines"]
+    published = json.loads((DOCS / "schemas" / "status.schema.json").read_text())
+    assert published == status_json_schema(), "run `harness schema` to refresh docs/schemas"
+    jsonschema.Draft202012Validator(published).validate(printed)
     # the games' run directory alone: the same table, its command from the manifest
     rc, run, err = harness_status(capsys, str(study.path / "games-a"), "--stall-minutes", "1")
     assert rc == 0, err
