@@ -186,6 +186,6 @@ def judge(f: ExperimentFacts, now: float, window_s: float) -> Verdict:
         verdict.done = sum(w.games_done for w in f.workers)
         verdict.total = sum(w.games_total for w in f.workers)
         etas = [e - (now - w.last_time) for w in f.workers if (e := w.eta_s()) is not None]
-        if verdict.state in ("running", "stalled") and etas:
+        if verdict.state == "running" and etas:
             verdict.eta_s = max(0.0, max(etas))
     return verdict

@@ -57,7 +57,7 @@ def experiment_text(v: ExperimentRow) -> str:
     pct = f" {100 * (v.done or 0) / v.total:.1f}%" if v.total else ""
     return "\n".join([
         f"{state}  [b]{done}[/b]{pct}  ETA {fmt.duration(v.eta_s)}",
-        f"{v.devices or '--'}  {v.gpu_memory or ''}".rstrip(),
+        v.gpu_memory or v.devices or "--",
         escape(v.note),
     ])
 
