@@ -28,7 +28,7 @@ ProcessState = Literal["alive", "stopped", "gone"]
 
 #: The pass kind (`Event.kind`) each experiment kind writes its events with.
 PASS_KIND = {"games": "games", "sae-train": "train", "sae-features": "features",
-             "sae-pathway": "pathway", "sae-patch": "patching"}
+             "sae-pathway": "pathway", "sae-patch": "patching", "sae-words": "words"}
 #: SAE output folders of a run directory (RUN/sae/NAME, the commands' default --out) and their kind.
 SAE_FOLDERS = {"train": "sae-train", "features": "sae-features", "pathway": "sae-pathway",
                "patching": "sae-patch", "words": "sae-words"}
