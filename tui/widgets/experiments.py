@@ -39,7 +39,9 @@ class ExperimentPanel(Widget, can_focus=True):
             return  # not composed yet: on_mount calls again
         self.border_title = f"{v.name} · {v.kind}"
         self.border_subtitle = v.state
-        bars.first().update(total=max(v.total or 0, 1), progress=v.done or 0)
+        # an experiment without progress events (analyze) fills its bar once complete
+        done = 1 if v.total is None and v.state == "complete" else v.done or 0
+        bars.first().update(total=max(v.total or 0, 1), progress=done)
         self.query_one(".stats", Static).update(experiment_text(v))
         self.set_class(v.state == "stalled", "-stalled")
         self.set_class(v.state == "complete", "-complete")
