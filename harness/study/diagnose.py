@@ -12,6 +12,7 @@ decide; the diagnoses, first match wins for the note:
 - frozen: nothing done since the (re)start for the window while retries climb;
 - stuck before its first unit: a run_start, then no progress event for the window;
 - no progress: heartbeats only (games and requests still) for the window.
+An `analyze` experiment writes no progress events: it is never stalled by its silence.
 A worker that died under a living driver, game errors and unreadable lines are reported besides.
 """
 
