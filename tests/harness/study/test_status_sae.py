@@ -12,7 +12,7 @@ import pytest
 from harness.cli import main
 from harness.study.status import build_status
 
-pytestmark = pytest.mark.model  # four tiny SAE passes: about 50 s on 2 busy CPU cores
+pytestmark = pytest.mark.model  # four tiny SAE passes: 50-210 s on 2 busy CPU cores
 
 CPU = ["--device", "cpu", "--layers", "3"]
 
