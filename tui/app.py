@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 from textual import work
@@ -17,26 +18,29 @@ from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.message import Message
 from textual.reactive import reactive
+from textual.widget import Widget
 from textual.widgets import Footer
 from textual.worker import get_current_worker
 
 from tui.follow import RunFollower, SourceBatch
 from tui.screens import ConditionsScreen, HelpScreen
 from tui.state import MonitorState
+from tui.study import StudyRead, StudyWatch, experiment_rows
 from tui.views import MonitorView
-from tui.widgets import ErrorLog, RunSummary, WorkerGrid, WorkerPanel
+from tui.widgets import ErrorLog, ExperimentGrid, ExperimentPanel, RunSummary, WorkerGrid, WorkerPanel
 
 
 class EventsRead(Message):
     """What one poll of the event files found (possibly nothing: the clock still moved)."""
 
-    def __init__(self, batches: list[SourceBatch]) -> None:
+    def __init__(self, batches: list[SourceBatch], study: StudyRead | None = None) -> None:
         super().__init__()
         self.batches = batches
+        self.study = study
 
 
 class MonitorApp(App[None]):
-    """Live view of one or more runs, one panel per worker."""
+    """Live view of one or more runs, one panel per worker; or of a study, one panel per experiment."""
 
     CSS_PATH = "app.tcss"
     TITLE = "harness monitor"
@@ -61,25 +65,32 @@ class MonitorApp(App[None]):
         self,
         runs: list[Path],
         *,
-        stall_after: float = 120.0,
+        study: Path | None = None,
+        stall_after: float | None = None,
         interval: float = 1.0,
         clock: Callable[[], float] = time.time,
         follow: bool = True,
     ) -> None:
-        """`follow=False` starts no reader thread: tests then call `poll_now()` themselves."""
+        """`study`: a study directory, watched instead of `runs` (its experiments' folders).
+        `stall_after`: seconds (default 120, or the study file's stall_minutes).
+        `follow=False` starts no reader thread: tests then call `poll_now()` themselves."""
         super().__init__()
-        self.runs = [Path(r) for r in runs]
-        self.stall_after = stall_after
+        self.study = StudyWatch(study) if study is not None else None
+        self.study_read = StudyRead()
+        self.runs = self.study.runs() if self.study is not None else [Path(r) for r in runs]
+        default = 60 * self.study.stall_minutes if self.study is not None else 120.0
+        self.stall_after = stall_after if stall_after is not None else default
         self.interval = interval
         self.clock = clock
         self.follow = follow
         self.follower = RunFollower(self.runs)
-        self.state = MonitorState(run_labels(self.runs))
-        self.sub_title = " ".join(self.state.labels)
+        self.state = MonitorState(self.study.names if self.study is not None else run_labels(self.runs))
+        self.sub_title = f"study {self.study.name}" if self.study is not None else " ".join(self.state.labels)
 
     def compose(self) -> ComposeResult:
         yield RunSummary(id="summary").data_bind(MonitorApp.view)
-        yield WorkerGrid(id="panels").data_bind(MonitorApp.view)
+        grid = ExperimentGrid if self.study is not None else WorkerGrid
+        yield grid(id="panels").data_bind(MonitorApp.view)
         yield ErrorLog(id="errors").data_bind(MonitorApp.view)
         yield Footer()
 
@@ -98,22 +109,30 @@ class MonitorApp(App[None]):
             if not self.paused:
                 batches = self.follower.poll()
                 more = any(b.more for b in batches)
-                self.post_message(EventsRead(batches))
+                self.post_message(EventsRead(batches, self.study.poll() if self.study is not None else None))
             if not more:
                 worker.cancelled_event.wait(self.interval)
 
     def on_events_read(self, message: EventsRead) -> None:
         if not self.paused and self.screen_stack:  # no screens: the app is closing
             self.state.apply(message.batches)
+            self.study_read = message.study or self.study_read
             self.refresh_view()
 
     def poll_now(self) -> None:
         """Read the files once, on this thread (for tests run with `follow=False`)."""
         self.state.apply(self.follower.poll())
+        if self.study is not None:
+            self.study_read = self.study.poll()
         self.refresh_view()
 
     def refresh_view(self) -> None:
-        self.view = self.state.view(self.clock(), self.stall_after)
+        now = self.clock()
+        view = self.state.view(now, self.stall_after)
+        if self.study is not None:
+            rows = experiment_rows(self.study, self.study_read, self.state.workers, now, self.stall_after)
+            view = replace(view, experiments=rows, waiting=())  # the panels say "not started"
+        self.view = view
 
     def watch_view(self, view: MonitorView | None) -> None:
         stack = self.screen_stack
@@ -136,8 +155,8 @@ class MonitorApp(App[None]):
     def action_help(self) -> None:
         self.push_screen(HelpScreen())
 
-    def _panels(self) -> list[WorkerPanel]:
-        return list(self.query(WorkerPanel))
+    def _panels(self) -> list[Widget]:
+        return list(self.query(ExperimentPanel if self.study is not None else WorkerPanel))
 
     def action_move(self, delta: int) -> None:
         """Focus the panel `delta` places away (the first one if none has focus)."""
@@ -149,7 +168,7 @@ class MonitorApp(App[None]):
         panels[max(0, min(len(panels) - 1, i))].focus()
 
     def action_move_row(self, delta: int) -> None:
-        columns = self.query_one(WorkerGrid).styles.grid_size_columns or 1
+        columns = self.query_one("#panels").styles.grid_size_columns or 1
         self.action_move(delta * columns)
 
 

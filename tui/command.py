@@ -1,5 +1,5 @@
-"""`harness monitor RUN_DIR [RUN_DIR ...]`: watch runs live. Textual is imported only when
-the command runs, so `harness --help` stays instant."""
+"""`harness monitor RUN_DIR [RUN_DIR ...]` or `harness monitor STUDY_DIR`: watch runs live. Textual
+is imported only when the command runs, so `harness --help` stays instant."""
 
 from __future__ import annotations
 
@@ -13,11 +13,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The monitor's arguments (shared by `harness monitor` and `python -m tui`)."""
     parser.add_argument(
         "runs", nargs="+", type=Path, metavar="RUN_DIR",
-        help="run directories (or events.jsonl files); ones that do not exist yet are waited for",
+        help="run directories (or events.jsonl files); ones that do not exist yet are waited for; or one "
+        "study directory (with study.toml): one panel per experiment",
     )
     parser.add_argument(
-        "--stall-after", type=float, default=120.0, metavar="SECONDS",
-        help="warn when a running worker has written no event for this long (default: 120)",
+        "--stall-after", type=float, default=None, metavar="SECONDS",
+        help="warn when a running worker has written no event for this long (default: 120, or the study "
+        "file's stall_minutes)",
     )
     parser.add_argument(
         "--interval", type=float, default=1.0, metavar="SECONDS",
@@ -27,25 +29,32 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_monitor(args: argparse.Namespace) -> int:
     """Open the app until the user quits."""
-    if args.stall_after <= 0:
+    if args.stall_after is not None and args.stall_after <= 0:
         raise ConfigError(f"--stall-after must be > 0 seconds, got {args.stall_after}")
     if args.interval <= 0:
         raise ConfigError(f"--interval must be > 0 seconds, got {args.interval}")
+    from harness.study.layout import StudyDir
+
+    studies = [r for r in args.runs if StudyDir(r).is_study()]
+    if studies and len(args.runs) > 1:
+        raise ConfigError(f"{studies[0]}: a study directory is watched alone, not with other directories")
     for run in args.runs:
         if run.exists() and not run.is_dir() and run.suffix != ".jsonl":
             raise ConfigError(f"{run}: not a run directory or a .jsonl event file")
     from tui.app import MonitorApp
 
-    MonitorApp(args.runs, stall_after=args.stall_after, interval=args.interval).run()
+    study = studies[0] if studies else None
+    MonitorApp(args.runs, study=study, stall_after=args.stall_after, interval=args.interval).run()
     return 0
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "monitor",
-        help="watch runs live: one panel per GPU/worker (reads events.jsonl, never writes)",
+        help="watch runs live: one panel per GPU/worker, or per experiment of a study (reads, never writes)",
         description="Live terminal monitor of runs: progress, rates, ETA, errors and stalls per "
-        "worker, following each RUN_DIR/events.jsonl as it grows. Keys: q quit, p pause, "
+        "worker, following each RUN_DIR/events.jsonl as it grows. On a study directory: one panel per "
+        "experiment (state, progress, ETA, note, as `harness status` judges them). Keys: q quit, p pause, "
         "c per-condition view, arrows move, ? help.",
     )
     add_arguments(parser)

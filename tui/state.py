@@ -11,15 +11,8 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field, fields
 
-from harness.records import (
-    OUTCOMES,
-    ErrorEvent,
-    Event,
-    GameDoneEvent,
-    ProgressEvent,
-    RunEndEvent,
-    RunStartEvent,
-)
+from harness.records import OUTCOMES, ErrorEvent, Event, GameDoneEvent, ProgressEvent
+from harness.rundir.progress import WorkerState
 from tui.follow import SourceBatch
 from tui.views import ConditionRow, ErrorLine, MonitorView, WorkerView, summarize
 
@@ -33,82 +26,13 @@ PROGRESS_SHOWN = {
     for f in fields(WorkerView)
     if f.name not in _STATE_OWNED and (info := ProgressEvent.model_fields.get(f.name)) is not None
 }
-_IDLE_RATES = {"requests_per_s": 0.0, "tokens_per_s": 0.0}
 
 
-@dataclass
-class WorkerState:
-    """What is known about one worker (one GPU or CPU process) of one pass."""
-
-    source: int
-    kind: str
-    worker: int
-    gpu: str | None = None
-    model: str = "?"
-    status: str = "running"  # running | complete | incomplete | failed | interrupted
-    games_done: int = 0
-    games_total: int = 0
-    progress: ProgressEvent | None = None
-    """The last progress event (its rates zeroed once the worker restarts or ends)."""
-    error_events: int = 0
-    last_time: float = 0.0
-    progress_time: float = 0.0
-    # Last time games or requests moved. The runner's progress events are a heartbeat from
-    # their own task, so a hung engine keeps writing them: silence alone misses that stall.
-    moved_time: float = 0.0
-    # Baseline of the games/s rate behind the ETA: set at (re)start, so a resume does not
-    # count the games it found already done as fast work.
-    base_time: float | None = None
-    base_done: int = 0
-
-    def apply(self, ev: Event) -> None:
-        self.last_time = max(self.last_time, ev.time)
-        self.gpu = ev.gpu if ev.gpu is not None else self.gpu
-        if isinstance(ev, RunStartEvent):
-            self.model, self.status, self.moved_time = ev.model, "running", ev.time
-            # The runner counts games found done on resume in games_total (harness/run/worker_run.py).
-            self.games_done = ev.games_already_done
-            self.games_total = max(ev.games_total, ev.games_already_done)
-            self.base_time, self.base_done = ev.time, ev.games_already_done
-            self._idle()
-        elif isinstance(ev, ProgressEvent):
-            requests = self.progress.requests if self.progress is not None else 0
-            if (ev.games_done, ev.requests) != (self.games_done, requests) or not self.moved_time:
-                self.moved_time = ev.time
-            self.progress, self.games_done, self.games_total = ev, ev.games_done, ev.games_total
-            self.progress_time = ev.time
-            if self.base_time is None:
-                self.base_time, self.base_done = ev.time, ev.games_done
-        elif isinstance(ev, GameDoneEvent) and ev.time >= self.progress_time:
-            # Progress events come every few seconds; count games in between so bars move.
-            self.games_done = min(self.games_done + 1, self.games_total or self.games_done + 1)
-            self.moved_time = ev.time
-        elif isinstance(ev, ErrorEvent):
-            self.error_events += 1
-            if ev.fatal:
-                self.status = "failed"
-        elif isinstance(ev, RunEndEvent):
-            self.games_done, self.games_total, self.status = ev.games_done, ev.games_total, ev.status
-            self._idle()
-
-    def _idle(self) -> None:
-        """No current rates: the process (re)started or ended."""
-        if self.progress is not None:
-            self.progress = self.progress.model_copy(update=_IDLE_RATES)
-
-    def shown_progress(self) -> dict:
-        """The last progress event's values a WorkerView shows (defaults before the first one)."""
-        if self.progress is None:
-            return dict(PROGRESS_SHOWN)
-        return self.progress.model_dump(include=set(PROGRESS_SHOWN))
-
-    def eta_s(self) -> float | None:
-        """Seconds left at the games rate since this worker (re)started; None if unknown."""
-        left = self.games_total - self.games_done
-        if self.status != "running" or left <= 0 or self.base_time is None:
-            return None
-        elapsed, done = self.last_time - self.base_time, self.games_done - self.base_done
-        return left * elapsed / done if elapsed > 0 and done > 0 else None
+def shown_progress(w: WorkerState) -> dict:
+    """The last progress event's values a WorkerView shows (defaults before the first one)."""
+    if w.progress is None:
+        return dict(PROGRESS_SHOWN)
+    return w.progress.model_dump(include=set(PROGRESS_SHOWN))
 
 
 @dataclass
@@ -179,7 +103,7 @@ class MonitorState:
         )
 
     def _worker_view(self, w: WorkerState, now: float, stall_after: float) -> WorkerView:
-        shown = w.shown_progress()
+        shown = shown_progress(w)
         age, idle = max(0.0, now - w.last_time), max(0.0, now - w.moved_time)
         stall = None
         if w.status == "running":

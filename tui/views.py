@@ -96,6 +96,23 @@ class ErrorLine:
 
 
 @dataclass(frozen=True)
+class ExperimentRow:
+    """One experiment of a study, as its panel shows it (judged as `harness status` judges it)."""
+
+    id: str
+    name: str
+    kind: str
+    state: str
+    """not started, running, complete, stalled, failed or interrupted."""
+    done: int | None
+    total: int | None
+    eta_s: float | None
+    devices: str
+    gpu_memory: str | None
+    note: str
+
+
+@dataclass(frozen=True)
 class MonitorView:
     """Everything the screens show, as of `now`."""
 
@@ -109,6 +126,8 @@ class MonitorView:
     """Runs whose event file does not exist (yet)."""
     read_errors: tuple[str, ...] = ()
     """Files that could not be read at the last poll, with why."""
+    experiments: tuple[ExperimentRow, ...] = ()
+    """A study's experiments, in its file's order (empty when watching run directories)."""
 
 
 def summarize(workers: tuple[WorkerView, ...]) -> tuple[SummaryRow, ...]:

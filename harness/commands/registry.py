@@ -27,6 +27,7 @@ BUILTIN = (
     "harness.commands.run",
     "harness.commands.study",
     "harness.commands.schema",
+    "harness.commands.status",
     "harness.analysis.command",
     "sae.command",
     "tui.command",

@@ -1,4 +1,4 @@
-"""`harness schema`: write the JSON Schemas of games.jsonl and events.jsonl lines."""
+"""`harness schema`: write the JSON Schemas of games.jsonl and events.jsonl lines, and of status.json."""
 
 from __future__ import annotations
 
@@ -15,10 +15,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def schema_command(args: argparse.Namespace) -> int:
     from harness.records import json_schemas
+    from harness.study.status import status_json_schema
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    for name, schema in json_schemas().items():
+    for name, schema in {**json_schemas(), "status.schema.json": status_json_schema()}.items():
         (out / name).write_text(json.dumps(schema, indent=2) + "\n")
         print(out / name)
     return 0

@@ -76,3 +76,23 @@ def test_two_runs_name_their_panels(busy, tmp_path, snap_compare):
 
 def test_narrow_terminal_shows_one_column(busy, snap_compare):
     assert snap_compare(app_for(busy), run_before=read_once, terminal_size=(60, 24))
+
+
+def test_study_screen(tmp_path, snap_compare):
+    """A study: one panel per experiment (complete; silent for 100 s with a 90 s window: stalled; not
+    started, waiting for its inputs)."""
+    from harness.study.layout import ExperimentEvent, StudyDir
+    from tests.tui.builders import end
+    from tests.tui.test_study import STUDY_TOML
+
+    study = StudyDir(tmp_path / "study")
+    study.path.mkdir()
+    study.study_file.write_text(STUDY_TOML.replace("stall_minutes = 1", "stall_minutes = 1.5"))
+    for name, state in (("games-a", "complete"), ("games-b", "running")):
+        gpu = "cuda:1" if name == "games-b" else "cuda:0"
+        study.append(ExperimentEvent(time=T0, experiment=name, kind="games", state=state, devices=[gpu]))
+    append(study.experiment_dir("games-a") / "events.jsonl", start(0, gpu="0"), end(60, 10, gpu="0"))
+    append(study.experiment_dir("games-b") / "events.jsonl", start(0, gpu="1", total=128),
+           progress(30, 6, gpu="1", total=128, gpu_memory_used_mb=62_000, gpu_memory_total_mb=81_920))
+    app = MonitorApp([], study=study.path, clock=lambda: T0 + 130, follow=False)
+    assert snap_compare(app, run_before=read_once)

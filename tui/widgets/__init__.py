@@ -1,7 +1,8 @@
 """The monitor's pieces; each renders a slice of a `MonitorView`."""
 
 from tui.widgets.errors import ErrorLog
+from tui.widgets.experiments import ExperimentGrid, ExperimentPanel
 from tui.widgets.panel import WorkerGrid, WorkerPanel
 from tui.widgets.summary import RunSummary
 
-__all__ = ["ErrorLog", "RunSummary", "WorkerGrid", "WorkerPanel"]
+__all__ = ["ErrorLog", "ExperimentGrid", "ExperimentPanel", "RunSummary", "WorkerGrid", "WorkerPanel"]

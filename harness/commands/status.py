@@ -1,0 +1,42 @@
+"""`harness status DIR [--json] [--stall-minutes M]`: the status report of a study or a run.
+
+Writes DIR/status.md and DIR/status.json and prints one of them. Only argparse at import time; the
+report's modules (pandas for the headline results) load when the command runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from harness.errors import ConfigError
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "status",
+        help="Status report of a study or run directory: state, progress, ETA, errors, results.",
+        description="Read a study directory (or a single run directory, its games and SAE passes) and "
+        "write DIR/status.md and DIR/status.json: a summary table (experiment, state, progress, device, "
+        "GPU memory, ETA, note), then per experiment its command, folder, log, outputs, last error, "
+        "diagnoses and headline results. States: not started, running, complete, stalled, failed, "
+        "interrupted. See docs/status.md.",
+    )
+    p.add_argument("dir", type=Path, metavar="DIR", help="A study directory or a run directory.")
+    p.add_argument("--json", action="store_true", help="Print status.json instead of the Markdown.")
+    p.add_argument(
+        "--stall-minutes", type=float, metavar="M",
+        help="Stalled: no event for M minutes while the process lives (default: the study file's "
+        "stall_minutes, 10 for a run directory).",
+    )
+    p.set_defaults(func=run_status)
+
+
+def run_status(args: argparse.Namespace) -> int:
+    from harness.study.status import STATUS_JSON, write_status
+
+    if args.stall_minutes is not None and not args.stall_minutes > 0:
+        raise ConfigError(f"--stall-minutes: must be > 0, got {args.stall_minutes}")
+    md = write_status(args.dir, stall_minutes=args.stall_minutes)
+    print((md.parent / STATUS_JSON if args.json else md).read_text(), end="")
+    return 0

@@ -1,0 +1,106 @@
+"""Fold a run's events into per-worker progress: what `harness status` and the monitor both show.
+
+No clock and no I/O: events go in, a `WorkerState` per (pass kind, worker) comes out, so ETAs and
+stalls are computed from the events' own times and a "now" the caller passes. A worker is one GPU
+or CPU process of one pass; a resumed run starts the same worker again (its `run_start` resets the
+state to running).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from harness.records import ErrorEvent, Event, GameDoneEvent, ProgressEvent, RunEndEvent, RunStartEvent
+
+_IDLE_RATES = {"requests_per_s": 0.0, "tokens_per_s": 0.0}
+
+
+@dataclass
+class WorkerState:
+    """What is known about one worker (one GPU or CPU process) of one pass."""
+
+    source: int
+    kind: str
+    worker: int
+    gpu: str | None = None
+    model: str = "?"
+    status: str = "running"  # running | complete | incomplete | failed | interrupted
+    games_done: int = 0
+    games_total: int = 0
+    progress: ProgressEvent | None = None
+    """The last progress event (its rates zeroed once the worker restarts or ends)."""
+    error_events: int = 0
+    last_error: str | None = None
+    pid: int | None = None
+    """The process of the latest `run_start`, when it said."""
+    start_time: float = 0.0
+    """Time of the latest `run_start` (0 when none was read)."""
+    last_time: float = 0.0
+    progress_time: float = 0.0
+    # Last time games or requests moved. The runner's progress events are a heartbeat from
+    # their own task, so a hung engine keeps writing them: silence alone misses that stall.
+    moved_time: float = 0.0
+    # Baseline of the games/s rate behind the ETA: set at (re)start, so a resume does not
+    # count the games it found already done as fast work.
+    base_time: float | None = None
+    base_done: int = 0
+
+    def apply(self, ev: Event) -> None:
+        self.last_time = max(self.last_time, ev.time)
+        self.gpu = ev.gpu if ev.gpu is not None else self.gpu
+        if isinstance(ev, RunStartEvent):
+            self.model, self.status, self.moved_time = ev.model, "running", ev.time
+            self.pid, self.start_time = ev.pid, ev.time
+            # The runner counts games found done on resume in games_total (harness/run/worker_run.py).
+            self.games_done = ev.games_already_done
+            self.games_total = max(ev.games_total, ev.games_already_done)
+            self.base_time, self.base_done = ev.time, ev.games_already_done
+            self._idle()
+        elif isinstance(ev, ProgressEvent):
+            requests = self.progress.requests if self.progress is not None else 0
+            if (ev.games_done, ev.requests) != (self.games_done, requests) or not self.moved_time:
+                self.moved_time = ev.time
+            self.progress, self.games_done, self.games_total = ev, ev.games_done, ev.games_total
+            self.progress_time = ev.time
+            if self.base_time is None:
+                self.base_time, self.base_done = ev.time, ev.games_done
+        elif isinstance(ev, GameDoneEvent) and ev.time >= self.progress_time:
+            # Progress events come every few seconds; count games in between so bars move.
+            self.games_done = min(self.games_done + 1, self.games_total or self.games_done + 1)
+            self.moved_time = ev.time
+        elif isinstance(ev, ErrorEvent):
+            self.error_events += 1
+            self.last_error = ev.message
+            if ev.fatal:
+                self.status = "failed"
+        elif isinstance(ev, RunEndEvent):
+            self.games_done, self.games_total, self.status = ev.games_done, ev.games_total, ev.status
+            self._idle()
+
+    def _idle(self) -> None:
+        """No current rates: the process (re)started or ended."""
+        if self.progress is not None:
+            self.progress = self.progress.model_copy(update=_IDLE_RATES)
+
+    def eta_s(self) -> float | None:
+        """Seconds left at the games rate since this worker (re)started; None if unknown."""
+        left = self.games_total - self.games_done
+        if self.status != "running" or left <= 0 or self.base_time is None:
+            return None
+        elapsed, done = self.last_time - self.base_time, self.games_done - self.base_done
+        return left * elapsed / done if elapsed > 0 and done > 0 else None
+
+
+WorkerKey = tuple[str, int]  # (pass kind, worker)
+
+
+def fold_events(events: Iterable[Event], source: int = 0) -> dict[WorkerKey, WorkerState]:
+    """Each worker's state after `events` (in file order), keyed by (pass kind, worker)."""
+    workers: dict[WorkerKey, WorkerState] = {}
+    for ev in events:
+        key = (ev.kind, ev.worker)
+        if key not in workers:
+            workers[key] = WorkerState(source, ev.kind, ev.worker)
+        workers[key].apply(ev)
+    return workers

@@ -1,0 +1,195 @@
+"""The status report of a study directory (or of one run directory): STUDY/status.md and status.json.
+
+`build_status` reads the files (`facts`), judges each experiment (`diagnose`) and reads its headline
+results (`headline`) into a `StudyStatus`; `render` writes it as Markdown; `write_status` does both
+and writes the two files. The JSON is `StudyStatus.model_dump_json()`: docs/status.md lists its fields.
+"""
+
+from __future__ import annotations
+
+import shlex
+import time
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from harness.errors import RunDirError
+from harness.rundir.manifest import read_manifest
+from harness.rundir.store import EVENTS_FILE, GAMES_FILE
+from harness.study.diagnose import State, judge, waits_for
+from harness.study.facts import ExperimentFacts, run_facts, study_facts
+from harness.study.headline import Headline, headlines
+from harness.study.layout import STATUS_JSON, STATUS_MD, StudyDir
+
+DEFAULT_STALL_MINUTES = 10.0
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class OutputFile(_Model):
+    """A file (or folder) an experiment wrote."""
+
+    path: str = Field(description="Relative to the experiment's folder; a folder ends in '/'.")
+    bytes: int = Field(description="Size; a folder's files summed.")
+
+
+class WorkerStatus(_Model):
+    """One process of the experiment's pass, as its events say."""
+
+    worker: int = Field(description="Worker index (one per GPU or CPU worker).")
+    kind: str = Field(description="Pass kind of its events (games, train, features, pathway, patching).")
+    gpu: str | None = Field(description="GPU id, null on CPU.")
+    status: str = Field(description="running, complete, incomplete, failed or interrupted (its events).")
+    done: int = Field(description="Units done, those found done on resume included.")
+    total: int = Field(description="Units of this worker.")
+    pid: int | None = Field(description="Its process, from its latest run_start.")
+    gpu_memory_used_mb: float | None = Field(None, description="From its last progress event, MiB.")
+    gpu_memory_total_mb: float | None = Field(None, description="From its last progress event, MiB.")
+    last_event: float | None = Field(None, description="Unix time of its last event.")
+
+
+class ExperimentStatus(_Model):
+    """One row of the summary table and its section."""
+
+    name: str = Field(description="The experiment's name (for a run directory: games, sae/NAME).")
+    kind: str = Field(description="games, analyze, sae-train, sae-features, ... (the study file's kinds).")
+    state: State = Field(description="not started, running, complete, stalled, failed or interrupted.")
+    done: int | None = Field(None, description="Units done (games, prompts, steps), null when unknown.")
+    total: int | None = Field(None, description="Units in all, null when unknown.")
+    percent: float | None = Field(None, description="100 done / total, one decimal.")
+    devices: list[str] = Field(default_factory=list, description="As the study runner assigned them.")
+    gpu_memory: str | None = Field(None, description="'cuda:0 12.1/80.0 GiB' per GPU worker.")
+    eta_s: float | None = Field(None, description="Seconds left at the rate since the (re)start.")
+    note: str = Field("", description="The first diagnosis, or why it failed.")
+    diagnoses: list[str] = Field(default_factory=list, description="Everything found wrong, in words.")
+    command: str | None = Field(None, description="The command line that runs it.")
+    folder: str = Field(description="Its run directory or output folder.")
+    log: str | None = Field(None, description="Its log file (study directories only).")
+    log_bytes: int | None = Field(None, description="The log's size; null while it does not exist.")
+    outputs: list[OutputFile] = Field(default_factory=list, description="The files in its folder.")
+    last_error: str | None = Field(None, description="The last error event, else the log's last error line.")
+    headlines: list[Headline] = Field(default_factory=list, description="Headline results.")
+    workers: list[WorkerStatus] = Field(default_factory=list, description="Its pass's processes.")
+
+
+class StudyStatus(_Model):
+    """status.json: the whole report."""
+
+    directory: str = Field(description="The directory given to `harness status`.")
+    of: Literal["study", "run"] = Field(description="A study directory or a single run directory.")
+    name: str = Field(description="The study's name, or the run directory's name.")
+    time: float = Field(description="Unix time the report was made.")
+    stall_minutes: float = Field(description="The stall window used.")
+    experiments: list[ExperimentStatus] = Field(description="In the study file's order.")
+
+
+def status_json_schema() -> dict:
+    """The JSON Schema (Draft 2020-12) of status.json."""
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema", **StudyStatus.model_json_schema()}
+
+
+def gpu_name(gpu: str | None) -> str:
+    """'cuda:0' for the events' GPU id '0'."""
+    return f"cuda:{gpu}" if gpu and gpu.isdigit() else gpu or "gpu"
+
+
+def gpu_memory(f: ExperimentFacts) -> str | None:
+    """'cuda:0 12.1/80.0 GiB, ...' from each worker's last progress event; None on CPU."""
+    parts = []
+    for w in f.workers:
+        p = w.progress
+        if p is not None and p.gpu_memory_used_mb is not None:
+            total = f"/{p.gpu_memory_total_mb / 1024:.1f}" if p.gpu_memory_total_mb else ""
+            parts.append(f"{gpu_name(w.gpu)} {p.gpu_memory_used_mb / 1024:.1f}{total} GiB")
+    return ", ".join(parts) or None
+
+
+def devices(f: ExperimentFacts) -> list[str]:
+    """The devices on record, else the workers' GPUs, else cpu (once it has events)."""
+    if f.devices:
+        return f.devices
+    gpus = sorted({gpu_name(w.gpu) for w in f.workers if w.gpu})
+    return gpus or (["cpu"] if f.workers else [])
+
+
+def experiment_status(f: ExperimentFacts, now: float, window_s: float) -> ExperimentStatus:
+    v = judge(f, now, window_s)
+    last_error = next((w.last_error for w in reversed(f.workers) if w.last_error), None) or f.log_error
+    return ExperimentStatus(
+        name=f.name, kind=f.kind, state=v.state, done=v.done, total=v.total,
+        percent=round(100 * v.done / v.total, 1) if v.total and v.done is not None else None,
+        devices=devices(f), gpu_memory=gpu_memory(f), eta_s=v.eta_s, note=v.note, diagnoses=v.diagnoses,
+        command=f"harness {shlex.join(f.command)}" if f.command else None, folder=str(f.folder),
+        log=str(f.log) if f.log else None, log_bytes=f.log_bytes,
+        outputs=[OutputFile(path=o.path, bytes=o.bytes) for o in f.outputs], last_error=last_error,
+        headlines=headlines(f.kind, f.folder) if v.state in ("complete", "running", "stalled") else [],
+        workers=[WorkerStatus(
+            worker=w.worker, kind=w.kind, gpu=w.gpu, status=w.status, done=w.games_done, total=w.games_total,
+            pid=w.pid, last_event=w.last_time or None,
+            gpu_memory_used_mb=w.progress.gpu_memory_used_mb if w.progress else None,
+            gpu_memory_total_mb=w.progress.gpu_memory_total_mb if w.progress else None,
+        ) for w in f.workers],
+    )
+
+
+def _waiting(statuses: list[ExperimentStatus], needs: dict[str, list[str]]) -> None:
+    """A study experiment not started yet says which of its inputs are not complete."""
+    states: dict[str, str] = {s.name: s.state for s in statuses}
+    for s in statuses:
+        if s.state == "not started" and not s.note:
+            s.note = waits_for(needs.get(s.name, []), states)
+
+
+def is_run_dir(path: Path) -> bool:
+    return any((path / name).exists() for name in (GAMES_FILE, EVENTS_FILE, "manifest.json", "sae"))
+
+
+def build_status(directory: str | Path, *, now: float | None = None,
+                 stall_minutes: float | None = None) -> StudyStatus:
+    """The report of a study directory or a run directory. RunDirError when it is neither."""
+    path = Path(directory)
+    now = time.time() if now is None else now
+    study_dir = StudyDir(path)
+    if study_dir.is_study():
+        from harness.study.config import load_study
+
+        study = load_study(study_dir.study_file)
+        window = stall_minutes if stall_minutes is not None else study.stall_minutes
+        names = [e.name for e in study.experiment]
+        facts = study_facts(study_dir, names, {e.name: e.kind for e in study.experiment})
+        statuses = [experiment_status(f, now, 60 * window) for f in facts]
+        _waiting(statuses, {e.name: e.needs(study) for e in study.experiment})
+        return StudyStatus(directory=str(path), of="study", name=study.name, time=now,
+                           stall_minutes=window, experiments=statuses)
+    if not path.is_dir():
+        raise RunDirError(f"{path}: no such directory")
+    if not is_run_dir(path):
+        raise RunDirError(f"{path}: neither a study directory (no study.toml) nor a run directory "
+                          f"(no {GAMES_FILE}, {EVENTS_FILE}, manifest.json or sae/)")
+    window = stall_minutes if stall_minutes is not None else DEFAULT_STALL_MINUTES
+    manifest = read_manifest(path)
+    argv = manifest.argv if manifest is not None else []
+    # argv[0] is the program (a `harness` script, harness/__main__.py): the command starts at `run games`
+    argv = next((argv[i:] for i in range(len(argv)) if argv[i:i + 2] == ["run", "games"]), [])
+    statuses = [experiment_status(f, now, 60 * window) for f in run_facts(path, argv)]
+    return StudyStatus(directory=str(path), of="run", name=path.resolve().name, time=now,
+                       stall_minutes=window, experiments=statuses)
+
+
+def write_status(study_dir: Path, *, now: float | None = None, stall_minutes: float | None = None) -> Path:
+    """Write DIR/status.md and DIR/status.json (each replaced whole); returns the status.md path."""
+    from harness.study.render import render
+
+    status = build_status(study_dir, now=now, stall_minutes=stall_minutes)
+    md, js = Path(study_dir) / STATUS_MD, Path(study_dir) / STATUS_JSON
+    for path, text in ((md, render(status)), (js, status.model_dump_json(indent=2))):
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(text)
+        tmp.replace(path)
+    return md
+
+
+__all__ = ["STATUS_JSON", "STATUS_MD", "ExperimentStatus", "StudyStatus", "build_status", "write_status"]

@@ -1,0 +1,85 @@
+"""The monitor on a study: one panel per experiment, in the study file's order."""
+
+from __future__ import annotations
+
+from rich.markup import escape
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import ScrollableContainer
+from textual.reactive import reactive
+from textual.widget import Widget
+from textual.widgets import ProgressBar, Static
+
+from tui import format as fmt
+from tui.views import ExperimentRow, MonitorView
+
+STATE_STYLE = {"complete": "$success", "stalled": "b $error", "failed": "b $error", "interrupted": "$warning",
+               "not started": "dim"}
+
+
+class ExperimentPanel(Widget, can_focus=True):
+    """Name, kind, state, progress, ETA, devices and the note of one experiment."""
+
+    BINDINGS = [
+        Binding("left", "app.move(-1)", "Prev", show=False),
+        Binding("right", "app.move(1)", "Next", show=False),
+        Binding("up", "app.move_row(-1)", "Up", show=False),
+        Binding("down", "app.move_row(1)", "Down", show=False),
+    ]
+
+    view: reactive[ExperimentRow | None] = reactive(None)
+
+    def compose(self) -> ComposeResult:
+        yield ProgressBar(total=1, show_eta=False)
+        yield Static(classes="stats")
+
+    def watch_view(self, v: ExperimentRow | None) -> None:
+        bars = self.query_children(ProgressBar)
+        if v is None or not bars:
+            return  # not composed yet: on_mount calls again
+        self.border_title = f"{v.name} · {v.kind}"
+        self.border_subtitle = v.state
+        # an experiment without progress events (analyze) fills its bar once complete
+        done = 1 if v.total is None and v.state == "complete" else v.done or 0
+        bars.first().update(total=max(v.total or 0, 1), progress=done)
+        self.query_one(".stats", Static).update(experiment_text(v))
+        self.set_class(v.state == "stalled", "-stalled")
+        self.set_class(v.state == "complete", "-complete")
+        self.set_class(v.state in ("failed", "interrupted"), "-failed")
+
+    def on_mount(self) -> None:
+        self.watch_view(self.view)
+
+
+def experiment_text(v: ExperimentRow) -> str:
+    """The panel's lines (markup): state, progress and ETA, devices, the note."""
+    style = STATE_STYLE.get(v.state)
+    state = f"[{style}]{v.state}[/]" if style else v.state
+    done = "--" if v.total is None else f"{v.done}/{v.total}"
+    pct = f" {100 * (v.done or 0) / v.total:.1f}%" if v.total else ""
+    return "\n".join([
+        f"{state}  [b]{done}[/b]{pct}  ETA {fmt.duration(v.eta_s)}",
+        v.gpu_memory or v.devices or "--",
+        escape(v.note),
+    ])
+
+
+class ExperimentGrid(ScrollableContainer, can_focus=False):
+    """The experiments' panels, mounted once (a study's experiments are known from the start)."""
+
+    view: reactive[MonitorView | None] = reactive(None)
+
+    def watch_view(self, view: MonitorView | None) -> None:
+        if view is None:
+            return
+        existing = {p.id: p for p in self.query_children(ExperimentPanel)}
+        new = []
+        for row in view.experiments:
+            if row.id in existing:
+                existing[row.id].view = row
+            else:
+                panel = ExperimentPanel(id=row.id)
+                panel.set_reactive(ExperimentPanel.view, row)
+                new.append(panel)
+        if new:
+            self.mount_all(new)
