@@ -37,6 +37,7 @@ def run_study_command(args: argparse.Namespace) -> int:
     from harness.study.layout import LOCK_NAME, StudyDir
     from harness.study.plan import device_conflicts, plan_study
     from harness.study.runner import StudyRunner, adopt_study_file
+    from harness.study.status import write_status
 
     study = load_study(args.study)
     root = Path(args.out or study.out).resolve()
@@ -48,13 +49,5 @@ def run_study_command(args: argparse.Namespace) -> int:
         for a, b, device in device_conflicts(study):
             print(f"  {a} and {b} share {device}: one waits for the other", flush=True)
         code = StudyRunner(study, study_dir, argvs).run()
-    print(f"status: {_write_report(root)}")
+        print(f"status: {write_status(root)}", flush=True)  # still under the lock: no runner writes
     return code
-
-
-def _write_report(study_dir: Path) -> Path:
-    """status.md and status.json of the study (`harness status`)."""
-    import importlib
-
-    # harness.study.status (`harness status`) arrives on its own branch; imported by name until then
-    return importlib.import_module("harness.study.status").write_status(study_dir)

@@ -10,7 +10,6 @@ RUN/events.jsonl, told apart by the events' `kind`. Only reading here; the judgi
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -22,7 +21,7 @@ from harness.records import Event, read_event
 from harness.rundir.jsonl import complete_lines
 from harness.rundir.progress import WorkerKey, WorkerState, fold_events
 from harness.rundir.store import EVENTS_FILE, GAMES_FILE
-from harness.study.layout import STATUS_JSON, STATUS_MD, ExperimentEvent, StudyDir
+from harness.study.layout import STATUS_JSON, STATUS_MD, ExperimentEvent, StudyDir, last_error_line, log_tail
 
 ProcessState = Literal["alive", "stopped", "gone"]
 
@@ -32,9 +31,6 @@ PASS_KIND = {"games": "games", "sae-train": "train", "sae-features": "features",
 #: SAE output folders of a run directory (RUN/sae/NAME, the commands' default --out) and their kind.
 SAE_FOLDERS = {"train": "sae-train", "features": "sae-features", "pathway": "sae-pathway",
                "patching": "sae-patch", "words": "sae-words"}
-#: A log line that reports an error (the last one is shown when no error event says more).
-ERROR_LINE = re.compile(r"error|exception|traceback|killed|out of memory", re.IGNORECASE)
-LOG_TAIL_BYTES = 64 * 1024
 #: The report's own files, not an experiment's outputs.
 REPORT_FILES = (STATUS_MD, STATUS_JSON, STATUS_MD + ".tmp", STATUS_JSON + ".tmp")
 
@@ -106,17 +102,11 @@ def read_events(path: Path) -> tuple[list[Event], int]:
 
 def log_facts(path: Path) -> tuple[int | None, float | None, str | None]:
     """(size, mtime, last error line) of a log; Nones when it does not exist."""
-    try:
-        st = path.stat()
-        with open(path, "rb") as f:
-            f.seek(max(0, st.st_size - LOG_TAIL_BYTES))
-            tail = f.read().decode(errors="replace")
-    except OSError:
+    tail = log_tail(path)
+    if tail is None:
         return None, None, None
-    # A progress bar rewrites its line with \r: each rewrite is a line of its own.
-    lines = [x.strip() for x in re.split(r"[\r\n]", tail) if x.strip()]
-    errors = [x for x in lines if ERROR_LINE.search(x)]
-    return st.st_size, st.st_mtime, errors[-1][:300] if errors else None
+    st, lines = tail
+    return st.st_size, st.st_mtime, last_error_line(lines)
 
 
 def list_outputs(folder: Path, skip: tuple[str, ...] = ()) -> list[Output]:

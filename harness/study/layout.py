@@ -14,6 +14,8 @@ never starts it again), `running` with a dead pid means the study was killed (th
 
 from __future__ import annotations
 
+import os
+import re
 import time
 from pathlib import Path
 from typing import Literal
@@ -27,6 +29,11 @@ LOCK_NAME = "study.lock"
 EVENTS_FILE = "study-events.jsonl"
 LOGS_DIR = "logs"
 STATUS_MD, STATUS_JSON = "status.md", "status.json"
+
+#: A log line that reports an error: the CLI's error line, an exception's last line, the kernel's
+#: OOM killer. Case matters: a summary such as "errors 0" is not one.
+ERROR_LINE = re.compile(r"harness: error:|\b\w*(Error|Exception)\b|\berror:|^Traceback|Killed|out of memory")
+LOG_TAIL_BYTES = 64 * 1024
 
 ExperimentState = Literal["running", "complete", "failed", "interrupted"]
 
@@ -87,3 +94,22 @@ class StudyDir:
     def last_events(self) -> dict[str, ExperimentEvent]:
         """Each experiment's latest event: its state on record."""
         return {e.experiment: e for e in self.events()}
+
+
+def log_tail(path: Path, max_bytes: int = LOG_TAIL_BYTES) -> tuple[os.stat_result, list[str]] | None:
+    """The log's stat and the non-empty lines of its last `max_bytes` (a progress bar's `\r`
+    rewrites are lines of their own); None when there is no log."""
+    try:
+        with open(path, "rb") as f:
+            st = os.fstat(f.fileno())
+            f.seek(max(0, st.st_size - max_bytes))
+            text = f.read().decode(errors="replace")
+    except OSError:
+        return None
+    return st, [ln.strip() for ln in re.split(r"[\r\n]+", text) if ln.strip()]
+
+
+def last_error_line(lines: list[str], limit: int = 300) -> str | None:
+    """The last line that reads like an error."""
+    found = next((ln for ln in reversed(lines) if ERROR_LINE.search(ln)), None)
+    return found[:limit] if found else None

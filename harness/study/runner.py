@@ -11,7 +11,6 @@ writing. A rerun resumes: experiments complete on record are skipped, the others
 from __future__ import annotations
 
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -21,23 +20,16 @@ from pathlib import Path
 
 from harness.errors import RunDirError
 from harness.study.config import Experiment, Study
-from harness.study.layout import ExperimentEvent, ExperimentState, StudyDir
+from harness.study.layout import ExperimentEvent, ExperimentState, StudyDir, last_error_line, log_tail
 from harness.study.plan import blocked, fits, ready
 
-_ERROR_LINE = re.compile(r"(harness: error:|\b\w*(Error|Exception)\b|error:|Killed)")
 
-
-def last_error_line(log: Path, limit: int = 240) -> str | None:
-    """The last line of the log that reads like an error, else its last line (for the note)."""
-    try:
-        with open(log, "rb") as f:
-            f.seek(max(f.seek(0, os.SEEK_END) - 65536, 0))
-            text = f.read().decode(errors="replace")
-    except OSError:
+def failure_note(log: Path, limit: int = 240) -> str | None:
+    """The log's last error line, else its last line: why an experiment failed, in its own words."""
+    tail = log_tail(log)
+    if tail is None or not tail[1]:
         return None
-    lines = [ln.strip() for ln in re.split(r"[\r\n]+", text) if ln.strip()]
-    found = next((ln for ln in reversed(lines) if _ERROR_LINE.search(ln)), lines[-1] if lines else None)
-    return found[:limit] if found else None
+    return last_error_line(tail[1], limit) or tail[1][-1][:limit]
 
 
 def duration(seconds: float) -> str:
@@ -184,7 +176,7 @@ class StudyRunner:
                 self.say(name, f"interrupted after {took}; rerun the same command to resume")
             else:
                 self.failed.add(name)
-                note = last_error_line(self.dir.log_path(name)) or f"exit status {rc}"
+                note = failure_note(self.dir.log_path(name)) or f"exit status {rc}"
                 self.record(child.exp, "failed", returncode=rc, note=note)
                 self.say(name, f"failed (exit {rc}, {took}): {note}; log: {self.dir.log_path(name)}")
                 for other in sorted(blocked(self.study, [name]) - self.complete):
