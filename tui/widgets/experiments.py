@@ -3,35 +3,22 @@
 from __future__ import annotations
 
 from rich.markup import escape
-from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.containers import ScrollableContainer
 from textual.reactive import reactive
-from textual.widget import Widget
 from textual.widgets import ProgressBar, Static
 
 from tui import format as fmt
 from tui.views import ExperimentRow, MonitorView
+from tui.widgets.panel import GridPanel
 
 STATE_STYLE = {"complete": "$success", "stalled": "b $error", "failed": "b $error", "interrupted": "$warning",
                "not started": "dim"}
 
 
-class ExperimentPanel(Widget, can_focus=True):
+class ExperimentPanel(GridPanel):
     """Name, kind, state, progress, ETA, devices and the note of one experiment."""
 
-    BINDINGS = [
-        Binding("left", "app.move(-1)", "Prev", show=False),
-        Binding("right", "app.move(1)", "Next", show=False),
-        Binding("up", "app.move_row(-1)", "Up", show=False),
-        Binding("down", "app.move_row(1)", "Down", show=False),
-    ]
-
     view: reactive[ExperimentRow | None] = reactive(None)
-
-    def compose(self) -> ComposeResult:
-        yield ProgressBar(total=1, show_eta=False)
-        yield Static(classes="stats")
 
     def watch_view(self, v: ExperimentRow | None) -> None:
         bars = self.query_children(ProgressBar)

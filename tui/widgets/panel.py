@@ -13,12 +13,9 @@ from tui import format as fmt
 from tui.views import MonitorView, WorkerView
 
 
-class WorkerPanel(Widget, can_focus=True):
-    """Progress, rates, ETA, retries/invalid/errors and GPU figures of one worker.
-
-    A stalled worker (running, but silent or without progress for longer than --stall-after)
-    gets the `-stalled` class and says so in its border, so it stands out among busy panels.
-    """
+class GridPanel(Widget, can_focus=True):
+    """A bordered panel of the grid: a progress bar over a few lines of text. Subclasses set
+    `view` and draw it in `watch_view`."""
 
     # Here rather than only on the app: the scrolling grid would take the arrows for itself.
     BINDINGS = [
@@ -28,11 +25,19 @@ class WorkerPanel(Widget, can_focus=True):
         Binding("down", "app.move_row(1)", "Down", show=False),
     ]
 
-    view: reactive[WorkerView | None] = reactive(None)
-
     def compose(self) -> ComposeResult:
         yield ProgressBar(total=1, show_eta=False)
         yield Static(classes="stats")
+
+
+class WorkerPanel(GridPanel):
+    """Progress, rates, ETA, retries/invalid/errors and GPU figures of one worker.
+
+    A stalled worker (running, but silent or without progress for longer than --stall-after)
+    gets the `-stalled` class and says so in its border, so it stands out among busy panels.
+    """
+
+    view: reactive[WorkerView | None] = reactive(None)
 
     def watch_view(self, v: WorkerView | None) -> None:
         bars = self.query_children(ProgressBar)
