@@ -9,7 +9,7 @@ from textual.widgets import ProgressBar, Static
 
 from tui import format as fmt
 from tui.views import ExperimentRow, MonitorView
-from tui.widgets.panel import GridPanel
+from tui.widgets.panel import GridPanel, feed_panels
 
 STATE_STYLE = {"complete": "$success", "stalled": "b $error", "failed": "b $error", "interrupted": "$warning",
                "not started": "dim"}
@@ -59,14 +59,4 @@ class ExperimentGrid(ScrollableContainer, can_focus=False):
     def watch_view(self, view: MonitorView | None) -> None:
         if view is None:
             return
-        existing = {p.id: p for p in self.query_children(ExperimentPanel)}
-        new = []
-        for row in view.experiments:
-            if row.id in existing:
-                existing[row.id].view = row
-            else:
-                panel = ExperimentPanel(id=row.id)
-                panel.set_reactive(ExperimentPanel.view, row)
-                new.append(panel)
-        if new:
-            self.mount_all(new)
+        feed_panels(self, ExperimentPanel, view.experiments)

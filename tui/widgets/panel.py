@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import ScrollableContainer
@@ -25,9 +28,30 @@ class GridPanel(Widget, can_focus=True):
         Binding("down", "app.move_row(1)", "Down", show=False),
     ]
 
+    view: reactive[Any] = reactive(None)
+
     def compose(self) -> ComposeResult:
         yield ProgressBar(total=1, show_eta=False)
         yield Static(classes="stats")
+
+
+def feed_panels(
+    grid: Widget, panel_type: type[GridPanel], rows: Sequence[Any]
+) -> dict[str | None, GridPanel]:
+    """Give each row (it has an `id`) to its panel in `grid`, mounting the panels not there yet.
+    Returns the panels that were already there, by id."""
+    existing = {p.id: p for p in grid.query_children(panel_type)}
+    new = []
+    for row in rows:
+        if row.id in existing:
+            existing[row.id].view = row
+        else:
+            panel = panel_type(id=row.id)
+            panel.set_reactive(panel_type.view, row)
+            new.append(panel)
+    if new:
+        grid.mount_all(new)
+    return existing
 
 
 class WorkerPanel(GridPanel):
@@ -94,19 +118,9 @@ class WorkerGrid(ScrollableContainer, can_focus=False):
     def watch_view(self, view: MonitorView | None) -> None:
         if view is None:
             return
-        existing = {p.id: p for p in self.query_children(WorkerPanel)}
+        existing = feed_panels(self, WorkerPanel, view.workers)
         wanted = {w.id for w in view.workers}
         for panel_id, panel in existing.items():
             # Hidden, not removed: a truncated file may bring the same worker back a moment later.
             panel.display = panel_id in wanted
-        new = []
-        for w in view.workers:
-            if w.id in existing:
-                existing[w.id].view = w
-            else:
-                panel = WorkerPanel(id=w.id)
-                panel.set_reactive(WorkerPanel.view, w)
-                new.append(panel)
-        if new:
-            self.mount_all(new)
         self.set_class(not view.workers, "-empty")
