@@ -100,8 +100,10 @@ def _arrow_table(data: bytes) -> pa.Table:
     )
 
 
-#: A line's `schema_version` major (`"2.0"`, or the integer 1 of older lines); not inside a string.
-_VERSION_MAJOR = re.compile(rb'(?<!\\)"schema_version":\s*"?(\d+)')
+#: A line's `schema_version` major (`"2.0"`, or the integer 1 of older lines). Text inside a string
+#: cannot match: its quotes are escaped (`\"schema_version\":`). No lookbehind: it would turn off
+#: the regex engine's literal scan (8.7 s instead of 0.34 s over 353 MB of games).
+_VERSION_MAJOR = re.compile(rb'"schema_version":\s*"?(\d+)')
 _MAJOR = int(SCHEMA_VERSION.split(".")[0])
 
 

@@ -119,6 +119,7 @@ def test_lines_of_a_newer_version_read_or_refused(tmp_path, capsys):
     path = run / "games.jsonl"
     newer = {"added_later": 1, "schema_version": "2.7"}
     lines = [json.loads(line) | newer for line in path.read_text().splitlines()]
+    lines[1]["rounds"][0]["prompt"] = 'a prompt quoting "schema_version": "9.0"'  # text, not a version
     path.write_text("".join(json.dumps(line) + "\n" for line in lines))
     assert main(["analyze", str(run), "--no-figures", "--bootstrap", "50"]) == 0
     assert pd.read_csv(run / "analysis" / "tables" / "runs.csv").loc[0, "n_games"] == 4
