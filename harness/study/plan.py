@@ -7,6 +7,7 @@ before anything runs, not a failure an hour into the study.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import io
 import re
@@ -112,14 +113,12 @@ def _check_devices(i: int, exp: Experiment) -> None:
         raise ConfigError(f"experiment[{i}].devices: 'cpu' and GPUs together")
 
 
-def _parse_error(argv: list[str]) -> str | None:
+def _parse_error(parser: argparse.ArgumentParser, argv: list[str]) -> str | None:
     """argparse's complaint about `argv`, or None when it parses."""
-    from harness.cli import build_parser
-
     err = io.StringIO()
     try:
         with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
-            build_parser().parse_args(argv)
+            parser.parse_args(argv)
     except SystemExit as e:
         lines = [ln for ln in err.getvalue().splitlines() if "error:" in ln]
         return lines[-1].split("error:", 1)[1].strip() if lines else f"not an option (exit {e.code})"
@@ -135,8 +134,11 @@ def _culprit(message: str, options: Mapping[str, OptionValue]) -> str | None:
     return next((k for k in options if k.replace("_", "-") == flag), None)
 
 
-def check_experiment(study: Study, i: int, root: Path, ray: str | None = None) -> list[str]:
-    """The experiment's argv, checked by the parser; a mistake is one ConfigError line."""
+def check_experiment(study: Study, i: int, root: Path, ray: str | None = None,
+                     parser: argparse.ArgumentParser | None = None) -> list[str]:
+    """The experiment's argv, checked by harness's parser; a mistake is one ConfigError line."""
+    from harness.cli import build_parser
+
     exp = study.experiment[i]
     try:
         _check_devices(i, exp)
@@ -144,7 +146,7 @@ def check_experiment(study: Study, i: int, root: Path, ray: str | None = None) -
             if key.replace("_", "-") in _SET_BY_STUDY:
                 raise ConfigError(f"experiment[{i}].options.{key}: set by the study, not an option here")
         argv = experiment_argv(study, exp, root, ray)
-        message = _parse_error(argv)
+        message = _parse_error(parser or build_parser(), argv)
         if message is not None:
             culprit = _culprit(message, exp.options)
             field = f"experiment[{i}].options" + (f".{culprit}" if culprit else "")
@@ -157,7 +159,10 @@ def check_experiment(study: Study, i: int, root: Path, ray: str | None = None) -
 
 def plan_study(study: Study, root: Path, ray: str | None = None) -> dict[str, list[str]]:
     """Every experiment's argv by name, each checked; the first mistake raises ConfigError."""
-    return {e.name: check_experiment(study, i, root, ray) for i, e in enumerate(study.experiment)}
+    from harness.cli import build_parser
+
+    parser = build_parser()  # one for all: building it imports every command module
+    return {e.name: check_experiment(study, i, root, ray, parser) for i, e in enumerate(study.experiment)}
 
 
 # --- order and scheduling --------------------------------------------------------------------------

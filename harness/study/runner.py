@@ -2,10 +2,11 @@
 complete and its devices are free; state changes go to study-events.jsonl and the terminal.
 
 Children run in their own process group, so a Ctrl-C at the terminal reaches only the runner,
-which forwards one SIGINT to each (a second would make a command quit without saving); each gets
-SIGTERM from the kernel if the runner dies (PR_SET_PDEATHSIG), so a killed study leaves no orphan
-writing. A rerun resumes: experiments complete on record are skipped, the others started again
-(the commands resume from their own files).
+which forwards each signal once to each child (the first: the command saves and stops; a second:
+it quits at once, as it does when run alone); each gets SIGTERM from the kernel if the runner
+dies (PR_SET_PDEATHSIG), so a killed study leaves no orphan writing. A rerun resumes: experiments
+complete on record are skipped, the others started again (the commands resume from their own
+files).
 """
 
 from __future__ import annotations
