@@ -12,14 +12,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pydantic import ValidationError
-
 from harness.rundir.jsonl import JsonlTail
 from harness.rundir.progress import WorkerKey, WorkerState
 from harness.study.config import load_study
 from harness.study.diagnose import judge, waits_for
 from harness.study.facts import ExperimentFacts, ProcessState, pass_workers, process_state
-from harness.study.layout import ExperimentEvent, StudyDir
+from harness.study.layout import ExperimentEvent, StudyDir, read_experiment_event
 from harness.study.status import devices, gpu_memory
 from tui.views import ExperimentRow
 
@@ -55,12 +53,9 @@ class StudyWatch:
         read = self._tail.read()
         if read.reset:
             self._records = {}
-        for line in read.lines:
-            try:
-                ev = ExperimentEvent.model_validate_json(line)
-            except ValidationError:
-                continue  # a line of another writer's format: readers are tolerant
-            self._records[ev.experiment] = ev
+        for ev in map(read_experiment_event, read.lines):
+            if ev is not None:
+                self._records[ev.experiment] = ev
         pids = {r.pid for r in self._records.values() if r.state == "running" and r.pid is not None}
         mtimes = {}
         for name in self.names:

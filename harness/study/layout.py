@@ -53,6 +53,17 @@ class ExperimentEvent(BaseModel):
     note: str | None = Field(None, description="Why it failed or was interrupted, in words.")
 
 
+def read_experiment_event(line: bytes | str) -> ExperimentEvent | None:
+    """One line of study-events.jsonl; None for a blank line or one of another format (readers are
+    tolerant)."""
+    if not line.strip():
+        return None
+    try:
+        return ExperimentEvent.model_validate_json(line)
+    except ValidationError:
+        return None
+
+
 class StudyDir:
     """Paths of a study directory."""
 
@@ -81,15 +92,8 @@ class StudyDir:
 
     def events(self) -> list[ExperimentEvent]:
         """Every complete event line, in order (a torn last line is skipped)."""
-        found = []
-        for line in complete_lines(self.events_path):
-            if line is None or not line.strip():
-                continue
-            try:
-                found.append(ExperimentEvent.model_validate_json(line))
-            except ValidationError:
-                continue  # a line of another writer's format: readers are tolerant
-        return found
+        read = (read_experiment_event(line) for line in complete_lines(self.events_path) if line is not None)
+        return [e for e in read if e is not None]
 
     def last_events(self) -> dict[str, ExperimentEvent]:
         """Each experiment's latest event: its state on record."""
