@@ -13,8 +13,8 @@ import os
 from pathlib import Path
 
 from harness.errors import RunDirError
+from harness.rundir.files import LOCK_FILE
 
-LOCK_FILE = "run.lock"
 
 
 class RunLock:

@@ -13,9 +13,9 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from harness.errors import RunDirError
+from harness.rundir.files import MANIFEST_FILE
 from harness.records import NEWER_MAJOR, READ, SCHEMA_VERSION, SchemaVersion, SchemaVersionError
 
-MANIFEST_FILE = "manifest.json"
 
 
 class Manifest(BaseModel):

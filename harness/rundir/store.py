@@ -21,11 +21,10 @@ from pydantic import ValidationError
 
 from harness.errors import RunDirError
 from harness.records import SCHEMA_VERSION, GameRecord, SchemaVersionError, read_game
+from harness.rundir.files import EVENTS_FILE, GAMES_FILE, MANIFEST_FILE
 from harness.rundir.jsonl import complete_lines, repair_torn_tail
-from harness.rundir.manifest import MANIFEST_FILE, Manifest, read_manifest, write_manifest
+from harness.rundir.manifest import Manifest, read_manifest, write_manifest
 
-GAMES_FILE = "games.jsonl"
-EVENTS_FILE = "events.jsonl"
 
 #: Config parts that change results: a resume must use the same values.
 RESULT_FIELDS = (

@@ -15,13 +15,11 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from harness.errors import ConfigError
+from harness.rundir.files import EVENTS_FILE as EVENTS_NAME
+from harness.rundir.files import FEATURES_TABLE
+from harness.rundir.files import PATCH_FEATURES as CAUSAL_TABLE
 from harness.study.config import Experiment, OptionValue, Study
 
-#: The file each upstream kind leaves for its readers, below its folder.
-FEATURES_TABLE = "features.parquet"
-CAUSAL_TABLE = "patch_features.parquet"
-#: The per-experiment progress stream (games runs write it themselves; SAE passes get `--events`).
-EVENTS_NAME = "events.jsonl"
 
 _SAE_COMMAND = {
     "sae-train": "train", "sae-features": "features", "sae-pathway": "pathway",
