@@ -4,7 +4,7 @@ SAELens's `constants.py`): code joins these to a folder, and never spells a name
     RUN/manifest.json  games.jsonl  events.jsonl  run.lock  status.md  status.json  workers/
     RUN/sae/features/  features.parquet  features.csv  features_summary.csv  features_meta.json
     RUN/sae/pathway/   pathway_layers.csv  shards/
-    RUN/sae/patching/  patch_trials.jsonl  patch_meta.json  patch_features.parquet  report.md
+    RUN/sae/patch/     patch_trials.jsonl  patch_meta.json  patch_features.parquet  report.md
     RUN/sae/words/     words.parquet  words.csv  words_report.md  words_meta.json
     RUN/sae/train/     layer_N/ (an SAELens folder)
     REPORT/            report.md  tables/runs.csv
@@ -12,6 +12,8 @@ SAELens's `constants.py`): code joins these to a folder, and never spells a name
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 # --- a run directory ---------------------------------------------------------------------------
 MANIFEST_FILE = "manifest.json"
@@ -25,8 +27,23 @@ WORKERS_DIR = "workers"
 STATUS_MD = "status.md"
 STATUS_JSON = "status.json"
 
-# --- SAE passes: RUN/sae/<folder>/ ------------------------------------------------------------
+# --- SAE passes: RUN/sae/<name>/ --------------------------------------------------------------
 SAE_DIR = "sae"
+#: Each SAE pass by its one name: the command `harness sae NAME`, the folder RUN/sae/NAME, the
+#: event kind NAME and the study kind `sae-NAME`.
+SAE_PASSES = ("train", "features", "pathway", "patch", "words")
+#: Older names still read: the patch pass once wrote RUN/sae/patching and events of kind "patching".
+OLD_PASS_NAMES = {"patching": "patch"}
+
+
+def sae_pass_dir(run_dir: Path, name: str) -> Path:
+    """RUN/sae/NAME, the default output folder of a pass; an older run's folder where only it exists."""
+    folder = Path(run_dir) / SAE_DIR / name
+    for old, new in OLD_PASS_NAMES.items():
+        if new == name and not folder.exists() and (Path(run_dir) / SAE_DIR / old).exists():
+            return Path(run_dir) / SAE_DIR / old
+    return folder
+
 FEATURES_TABLE = "features.parquet"
 FEATURES_CSV = "features.csv"
 FEATURES_SUMMARY = "features_summary.csv"
