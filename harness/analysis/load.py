@@ -2,11 +2,12 @@
 
 Fast path: pyarrow's multi-threaded JSON reader with an explicit schema (the fields of
 `harness.records.GameRecord` the analysis needs; prompts and answers are skipped while parsing),
-so 100,000 games load in about a second. A run still being written may end in a torn line;
-it is cut off before parsing and counted. If arrow rejects the file (a corrupt line in the
-middle, a wrong type), or a line says it was written by a newer major schema version, every line
-goes through pydantic's `GAME_ADAPTER`, which names the bad line; unreadable lines are skipped and
-counted, never silently, and a newer major version is refused with one line naming the file.
+so 100,000 games load in about a second. The games are those the one reader of a run gives
+(`harness.rundir.reader`, the policy every consumer shares): a torn last line is skipped and
+counted, a game written twice keeps its first copy. If arrow rejects the file (a corrupt line, a
+dead worker's fragment, a wrong type or value), or a line says it was written by a newer major
+schema version, the file goes through that reader line by line, which names each bad line,
+recovers a game glued to a fragment and refuses a newer major version with one line.
 """
 
 from __future__ import annotations
@@ -23,10 +24,11 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pajson
-from pydantic import ValidationError
 
 from harness.errors import HarnessError
-from harness.records import SCHEMA_VERSION, Action, BetType, Outcome, ParseKind, SchemaVersionError, read_game
+from harness.records import SCHEMA_VERSION, Action, BetType, Outcome, ParseKind
+from harness.rundir.files import GAMES_FILE, MANIFEST_FILE
+from harness.rundir.reader import GamesRead, read_game_lines
 
 _COND = pa.struct(
     [
@@ -84,6 +86,7 @@ class RunData:
     torn_lines: int = 0
     bad_lines: list[str] = field(default_factory=list)
     duplicates: int = 0
+    recovered_lines: int = 0
 
     @property
     def completeness(self) -> float | None:
@@ -132,49 +135,42 @@ def _values_ok(table: pa.Table) -> bool:
     return all(c.null_count == 0 for c in required)
 
 
-def _table_slow(data: bytes, bad: list[str]) -> pa.Table:
-    """Line by line through pydantic: slower, but names every unreadable line and keeps the rest."""
-    good = []
-    for no, line in enumerate(data.split(b"\n"), start=1):
-        if not line.strip():
-            continue
-        try:
-            read_game(line)  # tolerant: unknown fields ignored, a newer major version refused
-            good.append(line)
-        except ValidationError as e:
-            err = e.errors()[0]
-            where = ".".join(str(p) for p in err["loc"])
-            bad.append(f"line {no}: {where}: {err['msg']}")
-    if not good:
-        return _GAME.empty_table()
-    return _arrow_table(b"\n".join(good) + b"\n")
+def _table_slow(path: Path) -> tuple[pa.Table, GamesRead]:
+    """Line by line through the run reader (`harness.rundir.reader`): slower, but names every
+    unreadable line, recovers a game glued to a dead worker's fragment and keeps the rest."""
+    read = read_game_lines(path)
+    if not read.lines:
+        return _GAME.empty_table(), read
+    return _arrow_table(b"\n".join(line.data.rstrip(b"\n") for line in read.lines) + b"\n"), read
 
 
-def read_games(path: Path) -> tuple[pa.Table, int, list[str]]:
-    """Parse a games.jsonl. Returns (table, torn trailing lines, bad lines)."""
+def _first_copies(table: pa.Table) -> tuple[pa.Table, int]:
+    """A game written twice keeps its first copy, as every reader of a run does."""
+    ids = table.column("game_id").to_numpy(zero_copy_only=False)
+    _, first = np.unique(ids, return_index=True)
+    keep = np.sort(first)
+    if len(keep) == len(ids):
+        return table, 0
+    return table.take(pa.array(keep)), len(ids) - len(keep)
+
+
+def read_games(path: Path) -> tuple[pa.Table, GamesRead]:
+    """Parse a games.jsonl into an arrow table of the same games the run reader gives, and what
+    was skipped, recovered or dropped. The fast path reads the whole file with arrow; any line it
+    cannot vouch for (a fragment, a bad value, a newer major version) sends the file through the
+    reader line by line."""
     data = path.read_bytes()
-    torn = 0
-    if data and not data.endswith(b"\n"):
-        cut = data.rfind(b"\n") + 1
-        tail = data[cut:]
-        try:
-            json.loads(tail)  # a complete last record without its newline is kept
-            data += b"\n"
-        except ValueError:
-            data, torn = data[:cut], 1
-    bad: list[str] = []
-    if not data.strip():
-        return _GAME.empty_table(), torn, bad
+    cut = data.rfind(b"\n") + 1
+    torn = cut < len(data)  # a last line without its newline: a game being written
+    data = data[:cut]
     try:
-        try:
-            table = _arrow_table(data)
-            if _newer_major(data) or not _values_ok(table):
-                table = _table_slow(data, bad)
-        except (pa.ArrowInvalid, pa.ArrowTypeError):
-            table = _table_slow(data, bad)
-    except SchemaVersionError as e:
-        raise SchemaVersionError(f"{path}: {e}") from None
-    return table, torn, bad
+        table = _arrow_table(data) if data.strip() else _GAME.empty_table()
+        if not _newer_major(data) and _values_ok(table):
+            table, duplicates = _first_copies(table)
+            return table, GamesRead(torn_tail=torn, duplicates=duplicates)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        pass
+    return _table_slow(path)
 
 
 def _cat(column: pa.Array | pa.ChunkedArray) -> pd.Categorical:
@@ -247,27 +243,16 @@ def _decision_mode(manifest: dict) -> str:
     return str((config.get("game") or {}).get("decision", "free"))
 
 
-def _dedupe(table: pa.Table) -> tuple[pa.Table, int]:
-    """A resumed run may hold a game twice; keep the last copy."""
-    ids = table.column("game_id").to_numpy(zero_copy_only=False)
-    _, first_rev = np.unique(ids[::-1], return_index=True)
-    keep = np.sort(len(ids) - 1 - first_rev)
-    if len(keep) == len(ids):
-        return table, 0
-    return table.take(pa.array(keep)), len(ids) - len(keep)
-
-
 def load_run(run_dir: str | Path) -> RunData:
     """Load a run directory (or a games.jsonl path)."""
     path = Path(run_dir)
-    games_path = path if path.is_file() else path / "games.jsonl"
+    games_path = path if path.is_file() else path / GAMES_FILE
     if not games_path.exists():
-        raise AnalysisInputError(f"{games_path}: no games.jsonl here (is {path} a run directory?)")
-    table, torn, bad = read_games(games_path)
-    table, dup = _dedupe(table)
+        raise AnalysisInputError(f"{games_path}: no {GAMES_FILE} here (is {path} a run directory?)")
+    table, read = read_games(games_path)
     games, rounds = flatten(table)
     manifest: dict = {}
-    manifest_path = games_path.parent / "manifest.json"
+    manifest_path = games_path.parent / MANIFEST_FILE
     if manifest_path.exists():
         try:
             manifest = json.loads(manifest_path.read_text())
@@ -284,9 +269,10 @@ def load_run(run_dir: str | Path) -> RunData:
         rounds=rounds,
         expected_games=_expected_games(manifest),
         decision_mode=_decision_mode(manifest),
-        torn_lines=torn,
-        bad_lines=bad,
-        duplicates=dup,
+        torn_lines=int(read.torn_tail),
+        bad_lines=read.unreadable,
+        duplicates=read.duplicates,
+        recovered_lines=read.recovered,
     )
 
 

@@ -9,8 +9,6 @@ errored: a rerun resumes them), "interrupted" (Ctrl-C or SIGTERM: `harness.run.s
 from __future__ import annotations
 
 import asyncio
-import os
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,11 +19,12 @@ from harness.backends.checkpoints import resolve_model_path
 from harness.backends.devices import nvml_stats
 from harness.backends.formatter import PromptFormatter
 from harness.config import RunConfig
-from harness.records import ErrorEvent, GameDoneEvent, GameRecord, ProgressEvent, RunEndEvent, RunStartEvent
+from harness.records import GameRecord
 from harness.run.runner import GameRunner, GameSpec, RunStats, plan_games
 from harness.run.stop import StopOnSignal
-from harness.rundir.jsonl import JsonlAppender, append_record
-from harness.rundir.store import RunDir, read_games
+from harness.rundir.events import EventWriter
+from harness.rundir.jsonl import JsonlAppender
+from harness.rundir.store import RunDir
 
 
 @dataclass
@@ -39,7 +38,7 @@ class WorkerResult:
 
 def pending_games(config: RunConfig, run_dir: RunDir) -> tuple[list[GameSpec], int]:
     """Games of the plan not yet in games.jsonl, and how many are already done."""
-    done, _ = read_games(run_dir.games_path)
+    done = run_dir.done_ids()
     specs = plan_games(config)
     todo = [s for s in specs if s.game_id not in done]
     return todo, len(specs) - len(todo)
@@ -52,37 +51,38 @@ def make_formatter(config: RunConfig, model_path: str | None) -> PromptFormatter
 
 
 class WorkerEvents:
-    """This worker's lines of events.jsonl: each event carries its run id, worker and GPU, and
-    the game counts include the games already done before this start."""
+    """This worker's lines of events.jsonl, through the one event writer
+    (`harness.rundir.events.EventWriter`): the async face the game loop awaits, plus the periodic
+    progress task. The game counts include the games already done before this start."""
 
-    def __init__(self, out: JsonlAppender, stats: RunStats, *, run_id: str, worker: int, gpu: str | None,
-                 games_total: int, already_done: int):
-        self.out, self.stats = out, stats
-        self.run_id, self.worker, self.gpu = run_id, worker, gpu
+    def __init__(self, writer: EventWriter, stats: RunStats, *, games_total: int, already_done: int):
+        self.writer, self.stats = writer, stats
         self.games_total, self.already_done = games_total, already_done
-        self._ended = threading.Lock()  # run_end is written once: by run_end(), or by end_now()
 
-    def _base(self) -> dict:
-        return dict(time=time.time(), run_id=self.run_id, worker=self.worker, gpu=self.gpu)
+    @property
+    def run_id(self) -> str:
+        return self.writer.run_id
+
+    @property
+    def worker(self) -> int:
+        return self.writer.worker
+
+    @property
+    def gpu(self) -> str | None:
+        return self.writer.gpu
 
     @property
     def games_done(self) -> int:
         return self.already_done + self.stats.games_done
 
     async def run_start(self, model: str) -> None:
-        await self.out.write(RunStartEvent(
-            **self._base(), model=model, games_total=self.games_total, games_already_done=self.already_done,
-            resumed=self.already_done > 0, pid=os.getpid(),
-        ))
+        self.writer.run_start(model=model, games_total=self.games_total, games_already_done=self.already_done)
 
     async def game_done(self, record: GameRecord) -> None:
-        await self.out.write(GameDoneEvent(
-            **self._base(), game_id=record.game_id, condition_id=record.condition.id, outcome=record.outcome,
-            final_balance=record.final_balance, n_rounds=record.n_rounds, retries=record.retries,
-        ))
+        self.writer.game_done(record)
 
     async def error(self, message: str, game_id: str | None = None, *, fatal: bool = False) -> None:
-        await self.out.write(ErrorEvent(**self._base(), message=message, game_id=game_id, fatal=fatal))
+        self.writer.error(message, game_id, fatal=fatal)
 
     async def report_progress(self, interval_s: float, backend: Backend) -> None:
         """Every `interval_s`: rates over the last interval and since the start. Runs until cancelled."""
@@ -92,33 +92,25 @@ class WorkerEvents:
             await asyncio.sleep(interval_s)
             now = time.time()
             dt, elapsed = max(now - last_t, 1e-9), max(now - stats.started, 1e-9)
-            await self.out.write(ProgressEvent(
-                **self._base(), games_done=self.games_done, games_total=self.games_total,
+            self.writer.progress(
+                games_done=self.games_done, games_total=self.games_total,
                 requests=stats.requests, requests_per_s=(stats.requests - last_req) / dt,
                 tokens_per_s=(stats.tokens_out - last_tok) / dt,
                 avg_requests_per_s=stats.requests / elapsed, avg_tokens_per_s=stats.tokens_out / elapsed,
                 retries=stats.retries, empty_retries=stats.empty_retries, invalid=stats.invalid,
                 errors=stats.errors, in_flight=stats.in_flight,
                 **(backend.memory_stats() | (nvml_stats(self.gpu) if self.gpu is not None else {})),
-            ))
+            )
             last_t, last_req, last_tok = now, stats.requests, stats.tokens_out
 
-    def _end_event(self, status: str) -> RunEndEvent:
-        return RunEndEvent(
-            **self._base(), games_done=self.games_done, games_total=self.games_total,
-            wall_s=time.time() - self.stats.started, status=status,
-        )
-
-    async def run_end(self, status: str) -> float:
-        event = self._end_event(status)
-        if self._ended.acquire(blocking=False):
-            await self.out.write(event)
-        return event.wall_s
+    def wall_s(self) -> float:
+        return time.time() - self.stats.started
 
     def end_now(self, status: str = "interrupted") -> None:
-        """From another thread, when the process exits without waiting for the event loop."""
-        if self._ended.acquire(blocking=False):
-            append_record(self.out.path, self._end_event(status))
+        """Write run_end once (also from another thread, when the process exits without waiting for
+        the event loop)."""
+        self.writer.run_end(status, games_done=self.games_done, games_total=self.games_total,
+                            wall_s=self.wall_s())
 
 
 class _GameSink:
@@ -179,15 +171,14 @@ async def run_worker(
     backend = backend or create_backend(config, model_path, formatter)
     stats = RunStats()
     games_out = await JsonlAppender(run_dir.games_path, config.run.durability).open()
-    events = WorkerEvents(await JsonlAppender(run_dir.events_path).open(), stats, run_id=run_id,
-                          worker=worker, gpu=gpu, games_total=len(specs) + already_done,
-                          already_done=already_done)
+    events = WorkerEvents(EventWriter(run_dir.events_path, run_id=run_id, worker=worker, gpu=gpu), stats,
+                          games_total=len(specs) + already_done, already_done=already_done)
     status = "failed"
     try:
         with StopOnSignal(backend.cancel, on_overdue=events.end_now):
             await events.run_start(config.model.name)
             async with backend:
-                events.gpu = gpu if gpu is not None else backend.gpu
+                events.writer.gpu = gpu if gpu is not None else backend.gpu
                 status = await _play(config, backend, formatter, specs, events, _GameSink(games_out, events,
                                                                                           on_game, stats))
     except asyncio.CancelledError:
@@ -197,7 +188,7 @@ async def run_worker(
         await events.error(str(e), fatal=True)
         raise
     finally:
-        wall = await events.run_end(status)
+        events.end_now(status)
+        wall = events.wall_s()
         await games_out.close()
-        await events.out.close()
     return WorkerResult(events.games_done, events.games_total, stats, wall, status)

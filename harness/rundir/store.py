@@ -3,8 +3,8 @@
 Completed work is never lost: each record is one line, appended with a single O_APPEND write
 (`harness.rundir.jsonl`, so several worker processes can share a file; game lines are fsynced
 by default), and a rerun resumes from the games already there. A torn last line (a kill
-mid-write) is cut off before appending. Resume reads as a tolerant reader: lines with fields a
-newer version added still count as complete games.
+mid-write) is cut off before appending. Resume reads the games as every reader does
+(`harness.rundir.reader`): lines with fields a newer version added still count as complete games.
 """
 
 from __future__ import annotations
@@ -14,56 +14,19 @@ import platform
 import sys
 import time
 import uuid
-from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
-
 from harness.errors import RunDirError
-from harness.records import SCHEMA_VERSION, GameRecord, SchemaVersionError, read_game
-from harness.rundir.files import EVENTS_FILE, GAMES_FILE, MANIFEST_FILE
-from harness.rundir.jsonl import complete_lines, repair_torn_tail
+from harness.records import SCHEMA_VERSION
+from harness.rundir.files import GAMES_FILE, MANIFEST_FILE
+from harness.rundir.jsonl import repair_torn_tail
 from harness.rundir.manifest import Manifest, read_manifest, write_manifest
-
+from harness.rundir.reader import RunFiles
 
 #: Config parts that change results: a resume must use the same values.
 RESULT_FIELDS = (
     "seed", "model", "generation", "game", "guard.max_retries", "guard.extract", "guard.unparsed_policy",
 )
-
-_GAME_START = b'{"type":"game"'
-
-
-def _parse_game_line(line: bytes) -> GameRecord | None:
-    """A game from one line; also rescues a record that another worker appended right after a
-    dead worker's half-written fragment (the fragment is dropped, that game replays)."""
-    try:
-        return read_game(line)
-    except ValidationError:
-        start = line.rfind(_GAME_START)
-        if start > 0:
-            try:
-                return read_game(line[start:])
-            except ValidationError:
-                return None
-        return None
-
-
-def read_games(path: Path) -> tuple[dict[str, GameRecord], int]:
-    """Complete games by game_id (first line wins) and the number of unreadable lines.
-    SchemaVersionError (naming the file) for a line of a newer major version."""
-    games: dict[str, GameRecord] = {}
-    bad = 0
-    for n, line in enumerate(complete_lines(path), 1):
-        try:
-            game = None if line is None else _parse_game_line(line)
-        except SchemaVersionError as e:
-            raise SchemaVersionError(f"{path}: line {n}: {e}") from None
-        if game is None:
-            bad += 1  # a torn tail of a run in progress, or a damaged line
-            continue
-        games.setdefault(game.game_id, game)
-    return games, bad
 
 
 def package_versions() -> dict[str, str]:
@@ -82,14 +45,9 @@ def _pick(data: dict[str, Any], dotted: str) -> Any:
     return data
 
 
-class RunDir:
-    """One run directory. `prepare()` checks a resume is compatible before anything is written."""
-
-    def __init__(self, path: str | Path):
-        self.path = Path(path)
-        self.games_path = self.path / GAMES_FILE
-        self.events_path = self.path / EVENTS_FILE
-        self.manifest_path = self.path / MANIFEST_FILE
+class RunDir(RunFiles):
+    """One run directory, opened to write. `prepare()` checks a resume is compatible before
+    anything is written; its games are read as every reader reads them (`RunFiles.games`)."""
 
     def read_manifest(self) -> Manifest | None:
         return read_manifest(self.path)

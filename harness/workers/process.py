@@ -56,11 +56,11 @@ async def run_job(job: WorkerJob):
     """Play the job's unfinished games; returns the session's WorkerResult."""
     from harness.run.runner import plan_games
     from harness.run.worker_run import run_worker
-    from harness.rundir.store import RunDir, read_games
+    from harness.rundir.reader import RunFiles
 
     config = worker_config(job)
     wanted = set(job.game_ids)
-    done, _ = read_games(RunDir(config.out).games_path)
+    done = RunFiles(config.out).done_ids()
     specs = [s for s in plan_games(config) if s.game_id in wanted and s.game_id not in done]
     already = job.already_done + len(wanted) - len(specs)
     return await run_worker(config, specs, run_id=job.run_id, already_done=already, worker=job.worker,

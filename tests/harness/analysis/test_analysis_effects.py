@@ -132,11 +132,11 @@ def test_corrupt_middle_line_is_skipped_and_named(tmp_path):
     assert len(run.games) == 2 and run.bad_lines and run.bad_lines[0].startswith("line 2: outcome")
 
 
-def test_duplicate_game_keeps_the_last_copy(tmp_path):
+def test_duplicate_game_keeps_the_first_copy(tmp_path):
     first = make_game(SAFE[0])
     again = make_game(BANKRUPT)  # same game_id (same condition and repetition)
     run = load_run(write_games(tmp_path / "run", [first, again]))
-    assert run.duplicates == 1 and run.games["outcome"].tolist() == ["bankrupt"]
+    assert run.duplicates == 1 and run.games["outcome"].tolist() == ["stopped"]
 
 
 def test_no_decision_games_are_excluded_and_counted_never_stopped(tmp_path):

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from harness.records import GAME_ADAPTER
-from harness.rundir.store import read_games
+from harness.rundir.reader import read_game_lines
 
 
 def start_run(config: Path, out: Path) -> subprocess.Popen:
@@ -112,5 +112,5 @@ def test_sigkill_real_model_run_resumes_exactly(tmp_path, smollm2_path):
     proc = start_run(cfg, out)
     assert proc.wait(timeout=900) == 0, proc.stderr.read().decode()[-2000:]
     assert_one_line_per_game(games, 6, before)
-    done, bad = read_games(games)
-    assert bad == 0 and all(g.model == "SmolLM2-135M-Instruct" for g in done.values())
+    read = read_game_lines(games)
+    assert not read.unreadable and all(g.model == "SmolLM2-135M-Instruct" for g in read.games)

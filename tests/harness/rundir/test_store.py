@@ -1,4 +1,4 @@
-"""Run directory: torn lines, reading games, manifest compatibility."""
+"""Run directory: torn lines, manifest compatibility."""
 
 import json
 
@@ -6,8 +6,7 @@ import pytest
 
 from harness.errors import RunDirError
 from harness.rundir.jsonl import repair_torn_tail
-from harness.rundir.store import RunDir, read_games
-from tests.helpers import make_game
+from harness.rundir.store import RunDir
 
 
 def test_repair_torn_tail(tmp_path):
@@ -22,19 +21,6 @@ def test_repair_torn_tail(tmp_path):
     assert repair_torn_tail(tmp_path / "missing.jsonl") == 0
 
 
-def test_read_games_skips_torn_and_duplicate_lines(tmp_path):
-    g1, g2 = make_game([(10, False)], repetition=0), make_game([(10, True)], repetition=1)
-    p = tmp_path / "games.jsonl"
-    p.write_text(
-        g1.model_dump_json() + "\n"
-        + g1.model_dump_json().replace('"final_balance":90', '"final_balance":1') + "\nnot json\n"
-        + g2.model_dump_json()[:50]
-    )
-    games, bad = read_games(p)
-    assert list(games) == [g1.game_id] and games[g1.game_id].final_balance == 90  # first line wins
-    assert bad == 2
-
-
 def test_manifest_guards_results_affecting_settings(tmp_path):
     run = RunDir(tmp_path / "run")
     config = {"seed": 1, "model": {"name": "m"}, "generation": {}, "game": {}, "guard": {"max_retries": 5}}
@@ -46,11 +32,3 @@ def test_manifest_guards_results_affecting_settings(tmp_path):
         run.prepare(config | {"seed": 2}, games_total=4)
     with pytest.raises(RunDirError, match="guard.max_retries"):
         run.prepare(config | {"guard": {"max_retries": 1}}, games_total=4)
-
-
-def test_read_games_rescues_a_record_glued_to_a_fragment(tmp_path):
-    g1, g2 = make_game([(10, False)], repetition=0), make_game([(10, True)], repetition=1)
-    p = tmp_path / "games.jsonl"
-    p.write_text(g1.model_dump_json()[:40] + g2.model_dump_json() + "\n")
-    games, bad = read_games(p)
-    assert list(games) == [g2.game_id] and bad == 0
