@@ -11,6 +11,10 @@ import argparse
 import sys
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from harness.records import PassKind
 
 SAE_SPEC_HELP = (
     "SAE folder per layer: a template like 'saes/L{layer}R-8x', a folder with layer_{L} "
@@ -88,12 +92,14 @@ def open_run(args):
 
 
 @contextmanager
-def progress(args, kind: str, reader):
+def progress(args, kind: PassKind, reader):
     """A `PassProgress` for the pass; its run_end event says how the pass ended."""
+    from harness.commands.console import PassLine
     from sae.progress import PassProgress, finishing
 
     with finishing(PassProgress(
-        args.run_dir, kind, reader.model_name, events=not args.no_events, file=args.events
+        args.run_dir, kind, reader.model_name, events=not args.no_events, file=args.events,
+        display=PassLine(kind),
     )) as report:
         yield report
 

@@ -104,7 +104,7 @@ def run_train(args) -> int:
                   for name, ids in (("train", train_ids), ("heldout", heldout_ids))}
         n_prompts = sum(len(x) for x in splits.values())
         total = n_prompts + len(todo) * cfg.steps
-        events = PassProgress(args.run_dir, "train", reader.model_name, events=not args.no_events, echo=False,
+        events = PassProgress(args.run_dir, "train", reader.model_name, events=not args.no_events,
                               file=args.events)
         with finishing(events), TrainBar(n_prompts, todo, cfg.steps) as bar:
             def read_report(n: int) -> None:

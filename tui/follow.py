@@ -16,8 +16,8 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from harness.records import Event, SchemaVersionError, read_event
+from harness.rundir.files import EVENTS_FILE
 from harness.rundir.jsonl import JsonlTail, TailRead  # noqa: F401 - TailRead: part of this module's API
-from harness.rundir.store import EVENTS_FILE
 
 
 @dataclass

@@ -1,8 +1,13 @@
-"""Terminal output of `harness run games`: a live progress bar and the closing summary."""
+"""Every terminal progress display and closing summary, in one module: the bar of a one-process
+run, the live view of many workers (fed by following events.jsonl), the line of an SAE pass and
+the bars of SAE training. Domain code reports through callbacks and results; only command modules
+build these and print."""
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping
+from pathlib import Path
 
 from rich.console import Console
 from rich.progress import (
@@ -14,7 +19,10 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from harness.records import OUTCOMES, GameRecord
+from harness.errors import HarnessError
+from harness.records import OUTCOMES, GameRecord, read_event
+from harness.rundir.jsonl import JsonlTail
+from harness.workers.scheduler import MultiResult, Slot, describe
 
 
 def format_outcomes(counts: Mapping[str, int]) -> str:
@@ -62,3 +70,88 @@ def print_summary(out: str, result) -> None:
         f"wall {wall:.1f} s | {s.requests / wall:.2f} requests/s | {s.tokens_out / wall:.1f} tokens/s"
         + ("" if result.status == "complete" else f" | status {result.status}: rerun to resume")
     )
+
+
+class MultiProgress:
+    """Live view: a bar for the run and one per worker, fed by following events.jsonl."""
+
+    def __init__(self, events_path: Path, slots: list[Slot], shares: list[list[str]], done: int,
+                 total: int, *, enabled: bool = True):
+        self.tail = JsonlTail(events_path, from_end=True)
+        self.outcomes: dict[str, int] = {}
+        self.console = Console(stderr=True)
+        self.progress = Progress(
+            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("{task.fields[info]}"), TimeElapsedColumn(), console=self.console, disable=not enabled,
+        )
+        self.run_task = self.progress.add_task("games", total=total, completed=done, info="")
+        self.tasks = {
+            slot.index: self.progress.add_task(
+                f"{describe(slot.gpu)} w{slot.index}", total=len(share), info=""
+            )
+            for slot, share in zip(slots, shares, strict=True) if share
+        }
+
+    def __enter__(self) -> MultiProgress:
+        self.progress.__enter__()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.progress.__exit__(*exc)
+
+    def say(self, message: str) -> None:
+        self.console.print(message, markup=False, highlight=False, soft_wrap=True)
+
+    def tick(self) -> None:
+        while True:
+            read = self.tail.read()
+            for line in read.lines:
+                try:
+                    self._apply(read_event(line))
+                except (ValueError, HarnessError):
+                    continue  # a torn line closed by close_torn_line; the view is best effort
+            if not read.more:
+                return
+
+    def _apply(self, ev) -> None:
+        task = self.tasks.get(ev.worker)
+        if ev.type == "game_done":
+            self.outcomes[ev.outcome] = self.outcomes.get(ev.outcome, 0) + 1
+            self.progress.advance(self.run_task)
+            info = " ".join(f"{k} {v}" for k, v in sorted(self.outcomes.items()))
+            self.progress.update(self.run_task, info=info)
+        if task is None:
+            return
+        if ev.type == "run_start":
+            self.progress.update(task, total=ev.games_total, completed=ev.games_already_done, info="starting",
+                                 description=f"{describe(ev.gpu)} w{ev.worker}")
+        elif ev.type == "game_done":
+            self.progress.advance(task)
+        elif ev.type == "progress":
+            info = f"{ev.requests_per_s:.1f} req/s {ev.tokens_per_s:.0f} tok/s retries {ev.retries}"
+            if ev.gpu_memory_used_mb is not None:
+                info += f" mem {ev.gpu_memory_used_mb / 1024:.1f} GiB"
+            if ev.gpu_utilization is not None:
+                info += f" util {ev.gpu_utilization:.0f}%"
+            self.progress.update(task, info=info)
+        elif ev.type == "run_end":
+            self.progress.update(task, completed=ev.games_done, info=ev.status)
+
+
+class PassLine:
+    """The stderr line of an SAE pass: `sae features: 40/128 prompts`, redrawn in place."""
+
+    def __init__(self, kind: str, unit: str = "prompts"):
+        self.kind, self.unit = kind, unit
+
+    def __call__(self, done: int, total: int) -> None:
+        print(f"\rsae {self.kind}: {done}/{total} {self.unit}", end="" if done < total else "\n",
+              file=sys.stderr, flush=True)
+
+
+def print_multi_summary(out: str, result: MultiResult) -> None:
+    """Closing summary of a run with several workers (processes or Ray actors)."""
+    print(f"{out}: {result.games_done}/{result.games_total} games ({result.this_run} this run) | "
+          f"{len(result.workers)} workers ({', '.join(result.workers)}) | {format_outcomes(result.outcomes)} "
+          f"| worker failures {result.deaths} | wall {result.wall_s:.1f} s"
+          + ("" if result.complete else " | incomplete: rerun to resume"))

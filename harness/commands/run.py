@@ -116,14 +116,8 @@ def _run_locked(config, run_dir, args: argparse.Namespace) -> int:
     if not todo:
         print(f"{config.out}: all {done} games already complete")
         return 0
-    if args.ray:
-        from harness.workers.ray_launcher import run_ray
-
-        return run_ray(config, manifest, todo, done, address=args.ray, quiet=args.quiet)
-    if config.gpus:
-        from harness.workers.scheduler import run_multi_worker
-
-        return run_multi_worker(config, manifest, todo, done, quiet=args.quiet)
+    if args.ray or config.gpus:
+        return _run_workers(config, manifest, todo, done, args)
     with GameProgress(total=done + len(todo), done=done, enabled=not args.quiet) as progress:
         try:
             result = asyncio.run(run_worker(config, todo, run_id=manifest.run_id, already_done=done,
@@ -132,3 +126,22 @@ def _run_locked(config, run_dir, args: argparse.Namespace) -> int:
             raise KeyboardInterrupt from None
     print_summary(config.out, result)
     return 0 if result.status == "complete" else 1
+
+
+def _run_workers(config, manifest, todo, done: int, args: argparse.Namespace) -> int:
+    """Several worker processes (--gpus, --workers) or Ray actors (--ray), with a live view of each."""
+    from functools import partial
+
+    from harness.commands.console import MultiProgress, print_multi_summary
+
+    view = partial(MultiProgress, enabled=not args.quiet)
+    if args.ray:
+        from harness.workers.ray_launcher import run_ray
+
+        result = run_ray(config, manifest, todo, done, address=args.ray, view=view)
+    else:
+        from harness.workers.scheduler import run_multi_worker
+
+        result = run_multi_worker(config, manifest, todo, done, view=view)
+    print_multi_summary(config.out, result)
+    return 0 if result.complete else 1

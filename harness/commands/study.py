@@ -32,9 +32,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run_study_command(args: argparse.Namespace) -> int:
+    from harness.rundir.files import STUDY_LOCK
     from harness.rundir.lock import RunLock
     from harness.study.config import load_study
-    from harness.study.layout import LOCK_NAME, StudyDir
+    from harness.study.layout import StudyDir
     from harness.study.plan import device_conflicts, plan_study
     from harness.study.runner import StudyRunner, adopt_study_file
     from harness.study.status import write_status
@@ -43,7 +44,7 @@ def run_study_command(args: argparse.Namespace) -> int:
     root = Path(args.out or study.out).resolve()
     argvs = plan_study(study, root, args.ray)  # every mistake surfaces before anything runs
     study_dir = StudyDir(root)
-    with RunLock(root, LOCK_NAME):
+    with RunLock(root, STUDY_LOCK):
         adopt_study_file(args.study, study_dir)
         print(f"study {study.name}: {len(argvs)} experiments in {root}", flush=True)
         for a, b, device in device_conflicts(study):

@@ -16,7 +16,6 @@ from harness.errors import RunDirError
 from harness.rundir.files import LOCK_FILE
 
 
-
 class RunLock:
     """`with RunLock(run_dir):` holds the directory or raises RunDirError naming the holder."""
 

@@ -13,9 +13,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from harness.errors import RunDirError
-from harness.rundir.files import MANIFEST_FILE
 from harness.records import NEWER_MAJOR, READ, SCHEMA_VERSION, SchemaVersion, SchemaVersionError
-
+from harness.rundir.files import MANIFEST_FILE
 
 
 class Manifest(BaseModel):

@@ -18,10 +18,10 @@ from pydantic import ValidationError
 
 from harness.errors import RunDirError
 from harness.records import Event, read_event
+from harness.rundir.files import EVENTS_FILE, GAMES_FILE, STATUS_JSON, STATUS_MD
 from harness.rundir.jsonl import complete_lines
 from harness.rundir.progress import WorkerKey, WorkerState, fold_events
-from harness.rundir.store import EVENTS_FILE, GAMES_FILE
-from harness.study.layout import STATUS_JSON, STATUS_MD, ExperimentEvent, StudyDir, last_error_line, log_tail
+from harness.study.layout import ExperimentEvent, StudyDir, last_error_line, log_tail
 
 ProcessState = Literal["alive", "stopped", "gone"]
 

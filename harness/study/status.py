@@ -15,12 +15,12 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from harness.errors import RunDirError
+from harness.rundir.files import EVENTS_FILE, GAMES_FILE, STATUS_JSON, STATUS_MD
 from harness.rundir.manifest import read_manifest
-from harness.rundir.store import EVENTS_FILE, GAMES_FILE
 from harness.study.diagnose import State, judge, waits_for
 from harness.study.facts import ExperimentFacts, run_facts, study_facts
 from harness.study.headline import Headline, headlines
-from harness.study.layout import STATUS_JSON, STATUS_MD, StudyDir
+from harness.study.layout import StudyDir
 
 DEFAULT_STALL_MINUTES = 10.0
 

@@ -21,7 +21,7 @@ from harness.run.runner import GameSpec
 from harness.rundir.manifest import Manifest
 from harness.workers.gpus import CPU
 from harness.workers.process import EXIT_INCOMPLETE, WorkerJob
-from harness.workers.scheduler import Slot, run_and_report, split_conditions
+from harness.workers.scheduler import MultiResult, Slot, ViewFactory, run_and_report, split_conditions
 
 RAY_GPU = "?"  # a GPU actor's id until Ray places it; the actor reports its own in its events
 
@@ -149,8 +149,8 @@ def connect(ray, address: str) -> bool:
 
 
 def run_ray(config: RunConfig, manifest: Manifest, todo: list[GameSpec], done: int, *, address: str,
-            quiet: bool = False) -> int:
-    """The `harness run games --ray ADDRESS` path: returns the exit code."""
+            view: ViewFactory) -> MultiResult:
+    """The `harness run games --ray ADDRESS` path."""
     ray = import_ray()
     connected = connect(ray, address)
     try:
@@ -158,7 +158,7 @@ def run_ray(config: RunConfig, manifest: Manifest, todo: list[GameSpec], done: i
         config = shared_paths(config)
         shares = [[s.game_id for s in share] for share in split_conditions(todo, len(slots))]
         return run_and_report(RayLauncher(ray), slots, shares, config=config, manifest=manifest, done=done,
-                              total=done + len(todo), quiet=quiet)
+                              total=done + len(todo), view=view)
     finally:
         if connected:
             ray.shutdown()

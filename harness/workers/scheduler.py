@@ -16,18 +16,18 @@ Games that no worker could finish stay pending: the run ends "incomplete" and a 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
 from harness.config import RunConfig
-from harness.errors import HarnessError
-from harness.records import ErrorEvent, RunEndEvent, read_event
 from harness.run.runner import GameSpec
-from harness.rundir.jsonl import JsonlTail, append_record, close_torn_line
+from harness.rundir.events import EventWriter
+from harness.rundir.jsonl import close_torn_line
 from harness.rundir.manifest import Manifest
-from harness.rundir.store import RunDir, read_games
+from harness.rundir.store import RunDir
 from harness.workers.gpus import CPU, resolve_gpus
 from harness.workers.process import ProcessLauncher, WorkerJob
 
@@ -139,7 +139,7 @@ class Launcher(Protocol):
 
 def pending_ids(run_dir: RunDir, ids: Iterable[str]) -> list[str]:
     """Those of `ids` with no complete line in games.jsonl (the same test as a resume)."""
-    done, _ = read_games(run_dir.games_path)
+    done = run_dir.done_ids()
     return [g for g in ids if g not in done]
 
 
@@ -184,13 +184,12 @@ def drive(launcher: Launcher, slots: list[Slot], shares: list[list[str]], *, con
                     message = (f"worker {slot.index} ({describe(slot.gpu)}) died: {detail}; "
                                f"{len(remaining)} unfinished games, {fate}")
                     say(f"harness: {message}")
-                    base = dict(time=time.time(), run_id=run_id, worker=slot.index, gpu=slot.gpu)
-                    append_record(run_dir.events_path, ErrorEvent(**base, message=message, fatal=True))
+                    # the dead worker's stream, ended on its behalf
+                    events = EventWriter(run_dir.events_path, run_id=run_id, worker=slot.index, gpu=slot.gpu)
+                    events.error(message, fatal=True)
                     total = len(state.share) + (len(remaining) if state.retired else 0)
-                    append_record(run_dir.events_path, RunEndEvent(
-                        **base, games_done=total - len(remaining), games_total=total,
-                        wall_s=time.time() - started.get(index, time.time()), status="failed",
-                    ))
+                    events.run_end("failed", games_done=total - len(remaining), games_total=total,
+                                   wall_s=time.time() - started.get(index, time.time()))
                 start(launches)
             tick()
     finally:
@@ -206,10 +205,44 @@ def make_slots(gpus: list[str]) -> list[Slot]:
     return [Slot(i, None if g == CPU else g) for i, g in enumerate(gpus)]
 
 
+class WorkerView(Protocol):
+    """A live view of the workers (the command's: `harness.commands.console.MultiProgress`)."""
+
+    def __enter__(self) -> WorkerView: ...
+
+    def __exit__(self, *exc) -> None: ...
+
+    def say(self, message: str) -> None: ...
+
+    def tick(self) -> None: ...
+
+
+#: Builds the view from the events file, the slots, their shares, games done before and in all.
+ViewFactory = Callable[[Path, list[Slot], list[list[str]], int, int], WorkerView]
+
+
+@dataclass
+class MultiResult:
+    """How a multi-worker run ended, for the command to print."""
+
+    games_done: int
+    games_total: int
+    this_run: int
+    outcomes: Mapping[str, int]
+    """Outcomes of the games this run played."""
+    workers: list[str]
+    deaths: int
+    wall_s: float
+
+    @property
+    def complete(self) -> bool:
+        return self.games_done == self.games_total
+
+
 def run_multi_worker(
-    config: RunConfig, manifest: Manifest, todo: list[GameSpec], done: int, *, quiet: bool = False
-) -> int:
-    """The `harness run games --gpus/--workers` path: returns the exit code."""
+    config: RunConfig, manifest: Manifest, todo: list[GameSpec], done: int, view: ViewFactory
+) -> MultiResult:
+    """The `harness run games --gpus/--workers` path."""
     gpus = resolve_gpus(config.gpus) or [CPU]
     config = config.model_copy(update={"gpus": gpus})
     slots = make_slots(gpus)
@@ -217,99 +250,22 @@ def run_multi_worker(
     run_dir = RunDir(config.out)
     launcher = ProcessLauncher(run_dir, n_cpu_workers=sum(s.gpu is None for s in slots))
     return run_and_report(launcher, slots, shares, config=config, manifest=manifest, done=done,
-                          total=done + len(todo), quiet=quiet)
+                          total=done + len(todo), view=view)
 
 
 def run_and_report(launcher: Launcher, slots: list[Slot], shares: list[list[str]], *, config: RunConfig,
-                   manifest: Manifest, done: int, total: int, quiet: bool) -> int:
-    """Drive the workers with a live view, then print the summary; 0 when every game is done."""
+                   manifest: Manifest, done: int, total: int, view: ViewFactory) -> MultiResult:
+    """Drive the workers with a live view; the result counts the games on disk afterwards."""
     run_dir = RunDir(config.out)
     used = [s for s, share in zip(slots, shares, strict=True) if share]
     t0 = time.time()
-    with MultiProgress(run_dir.events_path, slots, shares, done=done, total=total, enabled=not quiet) as view:
+    with view(run_dir.events_path, slots, shares, done, total) as live:
         result = drive(
-            launcher, slots, shares, config=config, run_id=manifest.run_id, say=view.say, tick=view.tick
+            launcher, slots, shares, config=config, run_id=manifest.run_id, say=live.say, tick=live.tick
         )
-        view.tick()
-    complete, _ = read_games(run_dir.games_path)
-    n_done = done + sum(1 for share in shares for g in share if g in complete)
-    print(f"{config.out}: {n_done}/{total} games ({n_done - done} this run) | {len(used)} workers "
-          f"({', '.join(describe(s.gpu) for s in used)}) | {view.outcome_text()} "
-          f"| worker failures {result.deaths} | wall {time.time() - t0:.1f} s"
-          + ("" if n_done == total else " | incomplete: rerun to resume"))
-    return 0 if n_done == total else 1
-
-
-class MultiProgress:
-    """Live view: a bar for the run and one per worker, fed by following events.jsonl."""
-
-    def __init__(self, events_path: Path, slots: list[Slot], shares: list[list[str]], *, done: int,
-                 total: int, enabled: bool = True):
-        from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-        self.tail = JsonlTail(events_path, from_end=True)
-        self.outcomes: dict[str, int] = {}
-        self.console = Console(stderr=True)
-        self.progress = Progress(
-            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("{task.fields[info]}"), TimeElapsedColumn(), console=self.console, disable=not enabled,
-        )
-        self.run_task = self.progress.add_task("games", total=total, completed=done, info="")
-        self.tasks = {
-            slot.index: self.progress.add_task(
-                f"{describe(slot.gpu)} w{slot.index}", total=len(share), info=""
-            )
-            for slot, share in zip(slots, shares, strict=True) if share
-        }
-
-    def __enter__(self) -> MultiProgress:
-        self.progress.__enter__()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.progress.__exit__(*exc)
-
-    def say(self, message: str) -> None:
-        self.console.print(message, markup=False, highlight=False, soft_wrap=True)
-
-    def tick(self) -> None:
-        while True:
-            read = self.tail.read()
-            for line in read.lines:
-                try:
-                    self._apply(read_event(line))
-                except (ValueError, HarnessError):
-                    continue  # a torn line closed by close_torn_line; the view is best effort
-            if not read.more:
-                return
-
-    def _apply(self, ev) -> None:
-        task = self.tasks.get(ev.worker)
-        if ev.type == "game_done":
-            self.outcomes[ev.outcome] = self.outcomes.get(ev.outcome, 0) + 1
-            self.progress.advance(self.run_task)
-            info = " ".join(f"{k} {v}" for k, v in sorted(self.outcomes.items()))
-            self.progress.update(self.run_task, info=info)
-        if task is None:
-            return
-        if ev.type == "run_start":
-            self.progress.update(task, total=ev.games_total, completed=ev.games_already_done, info="starting",
-                                 description=f"{describe(ev.gpu)} w{ev.worker}")
-        elif ev.type == "game_done":
-            self.progress.advance(task)
-        elif ev.type == "progress":
-            info = f"{ev.requests_per_s:.1f} req/s {ev.tokens_per_s:.0f} tok/s retries {ev.retries}"
-            if ev.gpu_memory_used_mb is not None:
-                info += f" mem {ev.gpu_memory_used_mb / 1024:.1f} GiB"
-            if ev.gpu_utilization is not None:
-                info += f" util {ev.gpu_utilization:.0f}%"
-            self.progress.update(task, info=info)
-        elif ev.type == "run_end":
-            self.progress.update(task, completed=ev.games_done, info=ev.status)
-
-    def outcome_text(self) -> str:
-        o = self.outcomes
-        return " ".join(
-            f"{k} {o.get(k, 0)}" for k in ("bankrupt", "stopped", "max_rounds", "no_decision", "invalid")
-        )
+        live.tick()
+    complete = run_dir.games().by_id()
+    this_run = [complete[g] for share in shares for g in share if g in complete]
+    outcomes = dict(Counter(str(g.outcome) for g in this_run))
+    return MultiResult(done + len(this_run), total, len(this_run), outcomes, [describe(s.gpu) for s in used],
+                       result.deaths, time.time() - t0)

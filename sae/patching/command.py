@@ -66,10 +66,12 @@ def _selected(args, table_path: Path):
 
 
 def _progress(run_dir: Path | None, args, model: str):
+    from harness.commands.console import PassLine
     from sae.progress import PassProgress
 
     wanted = not args.no_events and (run_dir is not None or args.events is not None)
-    return PassProgress(run_dir or Path("."), "patching", model, events=wanted, file=args.events)
+    return PassProgress(run_dir or Path("."), "patching", model, events=wanted, file=args.events,
+                        display=PassLine("patching"))
 
 
 def _load_generator(args, model_cfg, gen_cfg: dict):
@@ -183,6 +185,7 @@ def run_patch(args) -> int:
 def run_words(args) -> int:
     import numpy as np
 
+    from harness.commands.console import PassLine
     from sae.features import decision_rounds, group_of, read_games, split_groups
     from sae.patching.generate import Generator
     from sae.progress import PassProgress, finishing
@@ -211,7 +214,8 @@ def run_words(args) -> int:
     warnings = model_warnings(saes, [model_cfg.name, model_cfg.path, lm.config._name_or_path])
     prompts = [decision_rounds(g)[-1].prompt for g in games]
     acts = {L: np.zeros((len(games), saes[L].d_sae), dtype=np.float32) for L in layers}
-    report = PassProgress(run_dir, "words", model_cfg.name, events=not args.no_events, file=args.events)
+    report = PassProgress(run_dir, "words", model_cfg.name, events=not args.no_events, file=args.events,
+                          display=PassLine("words"))
     with finishing(report):
         done = 0
         for idx, residuals in reader.last_token(prompts, layers):
