@@ -12,7 +12,6 @@ Every problem with a file (missing, truncated, wrong key or shape, wrong d_model
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from collections.abc import Callable
@@ -24,6 +23,7 @@ import torch
 from harness.backends.devices import torch_dtype
 from sae.model import SAE, SAEConfig, SAELoadError
 from sae.saelens_config import RESID_HOOK, read_settings
+from sae.tensor_files import need, read_json, read_tensors, tensor_keys
 
 
 @dataclass(frozen=True)
@@ -52,46 +52,6 @@ def as_dtype(dtype: torch.dtype | str | None) -> torch.dtype | None:
         return torch_dtype(dtype)
     except ValueError as e:
         raise SAELoadError(f"SAE {e}") from None
-
-
-def read_tensors(
-    file: Path, names: dict[str, str], device: torch.device, dtype: torch.dtype | None
-) -> dict[str, torch.Tensor]:
-    """Tensors `names` (our name -> key in the file) from a safetensors file, on `device` in `dtype`."""
-    from safetensors import safe_open
-
-    if not file.is_file():
-        raise SAELoadError(f"{file}: file not found")
-    out: dict[str, torch.Tensor] = {}
-    try:
-        with safe_open(str(file), framework="pt", device=str(device)) as f:
-            keys = set(f.keys())
-            missing = [key for key in names.values() if key not in keys]
-            if missing:
-                raise SAELoadError(f"{file}: missing tensor(s) {missing}; the file has {sorted(keys)}")
-            for ours, key in names.items():
-                t = f.get_tensor(key)
-                out[ours] = t if dtype is None else t.to(dtype)
-    except SAELoadError:
-        raise
-    except Exception as e:  # safetensors raises its own error types for truncated or corrupt files
-        raise SAELoadError(f"{file}: cannot read safetensors file (truncated or corrupt?): {e}") from None
-    return out
-
-
-def read_json(file: Path) -> dict:
-    try:
-        return json.loads(file.read_text())
-    except FileNotFoundError:
-        raise SAELoadError(f"{file}: file not found") from None
-    except json.JSONDecodeError as e:
-        raise SAELoadError(f"{file}: not valid JSON: {e}") from None
-
-
-def need(cfg: dict, key: str, file: Path):
-    if key not in cfg:
-        raise SAELoadError(f"{file}: missing field {key!r}")
-    return cfg[key]
 
 
 def layer_of_hook(hook: str | None) -> int | None:
@@ -263,18 +223,6 @@ def load_saelens(folder: Path, device: torch.device, dtype: torch.dtype | None) 
     if s.rescale_acts_by_decoder_norm:  # TopK picks on pre * ||W_dec[f]||, decodes a / ||W_dec[f]||
         fold_norms(sae, sae.W_dec.float().norm(dim=1))
     return sae
-
-
-def tensor_keys(file: Path) -> set[str]:
-    from safetensors import safe_open
-
-    try:
-        with safe_open(str(file), framework="pt") as f:
-            return set(f.keys())
-    except FileNotFoundError:
-        raise SAELoadError(f"{file}: file not found") from None
-    except Exception as e:
-        raise SAELoadError(f"{file}: cannot read safetensors file (truncated or corrupt?): {e}") from None
 
 
 # --- entry point --------------------------------------------------------------------------------
