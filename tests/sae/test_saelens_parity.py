@@ -1,6 +1,7 @@
 """Loader parity with sae-lens itself: folders written by sae-lens (`save_model`) and configs written
-the way sae-lens < 6 wrote them, loaded by `sae.load` and by sae-lens's `SAE.load_from_disk`; encode
-and decode must agree on the same inputs (max abs difference < 1e-5)."""
+the way sae-lens < 6 wrote them, loaded by `sae.load` and by sae-lens's `SAE.load_from_disk`; and
+LlamaScope / Gemma Scope folders loaded by sae-lens's own `SAE.from_pretrained` (hub download
+pointed at them). Encode and decode must agree on the same inputs (max abs difference < 1e-5)."""
 
 import json
 from pathlib import Path
@@ -176,10 +177,9 @@ def test_old_topk_without_k_is_refused(tmp_path):
         load(folder)
 
 
-# --- pretrained layouts: sae-lens's own LlamaScope and Gemma Scope loaders ----------------------
-# `SAE.from_pretrained` with the study's releases, its hub download answered from local folders
-# written in the real files' layout (small d_model): the scaling factor, threshold rule and
-# scaling_factor check are sae-lens's, not a copy of them.
+# --- pretrained layouts: the study's releases through sae-lens's own loaders, its hub download
+# answered from folders in the real files' layout (small d_model): the scaling factor, threshold
+# rule and scaling_factor check are sae-lens's, not a copy of them.
 
 LLAMA_RELEASE = "llama_scope_lxr_8x"
 GEMMA_RELEASE = "gemma-scope-9b-pt-res"
@@ -216,14 +216,14 @@ def residuals(norm: float, n: int = 256, seed: int = 11) -> torch.Tensor:
     return x / x.norm(dim=-1, keepdim=True) * norm * (0.5 + torch.rand(n, 1, generator=g))
 
 
-def assert_same_sae(ours, theirs, x) -> tuple[float, float]:
-    """encode, decode and the active sets agree; returns the mean active features per row (ours, theirs)."""
+def assert_same_sae(ours, theirs, x) -> float:
+    """encode, decode and the active sets agree; returns the mean number of active features per row."""
     a_ours, a_theirs = ours.encode(x), theirs.encode(x)
     assert torch.equal(a_ours > 0, a_theirs > 0)
     torch.testing.assert_close(a_ours, a_theirs, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(ours.decode(a_theirs), theirs.decode(a_theirs), rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(ours.decode(a_ours), theirs.decode(a_theirs), rtol=1e-5, atol=1e-5)
-    return float((a_ours > 0).sum(-1).float().mean()), float((a_theirs > 0).sum(-1).float().mean())
+    return float((a_ours > 0).sum(-1).float().mean())
 
 
 @pytest.mark.parametrize("sae_id", ["l25r_8x", "l31r_8x"])  # s = 2.02 and 0.86
@@ -239,7 +239,8 @@ def test_llamascope_matches_sae_lens_loader(hub, sae_id):
     repo_id, folder_name = get_repo_id_and_folder_name(LLAMA_RELEASE, sae_id)
     layer = int(sae_id[1:3])
     w = weights(6)
-    w["W_dec"] = w["W_dec"] / w["W_dec"].norm(dim=1, keepdim=True)  # the released decoders have unit columns
+    # unit decoder rows: sae-lens ignores sparsity_include_decoder_norm, sae.load folds the norms (no-op at 1)
+    w["W_dec"] = w["W_dec"] / w["W_dec"].norm(dim=1, keepdim=True)
     w["threshold"] = torch.full((D_SAE,), 0.5)  # one scalar, in the units of the scaled input
     hook = f"blocks.{layer}.hook_resid_post"
     folder = write_llamascope(hub / repo_id / folder_name, w, avg_norm=D_IN**0.5 / s, layer=layer,
@@ -248,7 +249,7 @@ def test_llamascope_matches_sae_lens_loader(hub, sae_id):
     ours = load(folder, d_model=D_IN, layer=layer)
     assert ours.cfg.input_scale == pytest.approx(s)
     x = residuals(D_IN**0.5 / s)
-    l0_ours, _ = assert_same_sae(ours, theirs, x)
+    l0_ours = assert_same_sae(ours, theirs, x)
     pre = ours.pre_activations(x)
     unscaled = float((pre > 0.5).sum(-1).float().mean())  # the threshold compared as stored
     assert 0 < l0_ours < D_SAE and unscaled != pytest.approx(l0_ours, abs=1)  # the rule matters here
@@ -265,8 +266,9 @@ def small_gemma_loader(**kwargs):
 
 def write_gemma(hub, w, sae_id: str, **extra) -> Path:
     import numpy as np
+    from sae_lens.loading.pretrained_saes_directory import get_repo_id_and_folder_name
 
-    folder = hub / "google" / "gemma-scope-9b-pt-res" / sae_id
+    folder = hub.joinpath(*get_repo_id_and_folder_name(GEMMA_RELEASE, sae_id))
     folder.mkdir(parents=True)
     np.savez(folder / "params.npz", **{k: v.numpy() for k, v in {**w, **extra}.items()})
     return folder
@@ -282,7 +284,7 @@ def test_gemmascope_matches_sae_lens_loader(hub, scaling_factor):
     folder = write_gemma(hub, w, sae_id, **extra)
     theirs = LensSAE.from_pretrained(GEMMA_RELEASE, sae_id, dtype="float32", converter=small_gemma_loader)
     x = residuals(8.0)
-    l0, _ = assert_same_sae(load(folder, d_model=D_IN, layer=25), theirs, x)
+    l0 = assert_same_sae(load(folder, d_model=D_IN, layer=25), theirs, x)
     assert 0 < l0 < D_SAE
     convert_npz(folder)
     (folder / "params.npz").unlink()  # params.safetensors alone
