@@ -10,7 +10,9 @@ model saw) goes through the model once; the last token's residual after every ch
 encoded by that layer's SAE. Each group keeps running moments only, so memory does not grow with
 the number of games. Per feature: Welch's t, Cohen's d (pooled SD, positive = higher in bankrupt
 games, "risky"), and Benjamini-Hochberg q-values over all tested features of all layers together.
-Features that are constant in both groups cannot be tested and are only counted.
+Features that are constant in both groups (up to `sae.stats.CONSTANT_RTOL`) cannot be tested and
+are only counted; a feature whose moments are NaN or infinite stays in the table with NaN p and q,
+outside the BH family, and is counted (`p_nan`).
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from harness.records import GameRecord, is_voluntary_stop, read_game
 from sae.model import SAE
 from sae.reader import ResidualReader
 from sae.spec import model_warnings, reader_model_names
-from sae.stats import RunningMoments, Thresholds, benjamini_hochberg, compare
+from sae.stats import CONSTANT_RTOL, RunningMoments, Thresholds, benjamini_hochberg, compare
 
 GROUPS = ("bankrupt", "stopped")
 #: Why a game is in neither group, in the order the rules are tried.
@@ -150,6 +152,8 @@ def extract_features(
         "n_bankrupt": counts["bankrupt"],
         "n_stopped": counts["stopped"],
         "thresholds": thresholds.__dict__,
+        "constant_rtol": CONSTANT_RTOL,
+        "p_nan": int(table["p"].isna().sum()),
         "wall_s": round(wall, 3),
         "prompts_per_s": round(len(chosen) / wall, 3) if wall > 0 else None,
         "saes": {str(L): saes[L].cfg.model_dump() for L in layers},
@@ -162,7 +166,7 @@ def _table(stats: dict[int, _LayerStats], counts: dict[str, int], thresholds: Th
     parts = []
     for L, s in stats.items():
         c = compare(s.moments["bankrupt"], s.moments["stopped"])
-        keep = np.flatnonzero(c.tested)
+        keep = np.flatnonzero(c.tested | np.isnan(c.p))
         parts.append(
             pd.DataFrame(
                 {
@@ -180,7 +184,7 @@ def _table(stats: dict[int, _LayerStats], counts: dict[str, int], thresholds: Th
         )
     table = pd.concat(parts, ignore_index=True)
     table["q"] = benjamini_hochberg(table["p"].to_numpy())  # all layers together
-    table["direction"] = np.where(table["d"] > 0, "risky", "safe")
+    table["direction"] = np.select([table["d"] > 0, table["d"] < 0], ["risky", "safe"], "none")
     table["significant"] = thresholds.significant(
         table["d"].to_numpy(), table["p"].to_numpy(), table["q"].to_numpy()
     )
@@ -192,12 +196,14 @@ def _summary(table: pd.DataFrame, d_sae: dict[int, int], thresholds: Thresholds)
     for L, n in d_sae.items():
         t = table[table["layer"] == L]
         sig = t[t["significant"]]
+        p_nan = int(t["p"].isna().sum())
         rows.append(
             {
                 "layer": L,
                 "features": n,
-                "tested": len(t),
+                "tested": len(t) - p_nan,
                 "constant": n - len(t),
+                "p_nan": p_nan,
                 "significant": len(sig),
                 "risky": int((sig["direction"] == "risky").sum()),
                 "safe": int((sig["direction"] == "safe").sum()),

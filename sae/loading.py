@@ -12,7 +12,6 @@ Every problem with a file (missing, truncated, wrong key or shape, wrong d_model
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from collections.abc import Callable
@@ -24,6 +23,15 @@ import torch
 from harness.backends.devices import torch_dtype
 from sae.model import SAE, SAEConfig, SAELoadError
 from sae.saelens_config import RESID_HOOK, read_settings
+from sae.tensor_files import (
+    check_finite,
+    check_unit_scaling,
+    need,
+    need_number,
+    read_json,
+    read_tensors,
+    tensor_keys,
+)
 
 
 @dataclass(frozen=True)
@@ -54,46 +62,6 @@ def as_dtype(dtype: torch.dtype | str | None) -> torch.dtype | None:
         raise SAELoadError(f"SAE {e}") from None
 
 
-def read_tensors(
-    file: Path, names: dict[str, str], device: torch.device, dtype: torch.dtype | None
-) -> dict[str, torch.Tensor]:
-    """Tensors `names` (our name -> key in the file) from a safetensors file, on `device` in `dtype`."""
-    from safetensors import safe_open
-
-    if not file.is_file():
-        raise SAELoadError(f"{file}: file not found")
-    out: dict[str, torch.Tensor] = {}
-    try:
-        with safe_open(str(file), framework="pt", device=str(device)) as f:
-            keys = set(f.keys())
-            missing = [key for key in names.values() if key not in keys]
-            if missing:
-                raise SAELoadError(f"{file}: missing tensor(s) {missing}; the file has {sorted(keys)}")
-            for ours, key in names.items():
-                t = f.get_tensor(key)
-                out[ours] = t if dtype is None else t.to(dtype)
-    except SAELoadError:
-        raise
-    except Exception as e:  # safetensors raises its own error types for truncated or corrupt files
-        raise SAELoadError(f"{file}: cannot read safetensors file (truncated or corrupt?): {e}") from None
-    return out
-
-
-def read_json(file: Path) -> dict:
-    try:
-        return json.loads(file.read_text())
-    except FileNotFoundError:
-        raise SAELoadError(f"{file}: file not found") from None
-    except json.JSONDecodeError as e:
-        raise SAELoadError(f"{file}: not valid JSON: {e}") from None
-
-
-def need(cfg: dict, key: str, file: Path):
-    if key not in cfg:
-        raise SAELoadError(f"{file}: missing field {key!r}")
-    return cfg[key]
-
-
 def layer_of_hook(hook: str | None) -> int | None:
     """Block index whose output a hook point reads: blocks.L.hook_resid_post -> L, resid_pre -> L-1."""
     if not hook:
@@ -109,6 +77,9 @@ def layer_of_hook(hook: str | None) -> int | None:
 
 @register_layout("llamascope", lambda d: (d / "hyperparams.json").is_file())
 def load_llamascope(folder: Path, device: torch.device, dtype: torch.dtype | None) -> SAE:
+    """LlamaScope scales its inputs by s = sqrt(d_model) / dataset_average_activation_norm.in and
+    stores `jump_relu_threshold` so that a feature fires when (s x) W_enc + b_enc > s * threshold:
+    the threshold is multiplied by s here (as sae-lens's LlamaScope loader does)."""
     hp_file = folder / "hyperparams.json"
     hp = read_json(hp_file)
     d_model, d_sae = int(need(hp, "d_model", hp_file)), int(need(hp, "d_sae", hp_file))
@@ -116,12 +87,14 @@ def load_llamascope(folder: Path, device: torch.device, dtype: torch.dtype | Non
     scale_in = scale_out = 1.0
     if norm == "dataset-wise":
         avg = need(hp, "dataset_average_activation_norm", hp_file)
-        scale_in = math.sqrt(d_model) / float(avg["in"])
-        scale_out = math.sqrt(d_model) / float(avg.get("out", avg["in"]))
+        norm_in = need_number(avg, "in", hp_file, positive=True)
+        norm_out = need_number(avg, "out", hp_file, positive=True) if "out" in avg else norm_in
+        scale_in, scale_out = math.sqrt(d_model) / norm_in, math.sqrt(d_model) / norm_out
     elif norm not in (None, "none"):
         raise SAELoadError(f"{hp_file}: norm_activation {norm!r} not supported (only 'dataset-wise')")
     if hp.get("act_fn", "jumprelu") != "jumprelu":
         raise SAELoadError(f"{hp_file}: act_fn {hp['act_fn']!r} not supported (only 'jumprelu')")
+    threshold = need_number(hp, "jump_relu_threshold", hp_file) * scale_in
     t = read_tensors(
         folder / "checkpoints" / "final.safetensors",
         {"enc": "encoder.weight", "b_enc": "encoder.bias", "dec": "decoder.weight", "b_dec": "decoder.bias"},
@@ -141,9 +114,7 @@ def load_llamascope(folder: Path, device: torch.device, dtype: torch.dtype | Non
         model_name=hp.get("model_name"),
     )
     # nn.Linear weights: encoder (d_sae, d_model), decoder (d_model, d_sae); .T is a view, no copy.
-    sae = SAE(
-        cfg, t["enc"].T, t["dec"].T, t["b_enc"], t["b_dec"], float(need(hp, "jump_relu_threshold", hp_file))
-    )
+    sae = SAE(cfg, t["enc"].T, t["dec"].T, t["b_enc"], t["b_dec"], threshold)
     if hp.get("sparsity_include_decoder_norm", False):
         fold_decoder_norm(sae)
     return sae
@@ -178,10 +149,13 @@ GEMMA_KEYS = {
 def load_gemmascope(folder: Path, device: torch.device, dtype: torch.dtype | None) -> SAE:
     st = folder / "params.safetensors"
     if st.is_file():
+        if "scaling_factor" in tensor_keys(st):
+            check_unit_scaling(read_tensors(st, {"s": "scaling_factor"}, device, None)["s"], st)
         t = read_tensors(st, GEMMA_KEYS, device, dtype)
     else:
         t = {
-            k: v.to(device=device, dtype=dtype or v.dtype) for k, v in read_npz(folder / "params.npz").items()
+            k: check_finite(v.to(device=device, dtype=dtype or v.dtype), folder / "params.npz", k)
+            for k, v in read_npz(folder / "params.npz").items()
         }
     d_model, d_sae = t["W_enc"].shape if t["W_enc"].dim() == 2 else (0, 0)
     if not d_model:
@@ -195,6 +169,8 @@ def load_gemmascope(folder: Path, device: torch.device, dtype: torch.dtype | Non
 
 
 def read_npz(file: Path) -> dict[str, torch.Tensor]:
+    """GEMMA_KEYS from a params.npz, checked like a safetensors file; a `scaling_factor` array must be
+    all ones (sae-lens's Gemma 2 loader refuses any other, and so does this one)."""
     import numpy as np
 
     if not file.is_file():
@@ -204,7 +180,10 @@ def read_npz(file: Path) -> dict[str, torch.Tensor]:
             missing = [k for k in GEMMA_KEYS if k not in z.files]
             if missing:
                 raise SAELoadError(f"{file}: missing array(s) {missing}; the file has {sorted(z.files)}")
-            return {k: torch.from_numpy(np.ascontiguousarray(z[k])) for k in GEMMA_KEYS}
+            if "scaling_factor" in z.files:
+                check_unit_scaling(torch.from_numpy(np.asarray(z["scaling_factor"])), file)
+            arrays = {k: torch.from_numpy(np.ascontiguousarray(z[k])) for k in GEMMA_KEYS}
+            return {k: check_finite(v, file, k) for k, v in arrays.items()}
     except SAELoadError:
         raise
     except Exception as e:
@@ -242,8 +221,8 @@ def load_saelens(folder: Path, device: torch.device, dtype: torch.dtype | None) 
     if "scaling_factor" in keys:
         names["scaling_factor"] = "scaling_factor"
     t = read_tensors(file, names, device, dtype)
-    if "scaling_factor" in t and not torch.all(t["scaling_factor"] == 1):
-        raise SAELoadError(f"{file}: scaling_factor is not all ones (a learned input scale; not supported)")
+    if "scaling_factor" in t:
+        check_unit_scaling(t["scaling_factor"], file)
     threshold: torch.Tensor | float = 0.0
     if s.architecture == "jumprelu":
         threshold = t["threshold"].exp() if names["threshold"] == "log_threshold" else t["threshold"]
@@ -263,18 +242,6 @@ def load_saelens(folder: Path, device: torch.device, dtype: torch.dtype | None) 
     if s.rescale_acts_by_decoder_norm:  # TopK picks on pre * ||W_dec[f]||, decodes a / ||W_dec[f]||
         fold_norms(sae, sae.W_dec.float().norm(dim=1))
     return sae
-
-
-def tensor_keys(file: Path) -> set[str]:
-    from safetensors import safe_open
-
-    try:
-        with safe_open(str(file), framework="pt") as f:
-            return set(f.keys())
-    except FileNotFoundError:
-        raise SAELoadError(f"{file}: file not found") from None
-    except Exception as e:
-        raise SAELoadError(f"{file}: cannot read safetensors file (truncated or corrupt?): {e}") from None
 
 
 # --- entry point --------------------------------------------------------------------------------

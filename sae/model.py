@@ -8,8 +8,9 @@ rest of the package never sees file formats. The layouts differ in four ways, al
 - activation: JumpReLU per feature (a scalar threshold is broadcast; a ReLU SAE has threshold 0),
   or TopK (the k largest pre-activations of a row, through a ReLU; sae-lens's `TopK`);
 - norm scaling: LlamaScope trains on inputs multiplied by sqrt(d_model) / average norm, so
-  `encode` multiplies by `input_scale` and `decode` divides by `output_scale`. Callers pass and
-  get back raw residual-stream vectors and never see the factor.
+  `encode` multiplies by `input_scale` and `decode` divides by `output_scale` (the loader scales
+  its stored threshold to match). Callers pass and get back raw residual-stream vectors and never
+  see the factor.
 
     pre   = (x * input_scale - [b_dec if apply_b_dec_to_input]) @ W_enc + b_enc
     a     = relu(pre) * (pre > threshold)            (jumprelu, relu)

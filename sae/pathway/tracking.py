@@ -183,7 +183,7 @@ def compare_pathway(store: ShardStore, top_k: int = 10, min_abs_d: float = 0.3) 
         layer_rows.append({
             "layer": L, "games_bankrupt": int(bank.sum()), "games_stopped": int(stop.sum()),
             "features_abs_d_ge": int((np.abs(c.d) >= min_abs_d).sum()),
-            "max_abs_d": float(np.abs(c.d).max()),
+            "max_abs_d": float(np.nanmax(np.abs(c.d), initial=0.0)),
             "top_mean_abs_d": float(np.abs(c.d[order]).mean()) if order.size else 0.0,
             "n_active_bankrupt": float(n_active[bank].mean()),
             "n_active_stopped": float(n_active[stop].mean()),

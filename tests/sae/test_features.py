@@ -232,3 +232,25 @@ def test_pathway_sample_is_seeded_stratified_and_order_free():
     assert len(others) > 1  # the seed matters
     uneven, s2 = select_games(games, n=20, seed=0)  # 10 per group: 4 + 4 + 2
     assert sorted(s2["per_condition"]["bankrupt"].values()) == [2, 4, 4]
+
+
+def test_noise_constant_and_nan_features_are_neither_tested_nor_in_the_bh_family():
+    """Feature 4: 3.0 plus a float32-rounding-sized echo of coordinates 0 and 2 (Welch p 5e-11 on
+    those values): constant, not 'significant'. Feature 5: NaN weights (an SAE built in memory; load
+    refuses them): in the table with NaN p and q, counted in p_nan; the other q-values are as without it."""
+    games = games_with_planted_feature()
+    clean = identity_sae()
+    odd = identity_sae()
+    odd.W_enc[0, 4] = odd.W_enc[2, 4] = 1e-7  # 0 or 1 float32 ulp above 3.0; 1 mostly in bankrupt games
+    odd.b_enc[4] = 3.0
+    odd.W_enc[0, 5] = float("nan")
+    result = extract_features(games, {2: odd}, StubReader(), Thresholds())
+    t = result.table.set_index(["layer", "feature"])
+    assert (2, 4) not in t.index
+    assert np.isnan(t.loc[(2, 5), "p"]) and np.isnan(t.loc[(2, 5), "q"]) and not t.loc[(2, 5), "significant"]
+    assert t.loc[(2, 5), "direction"] == "none"
+    assert result.meta["p_nan"] == 1 and result.meta["constant_rtol"] == 1e-4
+    s = result.summary.set_index("layer")
+    assert (s.loc[2, "tested"], s.loc[2, "constant"], s.loc[2, "p_nan"]) == (4, 1, 1)
+    base = extract_features(games, {2: clean}, StubReader(), Thresholds()).table.set_index("feature")
+    assert np.allclose(t.loc[2].loc[range(4), "q"], base.loc[range(4), "q"])

@@ -26,14 +26,19 @@ def hand_encode(w, x, scale=1.0, threshold=None):
 
 
 def test_llamascope_scaling_and_orientation(tmp_path, w):
+    """Inputs times s = sqrt(d_model) / norm.in; a feature fires when (s x) W_enc + b_enc > s * threshold
+    (docs/protocol.md §3.2, sae-lens's LlamaScope loader)."""
     folder = write_llamascope(tmp_path / "ls", w, avg_norm=2.0, layer=3)
     sae = load(folder, layer=3)
     assert sae.cfg.layout == "llamascope" and sae.cfg.layer == 3
     assert sae.W_enc.shape == (D_MODEL, D_SAE) and sae.W_dec.shape == (D_SAE, D_MODEL)
     scale = math.sqrt(D_MODEL) / 2.0
-    x = torch.randn(5, D_MODEL)
+    assert torch.equal(sae.threshold, torch.full((D_SAE,), float(w["threshold"][0]) * scale))
+    x = torch.randn(200, D_MODEL)
     a = sae.encode(x)
-    assert torch.allclose(a, hand_encode(w, x, scale, float(w["threshold"][0])), atol=1e-6)
+    assert torch.allclose(a, hand_encode(w, x, scale, float(w["threshold"][0]) * scale), atol=1e-6)
+    unscaled = hand_encode(w, x, scale, float(w["threshold"][0]))
+    assert ((unscaled > 0) & (a == 0)).any()  # the stored threshold compared as is would fire more
     assert torch.allclose(sae.decode(a), (a @ w["W_dec"] + w["b_dec"]) / scale, atol=1e-6)
     assert sae.W_enc.T.is_contiguous()  # a transposed view of encoder.weight, not a copy
 
@@ -41,13 +46,14 @@ def test_llamascope_scaling_and_orientation(tmp_path, w):
 def test_llamascope_decoder_norm_folded(tmp_path, w):
     """sparsity_include_decoder_norm: the gate sees pre * ||W_dec[f]||; reconstruction unchanged."""
     w["W_dec"] = w["W_dec"] * 3.0
-    sae = load(write_llamascope(tmp_path / "ls", w, avg_norm=4.0, sparsity_include_decoder_norm=True))
+    sae = load(write_llamascope(tmp_path / "ls", w, avg_norm=2.0, sparsity_include_decoder_norm=True))
     x = torch.randn(6, D_MODEL)
+    s = math.sqrt(D_MODEL) / 2.0
     norms = w["W_dec"].norm(dim=1)
-    pre = x @ w["W_enc"] + w["b_enc"]
-    gate = pre * norms > float(w["threshold"][0])
+    pre = (s * x) @ w["W_enc"] + w["b_enc"]
+    gate = pre * norms > s * float(w["threshold"][0])
     assert torch.equal(sae.encode(x) > 0, gate & (pre * norms != 0))
-    expected = ((pre * gate) @ w["W_dec"] + w["b_dec"])
+    expected = ((pre * gate) @ w["W_dec"] + w["b_dec"]) / s
     assert torch.allclose(sae.decode(sae.encode(x)), expected, atol=1e-5)
 
 
@@ -159,3 +165,79 @@ def test_model_named_by_the_sae_is_checked(tmp_path, w, capsys):
     assert capsys.readouterr().err.strip() == lines[0]
     with pytest.raises(SAELoadError, match=r"hyperparams\.json: act_fn 'topk' not supported"):
         load(write_llamascope(tmp_path / "tk", w, act_fn="topk"))
+
+
+def _poison(file, key: str, value: float, index=(0, 0)) -> None:
+    from safetensors.torch import load_file, save_file
+
+    tensors = load_file(str(file))
+    tensors[key] = tensors[key].clone()
+    tensors[key][index] = value
+    save_file(tensors, str(file))
+
+
+@pytest.mark.parametrize(
+    ("layout", "file", "key", "value", "index"),
+    [
+        ("llamascope", "checkpoints/final.safetensors", "encoder.weight", float("nan"), (3, 2)),
+        ("saelens", "sae_weights.safetensors", "W_dec", float("-inf"), (0, 1)),
+        ("saelens", "sae_weights.safetensors", "threshold", float("nan"), (5,)),
+        ("gemmascope", "params.safetensors", "b_enc", float("inf"), (7,)),
+    ],
+)
+def test_nan_or_inf_weights_are_refused(tmp_path, w, layout, file, key, value, index):
+    writers = {"llamascope": write_llamascope, "saelens": write_saelens, "gemmascope": write_gemmascope}
+    folder = writers[layout](tmp_path / "s", w)
+    if layout == "gemmascope":
+        convert_npz(folder)
+    _poison(folder / file, key, value, index)
+    with pytest.raises(SAELoadError, match=rf"{file.split('/')[-1]}: tensor '{key}' \(float32\) has") as e:
+        load(folder)
+    assert "\n" not in str(e.value) and ("1 NaN" in str(e.value)) == (value != value)
+
+
+def test_npz_nan_and_float16_overflow_are_refused(tmp_path, w):
+    w16 = {**w, "W_enc": w["W_enc"].clone()}
+    w16["W_enc"][1, 1] = 1e6  # finite in float32, inf in float16
+    folder = write_gemmascope(tmp_path / "big", w16)
+    assert load(folder).W_enc[1, 1] == 1e6
+    with pytest.raises(SAELoadError, match=r"params\.npz: tensor 'W_enc' \(float16\) has 0 NaN and 1 inf"):
+        load(folder, dtype="float16")
+    bad = {**w, "threshold": w["threshold"].clone()}
+    bad["threshold"][2] = float("nan")
+    with pytest.raises(SAELoadError, match=r"params\.npz: tensor 'threshold' \(float32\) has 1 NaN"):
+        load(write_gemmascope(tmp_path / "nan", bad))
+    with pytest.raises(SAELoadError, match=r"params\.npz: tensor 'threshold'"):
+        convert_npz(tmp_path / "nan")
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("jump_relu_threshold", float("nan"), "field 'jump_relu_threshold' is nan, not a finite number"),
+        ("jump_relu_threshold", "high", "field 'jump_relu_threshold' is 'high', not a number"),
+        ("dataset_average_activation_norm", {"in": 0.0}, "field 'in' is 0.0, not a finite positive number"),
+        ("dataset_average_activation_norm", {"in": 3.0, "out": -1}, "field 'out' is -1.0, not a finite pos"),
+    ],
+)
+def test_llamascope_bad_numbers_are_refused(tmp_path, w, field, value, message):
+    folder = write_llamascope(tmp_path / "ls", w, **{field: value})
+    with pytest.raises(SAELoadError, match=rf"hyperparams\.json: {message}"):
+        load(folder)
+
+
+def test_scaling_factor_all_ones_or_refused(tmp_path, w):
+    """sae-lens's rule (torch.allclose to ones): dropped when all ones, otherwise refused."""
+    from safetensors.torch import load_file, save_file
+
+    for layout, file in (("saelens", "sae_weights.safetensors"), ("gemmascope", "params.safetensors")):
+        folder = (write_saelens if layout == "saelens" else write_gemmascope)(tmp_path / layout, w)
+        if layout == "gemmascope":
+            convert_npz(folder)
+        tensors = load_file(str(folder / file))
+        save_file({**tensors, "scaling_factor": torch.full((D_SAE,), 1 + 1e-7)}, str(folder / file))
+        x = torch.randn(3, D_MODEL)
+        assert torch.allclose(load(folder).encode(x), hand_encode(w, x), atol=1e-6)
+        save_file({**tensors, "scaling_factor": torch.full((D_SAE,), 2.0)}, str(folder / file))
+        with pytest.raises(SAELoadError, match=rf"{file}: scaling_factor is not all ones"):
+            load(folder)
