@@ -49,6 +49,8 @@ class MonitorState:
     exists: list[bool] = field(default_factory=list)
     read_errors: list[str | None] = field(default_factory=list)
     events_seen: int = 0
+    games_from_file: set[int] = field(default_factory=set)
+    """Sources whose games table comes from games.jsonl (the run reader's policy), not from events."""
 
     def __post_init__(self) -> None:
         self.errors = deque(self.errors, maxlen=self.max_errors)
@@ -65,6 +67,13 @@ class MonitorState:
             self.malformed[b.source] += b.malformed
             if b.last_malformed:
                 self.last_malformed = f"{self.labels[b.source]}: {b.last_malformed}"
+            if b.games_reset or (b.games_followed and b.source not in self.games_from_file):
+                self.games.pop((b.source, "games"), None)  # read again, or until now from events
+            if b.games_followed:
+                self.games_from_file.add(b.source)
+                table = self.games.setdefault((b.source, "games"), {})
+                for game_id, condition, outcome in b.games:
+                    table.setdefault(game_id, (condition, outcome))  # a game's first copy, as every reader
             for ev in b.events:
                 self.apply_event(b.source, ev)
 
@@ -75,8 +84,8 @@ class MonitorState:
         if w is None:
             w = self.workers[key] = WorkerState(source, ev.kind, ev.worker)
         w.apply(ev)
-        if isinstance(ev, GameDoneEvent):
-            self.games.setdefault((source, ev.kind), {})[ev.game_id] = (ev.condition_id, ev.outcome)
+        if isinstance(ev, GameDoneEvent) and source not in self.games_from_file:
+            self.games.setdefault((source, ev.kind), {}).setdefault(ev.game_id, (ev.condition_id, ev.outcome))
         elif isinstance(ev, ErrorEvent):
             self.errors.append(
                 ErrorLine(ev.time, source, self.labels[source], ev.worker, ev.gpu, ev.message, ev.fatal)
@@ -85,7 +94,7 @@ class MonitorState:
     def forget(self, source: int) -> None:
         """Drop what came from a file that was truncated or replaced; it is read again."""
         self.workers = {k: w for k, w in self.workers.items() if k[0] != source}
-        self.games = {k: g for k, g in self.games.items() if k[0] != source}
+        self.games = {k: g for k, g in self.games.items() if k[0] != source or source in self.games_from_file}
         self.errors = deque((e for e in self.errors if e.source != source), maxlen=self.max_errors)
         self.malformed[source] = 0
 
