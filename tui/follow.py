@@ -49,7 +49,8 @@ GameSummary = tuple[str, str, str]
 
 def parse_game_lines(lines: list[bytes]) -> tuple[list[GameSummary], int]:
     """The games of complete lines (a game glued to a fragment recovered), and the unreadable count."""
-    games, bad = [], 0
+    games: list[GameSummary] = []
+    bad = 0
     for line in lines:
         try:
             parsed = parse_game_line(line)
@@ -59,7 +60,7 @@ def parse_game_lines(lines: list[bytes]) -> tuple[list[GameSummary], int]:
             bad += 1
             continue
         game = parsed[0]
-        games.append((game.game_id, game.condition.id, game.outcome))
+        games.append((game.game_id, game.condition.id, str(game.outcome)))
     return games, bad
 
 
