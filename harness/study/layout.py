@@ -22,11 +22,9 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, ValidationError
 
-from harness.rundir.files import LOGS_DIR, STATUS_JSON, STATUS_MD, STUDY_FILE
+from harness.rundir.files import LOGS_DIR, STUDY_FILE
 from harness.rundir.files import STUDY_EVENTS_FILE as EVENTS_FILE
-from harness.rundir.files import STUDY_LOCK as LOCK_NAME
 from harness.rundir.jsonl import append_record, complete_lines
-
 
 #: A log line that reports an error: the CLI's error line, an exception's last line, the kernel's
 #: OOM killer. Case matters: a summary such as "errors 0" is not one.

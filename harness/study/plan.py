@@ -20,7 +20,6 @@ from harness.rundir.files import FEATURES_TABLE
 from harness.rundir.files import PATCH_FEATURES as CAUSAL_TABLE
 from harness.study.config import Experiment, OptionValue, Study
 
-
 _SAE_COMMAND = {
     "sae-train": "train", "sae-features": "features", "sae-pathway": "pathway",
     "sae-patch": "patch", "sae-words": "words",

@@ -19,13 +19,10 @@ A worker that died under a living driver, game errors and unreadable lines are r
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
 
 from harness.rundir.progress import WorkerState
-from harness.study.facts import PASS_KIND, ExperimentFacts
-
-State = Literal["not started", "running", "complete", "stalled", "failed", "interrupted"]
-STATES: tuple[State, ...] = ("not started", "running", "complete", "stalled", "failed", "interrupted")
+from harness.status.facts import PASS_KIND, ExperimentFacts
+from harness.status.model import State
 
 
 @dataclass

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from harness.cli import main
-from harness.study.status import build_status
+from harness.status.build import build_status
 
 pytestmark = pytest.mark.model  # four tiny SAE passes: 50-210 s on 2 busy CPU cores
 

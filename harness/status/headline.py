@@ -15,26 +15,15 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field
 
 from harness.errors import HarnessError
+from harness.status.model import Headline
 
 #: Classes of `harness sae patch` (sae/patching/stats.py CLASSES), in report order.
 PATCH_CLASSES = ("safe", "risky", "breaks_format", "none")
 #: Outcomes with no behavioural result (harness.analysis.tables.NO_OUTCOME): left out of the rate.
 NO_OUTCOME = ("invalid", "no_decision")
 WORDS_FEATURES = 3
-
-
-class Headline(BaseModel):
-    """One small table of results (or a line of text when `header` is empty)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    title: str = Field(description="What the table shows, with the file it comes from.")
-    header: list[str] = Field(default_factory=list, description="Column names.")
-    rows: list[list[str]] = Field(default_factory=list, description="Cells, formatted.")
-    text: str = Field("", description="A line said beside (or instead of) the table.")
 
 
 def _pct(k: int, n: int) -> str:

@@ -4,7 +4,7 @@ Two kinds of directory give the same facts. A study directory (`layout.StudyDir`
 of its study.toml, their state on record (study-events.jsonl), their events (STUDY/NAME/events.jsonl)
 and logs. A single run directory: its games pass and each SAE pass under RUN/sae/*, all sharing
 RUN/events.jsonl, told apart by the events' `kind`. Only reading here; the judging is in
-`harness.study.diagnose`, so it is tested without files or a clock.
+`harness.status.diagnose`, so it is tested without files or a clock.
 """
 
 from __future__ import annotations
@@ -18,10 +18,10 @@ from pydantic import ValidationError
 
 from harness.errors import RunDirError
 from harness.records import Event, read_event
+from harness.rundir.files import EVENTS_FILE, GAMES_FILE, STATUS_JSON, STATUS_MD
 from harness.rundir.jsonl import complete_lines
 from harness.rundir.progress import WorkerKey, WorkerState, fold_events
-from harness.rundir.store import EVENTS_FILE, GAMES_FILE
-from harness.study.layout import STATUS_JSON, STATUS_MD, ExperimentEvent, StudyDir, last_error_line, log_tail
+from harness.study.layout import ExperimentEvent, StudyDir, last_error_line, log_tail
 
 ProcessState = Literal["alive", "stopped", "gone"]
 
