@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from harness.errors import RunDirError
-from harness.rundir.files import EVENTS_FILE, GAMES_FILE, STATUS_JSON, STATUS_MD
+from harness.rundir.files import EVENTS_FILE, GAMES_FILE, MANIFEST_FILE, SAE_DIR, STATUS_JSON, STATUS_MD
 from harness.rundir.manifest import read_manifest
 from harness.status.diagnose import judge, waits_for
 from harness.status.facts import ExperimentFacts, run_facts, study_facts
@@ -78,7 +78,7 @@ def _waiting(statuses: list[ExperimentStatus], needs: dict[str, list[str]]) -> N
 
 
 def is_run_dir(path: Path) -> bool:
-    return any((path / name).exists() for name in (GAMES_FILE, EVENTS_FILE, "manifest.json", "sae"))
+    return any((path / name).exists() for name in (GAMES_FILE, EVENTS_FILE, MANIFEST_FILE, SAE_DIR))
 
 
 def build_status(directory: str | Path, *, now: float | None = None,
@@ -100,7 +100,7 @@ def build_status(directory: str | Path, *, now: float | None = None,
         raise RunDirError(f"{path}: no such directory")
     if not is_run_dir(path):
         raise RunDirError(f"{path}: neither a study directory (no study.toml) nor a run directory "
-                          f"(no {GAMES_FILE}, {EVENTS_FILE}, manifest.json or sae/)")
+                          f"(no {GAMES_FILE}, {EVENTS_FILE}, {MANIFEST_FILE} or {SAE_DIR}/)")
     window = stall_minutes if stall_minutes is not None else DEFAULT_STALL_MINUTES
     manifest = read_manifest(path)
     argv = manifest.argv if manifest is not None else []

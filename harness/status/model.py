@@ -38,7 +38,7 @@ class WorkerStatus(_Model):
     """One process of the experiment's pass, as its events say."""
 
     worker: int = Field(description="Worker index (one per GPU or CPU worker).")
-    kind: str = Field(description="Pass kind of its events (games, train, features, pathway, patching).")
+    kind: str = Field(description="Pass kind of its events (games, train, features, pathway, patch, words).")
     gpu: str | None = Field(description="GPU id, null on CPU.")
     status: str = Field(description="running, complete, incomplete, failed or interrupted (its events).")
     done: int = Field(description="Units done, those found done on resume included.")

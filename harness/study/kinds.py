@@ -22,12 +22,12 @@ from harness.rundir.files import (
     EVENTS_FILE,
     FEATURES_TABLE,
     GAMES_FILE,
-    OLD_PASS_NAMES,
     PATCH_FEATURES,
     PATHWAY_LAYERS,
     REPORT_FILE,
     WORDS_TABLE,
 )
+from harness.rundir.progress import pass_name
 
 ExperimentKind = Literal[
     "games", "analyze", "sae-train", "sae-features", "sae-pathway", "sae-patch", "sae-words"
@@ -137,11 +137,6 @@ KINDS: dict[str, Kind] = {k.name: k for k in (
               required=("run", "sae", "features"), output=WORDS_TABLE, file_inputs=("features", "causal")),
 )}
 """In the pipeline's order."""
-
-
-def pass_name(name: str) -> str:
-    """A pass kind or SAE folder by its one name ('patching' -> 'patch')."""
-    return OLD_PASS_NAMES.get(name, name)
 
 
 def kind_of_pass(pass_kind: str) -> Kind | None:
