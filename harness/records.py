@@ -73,8 +73,8 @@ Action = Literal["bet", "stop"]
 ParseKind = Literal["final_decision", "first_line", "fallback", "extracted", "unparsed", "empty"]
 #: Parse kinds that read a decision from the model's own words, not a guess (docs/protocol.md §1.6).
 MODEL_DECISION_KINDS: tuple[ParseKind, ...] = ("final_decision", "first_line", "extracted")
-PassKind = Literal["games", "patch", "patching", "features", "pathway", "train", "words"]
-"""Which pass wrote an event; "patching" is the patch pass's older name, still read."""
+#: The pass that wrote an event (an SAE pass by its one name); "patching" is the patch pass in older runs.
+PassKind = Literal["games", "patch", "features", "pathway", "train", "words", "patching"]
 
 
 def _type_required(schema: dict[str, Any]) -> None:

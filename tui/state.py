@@ -3,7 +3,8 @@
 `MonitorState.apply()` takes the follower's batches; `MonitorState.view(now, stall_after)` gives
 frozen snapshots the widgets render. "Now" is passed in, so stalls and ETAs are testable
 without sleeping. A worker is identified by (run directory, pass kind, worker index): a run
-may do a games pass and a patching pass, and a resumed run starts the same worker again.
+may do a games pass and a patch pass, and a resumed run starts the same worker again. A pass kind
+is read by its one name (`pass_name`: an older run's "patching" events are the patch pass's).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from collections import deque
 from dataclasses import dataclass, field, fields
 
 from harness.records import OUTCOMES, ErrorEvent, Event, GameDoneEvent, ProgressEvent
-from harness.rundir.progress import WorkerState
+from harness.rundir.progress import WorkerState, pass_name
 from tui.follow import SourceBatch
 from tui.views import ConditionRow, ErrorLine, MonitorView, WorkerView, summarize
 
@@ -79,13 +80,14 @@ class MonitorState:
 
     def apply_event(self, source: int, ev: Event) -> None:
         self.events_seen += 1
-        key = (source, ev.kind, ev.worker)
+        kind = pass_name(ev.kind)
+        key = (source, kind, ev.worker)
         w = self.workers.get(key)
         if w is None:
-            w = self.workers[key] = WorkerState(source, ev.kind, ev.worker)
+            w = self.workers[key] = WorkerState(source, kind, ev.worker)
         w.apply(ev)
         if isinstance(ev, GameDoneEvent) and source not in self.games_from_file:
-            self.games.setdefault((source, ev.kind), {}).setdefault(ev.game_id, (ev.condition_id, ev.outcome))
+            self.games.setdefault((source, kind), {}).setdefault(ev.game_id, (ev.condition_id, ev.outcome))
         elif isinstance(ev, ErrorEvent):
             self.errors.append(
                 ErrorLine(ev.time, source, self.labels[source], ev.worker, ev.gpu, ev.message, ev.fatal)

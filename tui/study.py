@@ -3,7 +3,7 @@
 `StudyWatch` follows the study's records (study-events.jsonl) and, at each poll, looks at the
 processes on record and the logs' times; the experiments' own events come through the monitor's
 usual follower (one source per STUDY/NAME/events.jsonl) into `MonitorState`. `experiment_rows`
-joins the two into `ExperimentRow`s with `harness.study.diagnose.judge`: pure, "now" passed in.
+joins the two into `ExperimentRow`s with `harness.status.diagnose.judge`: pure, "now" passed in.
 No Textual here.
 """
 
@@ -14,11 +14,11 @@ from pathlib import Path
 
 from harness.rundir.jsonl import JsonlTail
 from harness.rundir.progress import WorkerKey, WorkerState
+from harness.status.build import devices, gpu_memory
+from harness.status.diagnose import judge, waits_for
+from harness.status.facts import ExperimentFacts, ProcessState, pass_workers, process_state
 from harness.study.config import load_study
-from harness.study.diagnose import judge, waits_for
-from harness.study.facts import ExperimentFacts, ProcessState, pass_workers, process_state
 from harness.study.layout import ExperimentEvent, StudyDir, read_experiment_event
-from harness.study.status import devices, gpu_memory
 from tui.views import ExperimentRow
 
 

@@ -14,7 +14,7 @@ _EXPORTS = {
     "analyse": "harness.analysis.pipeline",
     "write": "harness.analysis.pipeline",
     "run_analysis": "harness.analysis.pipeline",
-    "Results": "harness.analysis.pipeline",
+    "Results": "harness.analysis.results",
     "game_metrics": "harness.analysis.metrics",
     "streak_events": "harness.analysis.metrics",
     "Exclusion": "harness.analysis.tables",

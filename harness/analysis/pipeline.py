@@ -3,7 +3,6 @@ figures and `report.md`. Pure computation (`analyse`) is kept apart from writing
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -14,46 +13,10 @@ import pyarrow.parquet as pq
 from harness.analysis import effects as fx
 from harness.analysis import plots
 from harness.analysis.load import RunData, load_run, unique_labels
+from harness.analysis.report import render
+from harness.analysis.results import DEFAULT_BOOT, DEFAULT_EXCLUSION, TABLES, Results
 from harness.analysis.stats import Boot
-from harness.analysis.tables import Exclusion, PreparedRun, completeness_row, prepare, run_tables
-
-#: Table name -> what it holds (written as NAME.csv and NAME.parquet; listed in the report).
-TABLES = {
-    "completeness": (
-        "decision mode, games read vs expected, torn/bad lines, invalid, no_decision and guessed counts "
-        "per run"
-    ),
-    "runs": "per run and bet type (scope): rates, means and 95% intervals",
-    "conditions": "per condition: rates, means and 95% intervals, decisions by parse kind (decisions_*)",
-    "correlation": "index vs bankruptcy rate across conditions (Pearson r, p)",
-    "effects": "with vs without each component, variable vs fixed, first result W vs L",
-    "n_components": "per number of prompt components",
-    "component_trend": "game-level Pearson r of the number of components with each metric",
-    "first_result": "per forced first result (W/L)",
-    "streaks": "win/loss streak chasing, k = 1..5",
-    "games": "one row per game with its metrics and whether it was used",
-}
-FIGURES = {
-    "bankruptcy_heatmap": "bankruptcy % by condition",
-    "index_vs_bankruptcy": "condition mean index vs bankruptcy rate, with r",
-    "component_effects": "effect of each prompt component (with - without)",
-    "streak_curves": "win/loss streak chasing",
-}
-
-
-@dataclass
-class Results:
-    """Every table of an analysis, plus what the report needs to say about it."""
-
-    tables: dict[str, pd.DataFrame]
-    runs: list[PreparedRun]
-    exclusion: Exclusion
-    boot: Boot
-    figures: dict[str, Path] = field(default_factory=dict)
-
-
-DEFAULT_EXCLUSION = Exclusion()
-DEFAULT_BOOT = Boot()
+from harness.analysis.tables import Exclusion, completeness_row, prepare, run_tables
 
 
 def analyse(
@@ -88,8 +51,6 @@ def analyse(
 
 def write(results: Results, out: Path, *, figures: bool = True) -> Path:
     """Write tables (CSV + Parquet), figures (PNG) and report.md into `out`; returns the report."""
-    from harness.analysis.report import render
-
     out.mkdir(parents=True, exist_ok=True)
     (out / "tables").mkdir(exist_ok=True)
     for name, df in results.tables.items():

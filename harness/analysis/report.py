@@ -10,8 +10,8 @@ import pandas as pd
 
 from harness.analysis.markdown import ci, num, pval, table
 from harness.analysis.metrics import MAX_STREAK
-from harness.analysis.pipeline import FIGURES, TABLES, Results
 from harness.analysis.published import PUBLISHED_R, match_published
+from harness.analysis.results import FIGURES, TABLES, Results
 from harness.analysis.tables import RATE
 
 

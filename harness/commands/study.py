@@ -34,11 +34,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run_study_command(args: argparse.Namespace) -> int:
     from harness.rundir.files import STUDY_LOCK
     from harness.rundir.lock import RunLock
+    from harness.status.build import write_status
     from harness.study.config import load_study
     from harness.study.layout import StudyDir
     from harness.study.plan import device_conflicts, plan_study
     from harness.study.runner import StudyRunner, adopt_study_file
-    from harness.study.status import write_status
 
     study = load_study(args.study)
     root = Path(args.out or study.out).resolve()

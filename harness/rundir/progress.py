@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from harness.records import ErrorEvent, Event, GameDoneEvent, ProgressEvent, RunEndEvent, RunStartEvent
+from harness.rundir.files import OLD_PASS_NAMES
 
 _IDLE_RATES = {"requests_per_s": 0.0, "tokens_per_s": 0.0}
 
@@ -95,12 +96,18 @@ class WorkerState:
 WorkerKey = tuple[str, int]  # (pass kind, worker)
 
 
+def pass_name(kind: str) -> str:
+    """A pass kind by its one name: an older run's events of kind 'patching' are the 'patch' pass's."""
+    return OLD_PASS_NAMES.get(kind, kind)
+
+
 def fold_events(events: Iterable[Event], source: int = 0) -> dict[WorkerKey, WorkerState]:
-    """Each worker's state after `events` (in file order), keyed by (pass kind, worker)."""
+    """Each worker's state after `events` (in file order), keyed by (pass kind, worker); a pass
+    kind by its one name (`pass_name`)."""
     workers: dict[WorkerKey, WorkerState] = {}
     for ev in events:
-        key = (ev.kind, ev.worker)
+        key = (pass_name(ev.kind), ev.worker)
         if key not in workers:
-            workers[key] = WorkerState(source, ev.kind, ev.worker)
+            workers[key] = WorkerState(source, key[0], ev.worker)
         workers[key].apply(ev)
     return workers

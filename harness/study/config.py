@@ -22,39 +22,12 @@ naming the file and the field (`experiment[3].features: ...`).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from harness.config import format_validation_error, read_toml
 from harness.errors import ConfigError
-
-ExperimentKind = Literal[
-    "games", "analyze", "sae-train", "sae-features", "sae-pathway", "sae-patch", "sae-words"
-]
-
-#: The inputs each kind needs, by field, and the kind the named experiment must have.
-INPUTS: dict[str, dict[str, tuple[str, ...]]] = {
-    "games": {},
-    "analyze": {"runs": ("games",)},
-    "sae-train": {"run": ("games",)},
-    "sae-features": {"run": ("games",), "sae": ("sae-train",)},
-    "sae-pathway": {"run": ("games",), "sae": ("sae-train",), "features": ("sae-features",)},
-    "sae-patch": {"run": ("games",), "sae": ("sae-train",), "features": ("sae-features",)},
-    "sae-words": {"run": ("games",), "sae": ("sae-train",), "features": ("sae-features",),
-                  "causal": ("sae-patch",)},
-}
-
-#: Fields a kind must set (the others in INPUTS are optional for it).
-REQUIRED: dict[str, tuple[str, ...]] = {
-    "games": ("config",),
-    "analyze": ("runs",),
-    "sae-train": ("run",),
-    "sae-features": ("run", "sae"),
-    "sae-pathway": ("run", "sae"),
-    "sae-patch": ("run", "sae", "features"),
-    "sae-words": ("run", "sae", "features"),
-}
+from harness.study.kinds import KINDS, ExperimentKind
 
 OptionValue = str | int | float | bool | list[str] | list[int]
 
@@ -85,10 +58,11 @@ class Experiment(BaseModel):
 
     @model_validator(mode="after")
     def _inputs_of_kind(self) -> Experiment:
-        for name in REQUIRED[self.kind]:
+        kind = KINDS[self.kind]
+        for name in kind.required:
             if not getattr(self, name):
                 raise ValueError(f"a {self.kind} experiment needs {name!r}")
-        allowed = set(INPUTS[self.kind]) | ({"config"} if self.kind == "games" else set())
+        allowed = set(kind.inputs) | set(kind.required)
         for name in ("config", "runs", "run", "sae", "features", "causal"):
             if getattr(self, name) and name not in allowed:
                 raise ValueError(f"{name!r} is not an input of a {self.kind} experiment")
@@ -127,7 +101,7 @@ class Study(BaseModel):
                 raise ValueError(f"experiment {e.name!r} is named twice")
             by_name[e.name] = e
         for e in self.experiment:
-            for field, kinds in INPUTS[e.kind].items():
+            for field, kinds in KINDS[e.kind].inputs.items():
                 value = getattr(e, field)
                 for ref in value if isinstance(value, list) else [value]:
                     if ref is None or (field == "sae" and ref not in by_name):

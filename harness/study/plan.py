@@ -15,15 +15,9 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from harness.errors import ConfigError
-from harness.rundir.files import EVENTS_FILE as EVENTS_NAME
-from harness.rundir.files import FEATURES_TABLE
-from harness.rundir.files import PATCH_FEATURES as CAUSAL_TABLE
 from harness.study.config import Experiment, OptionValue, Study
+from harness.study.kinds import KINDS, Resolved
 
-_SAE_COMMAND = {
-    "sae-train": "train", "sae-features": "features", "sae-pathway": "pathway",
-    "sae-patch": "patch", "sae-words": "words",
-}
 #: Flags the study sets itself; an option naming one is a mistake.
 _SET_BY_STUDY = {"out", "events", "sae", "features", "causal", "config", "device", "gpus", "ray", "no-events"}
 _DEVICE = re.compile(r"^(cpu|cuda(:\d+)?)$")
@@ -46,10 +40,6 @@ def option_flags(options: Mapping[str, OptionValue]) -> list[str]:
     return argv
 
 
-def _gpu_ids(devices: list[str]) -> list[str]:
-    return [d.split(":", 1)[1] if ":" in d else "0" for d in devices]
-
-
 def _sae_spec(study: Study, exp: Experiment, root: Path) -> str:
     """A sae-train experiment's folder, or the spec as written (relative paths from the study file)."""
     spec = exp.sae or ""
@@ -62,7 +52,7 @@ def _sae_spec(study: Study, exp: Experiment, root: Path) -> str:
 
 def _inherited_layers(study: Study, exp: Experiment) -> dict[str, OptionValue]:
     """An SAE pass on a sae-train experiment reads the layers it trained unless told otherwise."""
-    if exp.kind in ("sae-patch", "sae-words") or "layers" in exp.options or exp.sae is None:
+    if not KINDS[exp.kind].inherits_layers or "layers" in exp.options or exp.sae is None:
         return {}
     names = {e.name for e in study.experiment}
     if exp.sae in names and "layers" in study.get(exp.sae).options:
@@ -70,30 +60,27 @@ def _inherited_layers(study: Study, exp: Experiment) -> dict[str, OptionValue]:
     return {}
 
 
+def resolve(study: Study, exp: Experiment, root: Path, ray: str | None = None) -> Resolved:
+    """`exp`'s inputs as paths: the experiments it names are folders of the study directory `root`."""
+    kind = KINDS[exp.kind]
+    files = {}
+    for name in kind.file_inputs:
+        ref = getattr(exp, name)
+        if ref is not None:
+            output = KINDS[study.get(ref).kind].output
+            assert output is not None, f"a {study.get(ref).kind} experiment writes no file to read"
+            files[name] = root / ref / output
+    return Resolved(
+        out=root / exp.name, devices=exp.devices,
+        config=study.base_dir / exp.config if exp.config is not None else None,
+        runs=[root / r for r in exp.runs], run=root / exp.run if exp.run is not None else None,
+        sae=_sae_spec(study, exp, root) if exp.sae is not None else None, files=files, ray=ray,
+    )
+
+
 def experiment_argv(study: Study, exp: Experiment, root: Path, ray: str | None = None) -> list[str]:
     """The argv after `harness` that runs `exp` with its folder under the study directory `root`."""
-    out = root / exp.name
-    if exp.kind == "games":
-        assert exp.config is not None
-        argv = ["run", "games", "--config", str(study.base_dir / exp.config), "--out", str(out)]
-        if len(exp.devices) > 1 or ray:
-            argv += [] if exp.devices == ["cpu"] else ["--gpus", ",".join(_gpu_ids(exp.devices))]
-        else:
-            argv += ["--device", exp.devices[0]]
-        if ray:
-            argv += ["--ray", ray]
-        return argv + option_flags(exp.options)
-    if exp.kind == "analyze":
-        return ["analyze", *(str(root / r) for r in exp.runs), "--out", str(out), *option_flags(exp.options)]
-    assert exp.run is not None
-    argv = ["sae", _SAE_COMMAND[exp.kind], str(root / exp.run)]
-    if exp.features is not None and exp.kind != "sae-pathway":  # pathway: only waits for it
-        argv += ["--features", str(root / exp.features / FEATURES_TABLE)]
-    if exp.causal is not None:
-        argv += ["--causal", str(root / exp.causal / CAUSAL_TABLE)]
-    if exp.sae is not None:
-        argv += ["--sae", _sae_spec(study, exp, root)]
-    argv += ["--out", str(out), "--device", exp.devices[0], "--events", str(out / EVENTS_NAME)]
+    argv = KINDS[exp.kind].argv(resolve(study, exp, root, ray))
     return argv + option_flags({**_inherited_layers(study, exp), **exp.options})
 
 

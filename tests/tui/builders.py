@@ -63,7 +63,7 @@ def append(path: Path, *events: Event, raw: str = "") -> None:
 
 
 def busy_run(path: Path) -> None:
-    """A two-GPU run with a CPU-side patching pass: one worker fine, one stalled, one erroring."""
+    """A two-GPU run with a CPU-side patch pass: one worker fine, one stalled, one erroring."""
     append(
         path,
         start(0, worker=0, gpu="0", total=40), start(0, worker=1, gpu="1", total=40),
@@ -74,8 +74,8 @@ def busy_run(path: Path) -> None:
         game(20, "g1", "variable-L-GMP", "bankrupt"), game(25, "g2", "variable-L-GMP", "stopped"),
         game(28, "g3", "fixed-none-BASE", "stopped", worker=1, gpu="1"),
         error(29, "timeout after 60s on game g4 [request 17]", worker=1, gpu="1"),
-        start(0, worker=0, gpu=None, total=6, kind="patching"),
-        progress(55, 2, worker=0, gpu=None, total=6, kind="patching"),
+        start(0, worker=0, gpu=None, total=6, kind="patch"),
+        progress(55, 2, worker=0, gpu=None, total=6, kind="patch"),
     )
 
 

@@ -66,14 +66,28 @@ def test_workers_are_keyed_by_kind_and_summed_per_model_and_kind():
     state = fold(
         start(0, worker=0, gpu="0", total=20), start(0, worker=1, gpu="1", total=20),
         progress(10, 5, worker=0, gpu="0", total=20, errors=1), progress(10, 2, worker=1, gpu="1", total=20),
-        start(0, worker=0, gpu=None, total=6, kind="patching", model="smollm2"),
+        start(0, worker=0, gpu=None, total=6, kind="patch", model="smollm2"),
     )
     view = state.view(T0 + 11, 120)
-    assert [(w.kind, w.worker) for w in view.workers] == [("games", 0), ("games", 1), ("patching", 0)]
-    games, patching = view.summary
+    assert [(w.kind, w.worker) for w in view.workers] == [("games", 0), ("games", 1), ("patch", 0)]
+    games, patch = view.summary
     shown = (games.kind, games.workers, games.games_done, games.games_total, games.errors)
     assert shown == ("games", 2, 7, 40, 1)
-    assert games.requests_per_s == 8.0 and patching.games_total == 6
+    assert games.requests_per_s == 8.0 and patch.games_total == 6
+
+
+def test_an_older_runs_patching_events_are_the_patch_pass():
+    """A run patched by an older version (events of kind "patching"), resumed by this one ("patch"):
+    one worker of one pass."""
+    state = fold(
+        start(0, gpu=None, total=6, kind="patching"), progress(10, 2, gpu=None, total=6, kind="patching"),
+        start(100, gpu=None, total=6, already=2, kind="patch"),
+        progress(110, 3, gpu=None, total=6, kind="patch"),
+    )
+    (w,) = state.view(T0 + 111, 120).workers
+    assert (w.kind, w.games_done, w.games_total, w.status) == ("patch", 3, 6, "running")
+    (row,) = state.view(T0 + 111, 120).summary
+    assert row.kind == "patch"
 
 
 def test_conditions_count_each_game_once():

@@ -9,6 +9,8 @@ from harness.cli import main
 from harness.study.layout import ExperimentEvent, StudyDir
 from tests.tui.builders import T0, Clock, append, end, progress, start, until
 from tui.app import MonitorApp
+from tui.state import MonitorState
+from tui.study import StudyWatch, experiment_rows
 from tui.widgets import ExperimentPanel
 
 STUDY_TOML = """
@@ -80,3 +82,44 @@ def test_a_study_is_watched_alone(tmp_path, capsys):
     study = make_study(tmp_path)
     assert main(["monitor", str(study.path), str(tmp_path / "run")]) == 2
     assert "a study directory is watched alone" in capsys.readouterr().err
+
+
+SAE_STUDY_TOML = """
+name = "tui-sae"
+[[experiment]]
+name = "games"
+kind = "games"
+config = "a.toml"
+[[experiment]]
+name = "train"
+kind = "sae-train"
+run = "games"
+[[experiment]]
+name = "features"
+kind = "sae-features"
+run = "games"
+sae = "train"
+[[experiment]]
+name = "patch"
+kind = "sae-patch"
+run = "games"
+sae = "train"
+features = "features"
+"""
+
+
+def test_a_patch_experiment_whose_events_carry_the_older_name(tmp_path):
+    """Its pass wrote events of kind "patching" (an older version): they are its workers, the
+    games-style events of the same file are not."""
+    study = StudyDir(tmp_path / "study")
+    study.path.mkdir()
+    study.study_file.write_text(SAE_STUDY_TOML)
+    watch = StudyWatch(study.path)
+    state = MonitorState([str(p) for p in watch.runs()])
+    source = watch.names.index("patch")
+    for ev in (start(0, gpu=None, total=4, kind="games"), start(1, gpu=None, total=6, kind="patching"),
+               progress(5, 3, gpu=None, total=6, kind="patching")):
+        state.apply_event(source, ev)
+    rows = {r.name: r for r in experiment_rows(watch, watch.poll(), state.workers, T0 + 6, 600)}
+    assert (rows["patch"].kind, rows["patch"].done, rows["patch"].total) == ("sae-patch", 3, 6)
+    assert rows["features"].state == "not started" and rows["features"].note == "waits for games, train"

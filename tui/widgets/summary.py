@@ -1,4 +1,4 @@
-"""The whole-run summary: one row per run, model and pass kind (games, patching, ...)."""
+"""The whole-run summary: one row per run, model and pass kind (games, patch, ...)."""
 
 from __future__ import annotations
 

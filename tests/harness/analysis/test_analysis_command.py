@@ -8,7 +8,7 @@ import random
 
 import pandas as pd
 
-from harness.analysis.pipeline import FIGURES, TABLES
+from harness.analysis.results import FIGURES, TABLES
 from harness.cli import main
 from harness.game.conditions import grid
 from tests.helpers import make_game, write_games

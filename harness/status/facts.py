@@ -4,7 +4,7 @@ Two kinds of directory give the same facts. A study directory (`layout.StudyDir`
 of its study.toml, their state on record (study-events.jsonl), their events (STUDY/NAME/events.jsonl)
 and logs. A single run directory: its games pass and each SAE pass under RUN/sae/*, all sharing
 RUN/events.jsonl, told apart by the events' `kind`. Only reading here; the judging is in
-`harness.study.diagnose`, so it is tested without files or a clock.
+`harness.status.diagnose`, so it is tested without files or a clock.
 """
 
 from __future__ import annotations
@@ -18,19 +18,14 @@ from pydantic import ValidationError
 
 from harness.errors import RunDirError
 from harness.records import Event, read_event
-from harness.rundir.files import EVENTS_FILE, GAMES_FILE, STATUS_JSON, STATUS_MD
+from harness.rundir.files import EVENTS_FILE, GAMES_FILE, SAE_DIR, STATUS_JSON, STATUS_MD, sae_pass_dir
 from harness.rundir.jsonl import complete_lines
-from harness.rundir.progress import WorkerKey, WorkerState, fold_events
+from harness.rundir.progress import WorkerKey, WorkerState, fold_events, pass_name
+from harness.study.kinds import KINDS, kind_of_pass, kind_of_sae_folder, pass_kind_of
 from harness.study.layout import ExperimentEvent, StudyDir, last_error_line, log_tail
 
 ProcessState = Literal["alive", "stopped", "gone"]
 
-#: The pass kind (`Event.kind`) each experiment kind writes its events with.
-PASS_KIND = {"games": "games", "sae-train": "train", "sae-features": "features",
-             "sae-pathway": "pathway", "sae-patch": "patching", "sae-words": "words"}
-#: SAE output folders of a run directory (RUN/sae/NAME, the commands' default --out) and their kind.
-SAE_FOLDERS = {"train": "sae-train", "features": "sae-features", "pathway": "sae-pathway",
-               "patching": "sae-patch", "words": "sae-words"}
 #: The report's own files, not an experiment's outputs.
 REPORT_FILES = (STATUS_MD, STATUS_JSON, STATUS_MD + ".tmp", STATUS_JSON + ".tmp")
 
@@ -136,9 +131,9 @@ def _processes(recorded: ExperimentEvent | None, workers: list[WorkerState]) -> 
 
 
 def pass_workers(workers: dict[WorkerKey, WorkerState], kind: str) -> list[WorkerState]:
-    """The workers of an experiment kind's pass: those of its pass kind, or, when none is (a kind
-    without its own pass kind), every worker of its events file."""
-    mine = [w for (k, _), w in sorted(workers.items()) if k == PASS_KIND.get(kind)]
+    """The workers of an experiment kind's pass: those of its pass kind (an older name of it too),
+    or, when none is (a kind without its own pass kind), every worker of its events file."""
+    mine = [w for (k, _), w in sorted(workers.items()) if pass_name(k) == pass_kind_of(kind)]
     return mine or [w for _, w in sorted(workers.items())]
 
 
@@ -164,32 +159,43 @@ def study_facts(study: StudyDir, names: list[str], kinds: dict[str, str]) -> lis
     return found
 
 
+def _sae_folders(run_dir: Path) -> list[Path]:
+    """The folders under RUN/sae/, the pipeline's passes first in its order, then any other."""
+    sae = run_dir / SAE_DIR
+    if not sae.is_dir():
+        return []
+    order = [k.name for k in KINDS.values()]
+
+    def rank(p: Path) -> tuple[int, str]:
+        row = kind_of_sae_folder(p.name)
+        return (order.index(row.name) if row is not None else len(order), p.name)
+
+    return sorted((p for p in sae.iterdir() if p.is_dir()), key=rank)
+
+
 def run_facts(run_dir: Path, argv: list[str]) -> list[ExperimentFacts]:
     """A run directory's passes: its games (when it has games or games events), then each SAE
-    folder under RUN/sae/ and each pass kind found only in its events."""
+    folder under RUN/sae/ (an older name too: RUN/sae/patching) and each pass kind found only in
+    its events."""
     events, bad = read_events(run_dir / EVENTS_FILE)
-    workers = fold_events(events)
-    by_kind: dict[str, list[WorkerState]] = {}
-    for (kind, _), w in sorted(workers.items()):
-        by_kind.setdefault(kind, []).append(w)
+    by_pass: dict[str, list[WorkerState]] = {}
+    for (pass_kind, _), w in sorted(fold_events(events).items()):
+        by_pass.setdefault(pass_kind, []).append(w)
     passes: dict[str, tuple[str, Path]] = {}
-    if (run_dir / GAMES_FILE).exists() or "games" in by_kind:
+    if (run_dir / GAMES_FILE).exists() or "games" in by_pass:
         passes["games"] = ("games", run_dir)
-    sae = run_dir / "sae"
-    order = list(SAE_FOLDERS)  # the pipeline's order: train, features, pathway, patching, words
-    folders = sorted(sae.iterdir(), key=lambda p: (order.index(p.name) if p.name in order else 99, p.name)) \
-        if sae.is_dir() else []
-    for folder in folders:
-        if folder.is_dir():
-            passes[f"sae/{folder.name}"] = (SAE_FOLDERS.get(folder.name, f"sae-{folder.name}"), folder)
-    for pass_kind in by_kind:
-        kind = next((k for k, p in PASS_KIND.items() if p == pass_kind), pass_kind)
+    for folder in _sae_folders(run_dir):
+        row = kind_of_sae_folder(folder.name)
+        passes[f"{SAE_DIR}/{folder.name}"] = (row.name if row is not None else f"sae-{folder.name}", folder)
+    for pass_kind in by_pass:
+        row = kind_of_pass(pass_kind)
+        kind = row.name if row is not None else pass_kind
         if not any(k == kind for k, _ in passes.values()):
-            passes[kind] = (kind, sae / pass_kind)
+            passes[kind] = (kind, sae_pass_dir(run_dir, pass_kind))
     found = []
     for name, (kind, folder) in passes.items():
-        mine = by_kind.get(PASS_KIND.get(kind, ""), [])
-        skip = ("sae", *REPORT_FILES) if folder == run_dir else ()
+        mine = by_pass.get(pass_kind_of(kind) or "", [])
+        skip = (SAE_DIR, *REPORT_FILES) if folder == run_dir else ()
         found.append(ExperimentFacts(
             name=name, kind=kind, folder=folder, workers=mine, processes=_processes(None, mine),
             command=argv if kind == "games" else [], outputs=list_outputs(folder, skip),

@@ -1,5 +1,5 @@
 """`harness status` on a run directory with real SAE passes: a tiny SAE trained on the real SmolLM2
-demo run, then features, patching and words with it, each the real command. The headline results
+demo run, then features, patch and words with it, each the real command. The headline results
 are read back from the files the passes wrote."""
 
 from __future__ import annotations
@@ -10,7 +10,8 @@ import pandas as pd
 import pytest
 
 from harness.cli import main
-from harness.study.status import build_status
+from harness.rundir.files import sae_pass_dir
+from harness.status.build import build_status
 
 pytestmark = pytest.mark.model  # four tiny SAE passes: 50-210 s on 2 busy CPU cores
 
@@ -33,7 +34,10 @@ def test_headlines_of_real_sae_passes(demo_run, tmp_path, capsys):
     assert main(["sae", "words", str(run), "--sae", sae, *CPU, "--top", "2"]) == 0
 
     status = {e.name: e for e in build_status(run).experiments}
-    assert list(status) == ["games", "sae/train", "sae/features", "sae/patching", "sae/words"]
+    patch_dir = "sae/" + sae_pass_dir(run, "patch").name  # RUN/sae/patch, or an older writer's patching
+    assert list(status) == ["games", "sae/train", "sae/features", patch_dir, "sae/words"]
+    kinds = [e.kind for e in status.values()]
+    assert kinds == ["games", "sae-train", "sae-features", "sae-patch", "sae-words"]
     assert all(e.state == "complete" for e in status.values()), {n: e.note for n, e in status.items()}
     train = status["sae/train"].headlines[0]
     assert train.header[:4] == ["layer", "explained variance", "L0", "dead"] and train.rows[0][0] == "3"
@@ -42,9 +46,10 @@ def test_headlines_of_real_sae_passes(demo_run, tmp_path, capsys):
     assert features.rows == [["3", str(len(table)), str(int(table["significant"].sum())),
                               str(int((table["significant"] & (table["direction"] == "risky")).sum())),
                               str(int((table["significant"] & (table["direction"] == "safe")).sum()))]]
-    patch = status["sae/patching"].headlines[0]
+    patch = status[patch_dir].headlines[0]
     assert patch.header == ["layer", "safe", "risky", "breaks_format", "none"]
     assert patch.rows[-1][0] == "all" and sum(int(c) for c in patch.rows[-1][1:]) == 2
     words = status["sae/words"].headlines[0]
     assert len(words.rows) == 2 and all(r[0] == "3" for r in words.rows)
-    assert status["sae/patching"].done == status["sae/patching"].total > 0
+    assert status[patch_dir].done == status[patch_dir].total > 0
+    assert {w.kind for w in status[patch_dir].workers} == {"patch"}

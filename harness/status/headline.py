@@ -15,26 +15,28 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field
 
 from harness.errors import HarnessError
+from harness.rundir.files import (
+    FEATURES_SUMMARY,
+    FEATURES_TABLE,
+    GAMES_FILE,
+    PATCH_FEATURES,
+    PATHWAY_LAYERS,
+    PATHWAY_SHARDS_DIR,
+    REPORT_FILE,
+    RUNS_TABLE,
+    TABLES_DIR,
+    WORDS_TABLE,
+)
+from harness.status.model import Headline
+from harness.study.kinds import KINDS
 
 #: Classes of `harness sae patch` (sae/patching/stats.py CLASSES), in report order.
 PATCH_CLASSES = ("safe", "risky", "breaks_format", "none")
 #: Outcomes with no behavioural result (harness.analysis.tables.NO_OUTCOME): left out of the rate.
 NO_OUTCOME = ("invalid", "no_decision")
 WORDS_FEATURES = 3
-
-
-class Headline(BaseModel):
-    """One small table of results (or a line of text when `header` is empty)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    title: str = Field(description="What the table shows, with the file it comes from.")
-    header: list[str] = Field(default_factory=list, description="Column names.")
-    rows: list[list[str]] = Field(default_factory=list, description="Cells, formatted.")
-    text: str = Field("", description="A line said beside (or instead of) the table.")
 
 
 def _pct(k: int, n: int) -> str:
@@ -44,7 +46,7 @@ def _pct(k: int, n: int) -> str:
 def games(folder: Path) -> list[Headline]:
     from harness.analysis.load import load_run
 
-    if not (folder / "games.jsonl").is_file():
+    if not (folder / GAMES_FILE).is_file():
         return []
     run = load_run(folder)
     g = run.games
@@ -64,7 +66,7 @@ def games(folder: Path) -> list[Headline]:
 
 
 def analyze(folder: Path) -> list[Headline]:
-    report, runs = folder / "report.md", folder / "tables" / "runs.csv"
+    report, runs = folder / REPORT_FILE, folder / TABLES_DIR / RUNS_TABLE
     if not report.is_file():
         return []
     rows = []
@@ -93,7 +95,7 @@ def train(folder: Path) -> list[Headline]:
 
 
 def features(folder: Path) -> list[Headline]:
-    summary, table = folder / "features_summary.csv", folder / "features.parquet"
+    summary, table = folder / FEATURES_SUMMARY, folder / FEATURES_TABLE
     if summary.is_file():
         s = pd.read_csv(summary)
     elif table.is_file():
@@ -115,10 +117,10 @@ def features(folder: Path) -> list[Headline]:
 
 
 def pathway(folder: Path) -> list[Headline]:
-    path = folder / "pathway_layers.csv"
+    path = folder / PATHWAY_LAYERS
     if not path.is_file():
         return [Headline(title="Pathway", text="shards only: no comparison written")] \
-            if (folder / "shards").is_dir() else []
+            if (folder / PATHWAY_SHARDS_DIR).is_dir() else []
     t = pd.read_csv(path)
     cols = ["layer", "games_bankrupt", "games_stopped", "max_abs_d"]
     rows = [[str(r["layer"]), str(r["games_bankrupt"]), str(r["games_stopped"]), f"{r['max_abs_d']:.3f}"]
@@ -127,7 +129,7 @@ def pathway(folder: Path) -> list[Headline]:
 
 
 def patch(folder: Path) -> list[Headline]:
-    path = folder / "patch_features.parquet"
+    path = folder / PATCH_FEATURES
     if not path.is_file():
         return []
     t = pd.read_parquet(path)
@@ -142,7 +144,7 @@ def patch(folder: Path) -> list[Headline]:
 
 
 def words(folder: Path) -> list[Headline]:
-    path = folder / "words.parquet"
+    path = folder / WORDS_TABLE
     if not path.is_file():
         return []
     t = pd.read_parquet(path).head(WORDS_FEATURES)
@@ -161,18 +163,13 @@ def _short(text, n: int = 80) -> str:
     return text if len(text) <= n else text[: n - 1] + "…"
 
 
-READERS: dict[str, Callable[[Path], list[Headline]]] = {
-    "games": games, "analyze": analyze, "sae-train": train, "sae-features": features,
-    "sae-pathway": pathway, "sae-patch": patch, "sae-words": words,
-}
-
-
 def headlines(kind: str, folder: Path) -> list[Headline]:
     """The headline tables of an experiment of `kind` whose outputs are in `folder`; a file that
     cannot be read gives one line saying so, never an exception."""
-    reader = READERS.get(kind)
-    if reader is None or not folder.is_dir():
+    row = KINDS.get(kind)
+    if row is None or not folder.is_dir():
         return []
+    reader: Callable[[Path], list[Headline]] = globals()[row.headline]
     try:
         return reader(folder)
     except (OSError, ValueError, KeyError, HarnessError) as e:

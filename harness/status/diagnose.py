@@ -19,13 +19,11 @@ A worker that died under a living driver, game errors and unreadable lines are r
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
 
 from harness.rundir.progress import WorkerState
-from harness.study.facts import PASS_KIND, ExperimentFacts
-
-State = Literal["not started", "running", "complete", "stalled", "failed", "interrupted"]
-STATES: tuple[State, ...] = ("not started", "running", "complete", "stalled", "failed", "interrupted")
+from harness.status.facts import ExperimentFacts
+from harness.status.model import State
+from harness.study.kinds import pass_kind_of
 
 
 @dataclass
@@ -127,7 +125,7 @@ def _living(f: ExperimentFacts, now: float, window: float) -> tuple[State, str]:
         times.append(f.recorded.time)
     quiet = now - max(times)
     who = f"pid {', '.join(map(str, pids))}" if pids else "its process"
-    if not f.workers and f.kind not in PASS_KIND:  # analyze, words: no events to judge silence by
+    if not f.workers and pass_kind_of(f.kind) is None:  # analyze: no events to judge silence by
         grew = f"; its log last grew {span(now - f.log_mtime)} ago" if f.log_mtime else ""
         return "running", f"{who} lives (an experiment of kind {f.kind} writes no progress events){grew}"
     if quiet > window:

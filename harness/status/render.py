@@ -5,8 +5,8 @@ from __future__ import annotations
 import datetime as dt
 
 from harness.analysis.markdown import table
-from harness.study.diagnose import span
-from harness.study.status import ExperimentStatus, StudyStatus
+from harness.status.diagnose import span
+from harness.status.model import ExperimentStatus, StudyStatus
 
 
 def size(n: int | None) -> str:

@@ -10,85 +10,19 @@ from __future__ import annotations
 import shlex
 import time
 from pathlib import Path
-from typing import Literal
-
-from pydantic import BaseModel, ConfigDict, Field
 
 from harness.errors import RunDirError
-from harness.rundir.files import EVENTS_FILE, GAMES_FILE, STATUS_JSON, STATUS_MD
+from harness.rundir.files import EVENTS_FILE, GAMES_FILE, MANIFEST_FILE, SAE_DIR, STATUS_JSON, STATUS_MD
 from harness.rundir.manifest import read_manifest
-from harness.study.diagnose import State, judge, waits_for
-from harness.study.facts import ExperimentFacts, run_facts, study_facts
-from harness.study.headline import Headline, headlines
+from harness.status.diagnose import judge, waits_for
+from harness.status.facts import ExperimentFacts, run_facts, study_facts
+from harness.status.headline import headlines
+from harness.status.model import ExperimentStatus, OutputFile, StudyStatus, WorkerStatus
+from harness.status.render import render
+from harness.study.config import load_study
 from harness.study.layout import StudyDir
 
 DEFAULT_STALL_MINUTES = 10.0
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class OutputFile(_Model):
-    """A file (or folder) an experiment wrote."""
-
-    path: str = Field(description="Relative to the experiment's folder; a folder ends in '/'.")
-    bytes: int = Field(description="Size; a folder's files summed.")
-
-
-class WorkerStatus(_Model):
-    """One process of the experiment's pass, as its events say."""
-
-    worker: int = Field(description="Worker index (one per GPU or CPU worker).")
-    kind: str = Field(description="Pass kind of its events (games, train, features, pathway, patching).")
-    gpu: str | None = Field(description="GPU id, null on CPU.")
-    status: str = Field(description="running, complete, incomplete, failed or interrupted (its events).")
-    done: int = Field(description="Units done, those found done on resume included.")
-    total: int = Field(description="Units of this worker.")
-    pid: int | None = Field(description="Its process, from its latest run_start.")
-    gpu_memory_used_mb: float | None = Field(None, description="From its last progress event, MiB.")
-    gpu_memory_total_mb: float | None = Field(None, description="From its last progress event, MiB.")
-    last_event: float | None = Field(None, description="Unix time of its last event.")
-
-
-class ExperimentStatus(_Model):
-    """One row of the summary table and its section."""
-
-    name: str = Field(description="The experiment's name (for a run directory: games, sae/NAME).")
-    kind: str = Field(description="games, analyze, sae-train, sae-features, ... (the study file's kinds).")
-    state: State = Field(description="not started, running, complete, stalled, failed or interrupted.")
-    done: int | None = Field(None, description="Units done (games, prompts, steps), null when unknown.")
-    total: int | None = Field(None, description="Units in all, null when unknown.")
-    percent: float | None = Field(None, description="100 done / total, one decimal.")
-    devices: list[str] = Field(default_factory=list, description="As the study runner assigned them.")
-    gpu_memory: str | None = Field(None, description="'cuda:0 12.1/80.0 GiB' per GPU worker.")
-    eta_s: float | None = Field(None, description="Seconds left at the rate since the (re)start.")
-    note: str = Field("", description="The first diagnosis, or why it failed.")
-    diagnoses: list[str] = Field(default_factory=list, description="Everything found wrong, in words.")
-    command: str | None = Field(None, description="The command line that runs it.")
-    folder: str = Field(description="Its run directory or output folder.")
-    log: str | None = Field(None, description="Its log file (study directories only).")
-    log_bytes: int | None = Field(None, description="The log's size; null while it does not exist.")
-    outputs: list[OutputFile] = Field(default_factory=list, description="The files in its folder.")
-    last_error: str | None = Field(None, description="The last error event, else the log's last error line.")
-    headlines: list[Headline] = Field(default_factory=list, description="Headline results.")
-    workers: list[WorkerStatus] = Field(default_factory=list, description="Its pass's processes.")
-
-
-class StudyStatus(_Model):
-    """status.json: the whole report."""
-
-    directory: str = Field(description="The directory given to `harness status`.")
-    of: Literal["study", "run"] = Field(description="A study directory or a single run directory.")
-    name: str = Field(description="The study's name, or the run directory's name.")
-    time: float = Field(description="Unix time the report was made.")
-    stall_minutes: float = Field(description="The stall window used.")
-    experiments: list[ExperimentStatus] = Field(description="In the study file's order.")
-
-
-def status_json_schema() -> dict:
-    """The JSON Schema (Draft 2020-12) of status.json."""
-    return {"$schema": "https://json-schema.org/draft/2020-12/schema", **StudyStatus.model_json_schema()}
 
 
 def gpu_name(gpu: str | None) -> str:
@@ -144,7 +78,7 @@ def _waiting(statuses: list[ExperimentStatus], needs: dict[str, list[str]]) -> N
 
 
 def is_run_dir(path: Path) -> bool:
-    return any((path / name).exists() for name in (GAMES_FILE, EVENTS_FILE, "manifest.json", "sae"))
+    return any((path / name).exists() for name in (GAMES_FILE, EVENTS_FILE, MANIFEST_FILE, SAE_DIR))
 
 
 def build_status(directory: str | Path, *, now: float | None = None,
@@ -154,8 +88,6 @@ def build_status(directory: str | Path, *, now: float | None = None,
     now = time.time() if now is None else now
     study_dir = StudyDir(path)
     if study_dir.is_study():
-        from harness.study.config import load_study
-
         study = load_study(study_dir.study_file)
         window = stall_minutes if stall_minutes is not None else study.stall_minutes
         names = [e.name for e in study.experiment]
@@ -168,7 +100,7 @@ def build_status(directory: str | Path, *, now: float | None = None,
         raise RunDirError(f"{path}: no such directory")
     if not is_run_dir(path):
         raise RunDirError(f"{path}: neither a study directory (no study.toml) nor a run directory "
-                          f"(no {GAMES_FILE}, {EVENTS_FILE}, manifest.json or sae/)")
+                          f"(no {GAMES_FILE}, {EVENTS_FILE}, {MANIFEST_FILE} or {SAE_DIR}/)")
     window = stall_minutes if stall_minutes is not None else DEFAULT_STALL_MINUTES
     manifest = read_manifest(path)
     argv = manifest.argv if manifest is not None else []
@@ -181,8 +113,6 @@ def build_status(directory: str | Path, *, now: float | None = None,
 
 def write_status(study_dir: Path, *, now: float | None = None, stall_minutes: float | None = None) -> Path:
     """Write DIR/status.md and DIR/status.json (each replaced whole); returns the status.md path."""
-    from harness.study.render import render
-
     status = build_status(study_dir, now=now, stall_minutes=stall_minutes)
     md, js = Path(study_dir) / STATUS_MD, Path(study_dir) / STATUS_JSON
     for path, text in ((md, render(status)), (js, status.model_dump_json(indent=2))):
@@ -191,5 +121,3 @@ def write_status(study_dir: Path, *, now: float | None = None, stall_minutes: fl
         tmp.replace(path)
     return md
 
-
-__all__ = ["STATUS_JSON", "STATUS_MD", "ExperimentStatus", "StudyStatus", "build_status", "write_status"]

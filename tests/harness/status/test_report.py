@@ -16,8 +16,8 @@ import jsonschema
 import pytest
 
 from harness.cli import main
+from harness.status.model import StudyStatus, status_json_schema
 from harness.study.layout import ExperimentEvent, StudyDir
-from harness.study.status import StudyStatus, status_json_schema
 
 DOCS = Path(__file__).resolve().parents[3] / "docs"
 
@@ -198,7 +198,7 @@ def test_a_stopped_worker_is_reported_stalled(study, capsys):
 
 
 def test_an_unreadable_result_file_is_one_line_not_a_crash(tmp_path):
-    from harness.study.headline import headlines
+    from harness.status.headline import headlines
 
     (tmp_path / "patch_features.parquet").write_bytes(b"not parquet")
     (found,) = headlines("sae-patch", tmp_path)
