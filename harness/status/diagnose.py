@@ -187,4 +187,23 @@ def judge(f: ExperimentFacts, now: float, window_s: float) -> Verdict:
         etas = [e - (now - w.last_time) for w in f.workers if (e := w.eta_s()) is not None]
         if verdict.state == "running" and etas:
             verdict.eta_s = max(0.0, max(etas))
+    _games_on_disk(f, verdict)
     return verdict
+
+
+def _games_on_disk(f: ExperimentFacts, verdict: Verdict) -> None:
+    """A games pass counts the games on disk, as every reader of the run does; a run without events
+    that holds fewer games than its manifest's total is not complete."""
+    if f.games_error:
+        verdict.diagnoses.append(f"games.jsonl unreadable: {f.games_error}")
+    if f.games is None:
+        return
+    verdict.done = len(f.games.lines)
+    verdict.total = f.games_total if f.games_total is not None else verdict.total
+    note = f.games.note()
+    if note:
+        verdict.diagnoses.append(f"games.jsonl: {note}")
+    if verdict.state == "complete" and verdict.total is not None and verdict.done < verdict.total:
+        verdict.state = "interrupted"
+        verdict.note = f"{verdict.done}/{verdict.total} games on disk; rerun to resume"
+        verdict.diagnoses.insert(0, verdict.note)

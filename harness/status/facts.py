@@ -20,7 +20,9 @@ from harness.errors import RunDirError
 from harness.records import Event, read_event
 from harness.rundir.files import EVENTS_FILE, GAMES_FILE, SAE_DIR, STATUS_JSON, STATUS_MD, sae_pass_dir
 from harness.rundir.jsonl import complete_lines
+from harness.rundir.manifest import read_manifest
 from harness.rundir.progress import WorkerKey, WorkerState, fold_events, pass_name
+from harness.rundir.reader import GamesRead, RunFiles
 from harness.study.kinds import KINDS, kind_of_pass, kind_of_sae_folder, pass_kind_of
 from harness.study.layout import ExperimentEvent, StudyDir, last_error_line, log_tail
 
@@ -58,6 +60,12 @@ class ExperimentFacts:
     log_error: str | None = None
     outputs: list[Output] = field(default_factory=list)
     bad_event_lines: int = 0
+    games: GamesRead | None = None
+    """A games pass's games on disk, read as every reader of a run reads them; None for other kinds."""
+    games_total: int | None = None
+    """The games the run will hold when complete (its manifest), when known."""
+    games_error: str | None = None
+    """Why games.jsonl could not be read (a newer major version, an I/O error)."""
 
 
 def process_state(pid: int) -> ProcessState:
@@ -130,6 +138,23 @@ def _processes(recorded: ExperimentEvent | None, workers: list[WorkerState]) -> 
     return {pid: process_state(pid) for pid in sorted(pids)}
 
 
+def games_facts(kind: str, folder: Path) -> dict:
+    """For a games pass: its games on disk (the one reader's policy) and its manifest's total, as
+    ExperimentFacts fields; nothing for another kind or a folder without games yet."""
+    files = RunFiles(folder)
+    if kind != "games" or not files.games_path.exists():
+        return {}
+    try:
+        manifest = read_manifest(folder)
+    except RunDirError:
+        manifest = None
+    total = manifest.games_total if manifest is not None else None
+    try:
+        return {"games": files.games(), "games_total": total}
+    except (RunDirError, OSError) as e:
+        return {"games_total": total, "games_error": str(e)}
+
+
 def pass_workers(workers: dict[WorkerKey, WorkerState], kind: str) -> list[WorkerState]:
     """The workers of an experiment kind's pass: those of its pass kind (an older name of it too),
     or, when none is (a kind without its own pass kind), every worker of its events file."""
@@ -155,6 +180,7 @@ def study_facts(study: StudyDir, names: list[str], kinds: dict[str, str]) -> lis
             processes=_processes(rec, workers), command=rec.command if rec is not None else [],
             devices=rec.devices if rec is not None else [], log=study.log_path(name), log_bytes=size,
             log_mtime=mtime, log_error=error, outputs=list_outputs(folder), bad_event_lines=bad,
+            **games_facts(kind, folder),
         ))
     return found
 
@@ -199,6 +225,6 @@ def run_facts(run_dir: Path, argv: list[str]) -> list[ExperimentFacts]:
         found.append(ExperimentFacts(
             name=name, kind=kind, folder=folder, workers=mine, processes=_processes(None, mine),
             command=argv if kind == "games" else [], outputs=list_outputs(folder, skip),
-            bad_event_lines=bad if kind == "games" else 0,
+            bad_event_lines=bad if kind == "games" else 0, **games_facts(kind, folder),
         ))
     return found

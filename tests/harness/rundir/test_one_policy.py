@@ -13,6 +13,7 @@ from harness.config import load_config
 from harness.run.worker_run import pending_games
 from harness.rundir.reader import RunFiles
 from harness.rundir.store import RunDir
+from harness.status.build import build_status
 from tests.helpers import make_game, write_games
 from tui.follow import RunFollower
 from tui.state import MonitorState
@@ -74,6 +75,11 @@ def seen_by_analyze(run: Path) -> dict[str, int]:
     return dict(zip(games["game_id"], games["final_balance"].astype(int), strict=True))
 
 
+def seen_by_status(run: Path) -> tuple[int | None, list[str]]:
+    games = next(e for e in build_status(run).experiments if e.kind == "games")
+    return games.done, games.diagnoses
+
+
 def seen_by_monitor(run: Path) -> set[str]:
     follower, state = RunFollower([run]), MonitorState([str(run)])
     state.apply(follower.poll())
@@ -92,6 +98,9 @@ def test_every_reader_sees_the_same_games(tmp_path, kind):
     assert seen_by_resume(run) == set(want)
     assert seen_by_analyze(run) == want
     assert seen_by_monitor(run) == set(want)
+    done, diagnoses = seen_by_status(run)
+    assert done == len(want)
+    assert (read.note() is None) == (not any(d.startswith("games.jsonl:") for d in diagnoses))
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -102,3 +111,12 @@ def test_analyze_counts_what_the_reader_counts(tmp_path, kind):
     assert loaded.duplicates == read.duplicates
     assert len(loaded.bad_lines) == len(read.unreadable)
     assert loaded.recovered_lines == read.recovered
+
+
+def test_status_of_a_run_short_of_its_manifest_total_is_not_complete(tmp_path):
+    run = tmp_path / "run"
+    RunDir(run).prepare({"seed": 0, "model": {"name": "test-model"}}, games_total=REPS)
+    (run / "games.jsonl").write_text("".join(_line(g) + "\n" for g in _games()[:4]))
+    games = next(e for e in build_status(run).experiments if e.kind == "games")
+    assert (games.state, games.done, games.total) == ("interrupted", 4, REPS)
+    assert "4/6 games on disk" in games.note
