@@ -134,3 +134,45 @@ def test_harness_imports_neither_sae_nor_tui():
         for t in targets if t.split(".")[0] in ("sae", "tui")
     )
     assert not wrong, "\n".join(wrong)
+
+
+def _file_names() -> list[str]:
+    """Every file name `harness/rundir/files.py` defines (the constants with a file ending)."""
+    from harness.rundir import files
+
+    return sorted({v for k, v in vars(files).items() if k.isupper() and isinstance(v, str) and "." in v})
+
+
+def _docstrings(tree: ast.AST) -> set[int]:
+    """ids of the docstring constants of a module, its classes and functions, and attribute docs."""
+    found = set()
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if not isinstance(body, list):
+            continue
+        for stmt in body:
+            if isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Constant) \
+                    and isinstance(stmt.value.value, str):
+                found.add(id(stmt.value))
+    return found
+
+
+def spelt_file_names(path: Path, names: list[str]) -> list[str]:
+    """`line: name` for each string in the code (docstrings aside) that spells a file name out."""
+    tree = ast.parse(path.read_text(), filename=str(path))
+    docs = _docstrings(tree)
+    out = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docs:
+            out += [f"{node.lineno}: {n}" for n in names if n in node.value]
+    return out
+
+
+def test_file_names_are_spelt_only_in_the_file_names_module():
+    names = _file_names()
+    assert {"games.jsonl", "events.jsonl", "manifest.json"} <= set(names)
+    wrong = [
+        f"{path.relative_to(ROOT)}:{hit}" for name, path in project_modules().items()
+        if name != "harness.rundir.files" for hit in spelt_file_names(path, names)
+    ]
+    assert not wrong, "spell these with harness.rundir.files:\n" + "\n".join(wrong)

@@ -22,6 +22,7 @@ from textual.widget import Widget
 from textual.widgets import Footer
 from textual.worker import get_current_worker
 
+from harness.rundir.files import EVENTS_FILE
 from tui.follow import RunFollower, SourceBatch
 from tui.screens import ConditionsScreen, HelpScreen
 from tui.state import MonitorState
@@ -100,7 +101,7 @@ class MonitorApp(App[None]):
         if self.follow:
             self.follow_runs()
 
-    @work(thread=True, exclusive=True, group="follow", name="follow events.jsonl")
+    @work(thread=True, exclusive=True, group="follow", name=f"follow {EVENTS_FILE}")
     def follow_runs(self) -> None:
         """Poll the files every `interval` seconds (at once again while catching up)."""
         worker = get_current_worker()

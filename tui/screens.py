@@ -10,10 +10,11 @@ from textual.screen import ModalScreen, Screen
 from textual.widgets import DataTable, Footer, Static
 
 from harness.records import OUTCOMES
+from harness.rundir.files import EVENTS_FILE
 from tui.views import MonitorView
 
-HELP = """\
-[b]harness monitor[/b]: reads the runs' events.jsonl, never writes.
+HELP = f"""\
+[b]harness monitor[/b]: reads the runs' {EVENTS_FILE}, never writes.
 
   [b]←/→ ↑/↓[/b]  move between worker panels
   [b]c[/b]        outcomes per condition

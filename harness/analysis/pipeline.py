@@ -17,6 +17,7 @@ from harness.analysis.report import render
 from harness.analysis.results import DEFAULT_BOOT, DEFAULT_EXCLUSION, TABLES, Results
 from harness.analysis.stats import Boot
 from harness.analysis.tables import Exclusion, completeness_row, prepare, run_tables
+from harness.rundir.files import REPORT_FILE
 
 
 def analyse(
@@ -72,7 +73,7 @@ def write(results: Results, out: Path, *, figures: bool = True) -> Path:
             t["effects"], fig_dir / "component_effects.png"
         )
         results.figures["streak_curves"] = plots.streak_curves(t["streaks"], fig_dir / "streak_curves.png")
-    report = out / "report.md"
+    report = out / REPORT_FILE
     report.write_text(render(results, out))
     return report
 

@@ -12,7 +12,15 @@ import time
 from pathlib import Path
 
 from harness.errors import RunDirError
-from harness.rundir.files import EVENTS_FILE, GAMES_FILE, MANIFEST_FILE, SAE_DIR, STATUS_JSON, STATUS_MD
+from harness.rundir.files import (
+    EVENTS_FILE,
+    GAMES_FILE,
+    MANIFEST_FILE,
+    SAE_DIR,
+    STATUS_JSON,
+    STATUS_MD,
+    STUDY_FILE,
+)
 from harness.rundir.manifest import read_manifest
 from harness.status.diagnose import judge, waits_for
 from harness.status.facts import ExperimentFacts, run_facts, study_facts
@@ -99,7 +107,7 @@ def build_status(directory: str | Path, *, now: float | None = None,
     if not path.is_dir():
         raise RunDirError(f"{path}: no such directory")
     if not is_run_dir(path):
-        raise RunDirError(f"{path}: neither a study directory (no study.toml) nor a run directory "
+        raise RunDirError(f"{path}: neither a study directory (no {STUDY_FILE}) nor a run directory "
                           f"(no {GAMES_FILE}, {EVENTS_FILE}, {MANIFEST_FILE} or {SAE_DIR}/)")
     window = stall_minutes if stall_minutes is not None else DEFAULT_STALL_MINUTES
     manifest = read_manifest(path)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from harness.rundir.files import EVENTS_FILE, GAMES_FILE
 from harness.rundir.progress import WorkerState
 from harness.status.facts import ExperimentFacts
 from harness.status.model import State
@@ -156,7 +157,7 @@ def _side_notes(f: ExperimentFacts, main: list[int]) -> list[str]:
     if errors:
         notes.append(f"{errors} error event(s); the units that failed replay on resume")
     if f.bad_event_lines:
-        notes.append(f"{f.bad_event_lines} unreadable line(s) in events.jsonl")
+        notes.append(f"{f.bad_event_lines} unreadable line(s) in {EVENTS_FILE}")
     return notes
 
 
@@ -195,14 +196,14 @@ def _games_on_disk(f: ExperimentFacts, verdict: Verdict) -> None:
     """A games pass counts the games on disk, as every reader of the run does; a run without events
     that holds fewer games than its manifest's total is not complete."""
     if f.games_error:
-        verdict.diagnoses.append(f"games.jsonl unreadable: {f.games_error}")
+        verdict.diagnoses.append(f"{GAMES_FILE} unreadable: {f.games_error}")
     if f.games is None:
         return
     verdict.done = len(f.games.lines)
     verdict.total = f.games_total if f.games_total is not None else verdict.total
     note = f.games.note()
     if note:
-        verdict.diagnoses.append(f"games.jsonl: {note}")
+        verdict.diagnoses.append(f"{GAMES_FILE}: {note}")
     if verdict.state == "complete" and verdict.total is not None and verdict.done < verdict.total:
         verdict.state = "interrupted"
         verdict.note = f"{verdict.done}/{verdict.total} games on disk; rerun to resume"

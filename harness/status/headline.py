@@ -59,7 +59,7 @@ def games(folder: Path) -> list[Headline]:
     rows.sort(key=lambda r: (r[0], r[1] == "all", r[1]))
     left = len(g) - len(used)
     return [Headline(
-        title="Bankruptcy rate per bet type and model (games.jsonl)",
+        title=f"Bankruptcy rate per bet type and model ({GAMES_FILE})",
         header=["model", "bet type", "bankrupt"], rows=rows,
         text=f"{len(g)} games read; {left} invalid or no_decision left out" if left else "",
     )]
@@ -77,7 +77,7 @@ def analyze(folder: Path) -> list[Headline]:
             rate = r.get("bankrupt_rate")
             rows.append([str(r.get("run")), str(r.get("scope")), str(n),
                          "–" if pd.isna(rate) else f"{100 * float(rate):.1f} %"])
-    return [Headline(title="Bankruptcy rate per run (tables/runs.csv)",
+    return [Headline(title=f"Bankruptcy rate per run ({TABLES_DIR}/{RUNS_TABLE})",
                      header=["run", "scope", "games", "bankrupt"], rows=rows, text=f"report: {report}")]
 
 
@@ -112,7 +112,7 @@ def features(folder: Path) -> list[Headline]:
     cols = ["layer", "tested", "significant", "risky", "safe"]
     rows = [[str(int(r[c])) for c in cols] for r in s.to_dict("records")]
     total = int(s["significant"].sum())
-    return [Headline(title="Significant features per layer (features_summary.csv)", header=cols, rows=rows,
+    return [Headline(title=f"Significant features per layer ({FEATURES_SUMMARY})", header=cols, rows=rows,
                      text=f"{total} significant features in all")]
 
 
@@ -125,7 +125,7 @@ def pathway(folder: Path) -> list[Headline]:
     cols = ["layer", "games_bankrupt", "games_stopped", "max_abs_d"]
     rows = [[str(r["layer"]), str(r["games_bankrupt"]), str(r["games_stopped"]), f"{r['max_abs_d']:.3f}"]
             for r in t[cols].to_dict("records")]
-    return [Headline(title="Pathway per layer (pathway_layers.csv)", header=cols, rows=rows)]
+    return [Headline(title=f"Pathway per layer ({PATHWAY_LAYERS})", header=cols, rows=rows)]
 
 
 def patch(folder: Path) -> list[Headline]:
@@ -139,7 +139,7 @@ def patch(folder: Path) -> list[Headline]:
         rows.append([str(layer), *(str(int(counts.get(c, 0))) for c in PATCH_CLASSES)])
     counts = t["classification"].value_counts()
     rows.append(["all", *(str(int(counts.get(c, 0))) for c in PATCH_CLASSES)])
-    return [Headline(title="Patched features by effect (patch_features.parquet)",
+    return [Headline(title=f"Patched features by effect ({PATCH_FEATURES})",
                      header=["layer", *PATCH_CLASSES], rows=rows)]
 
 
@@ -153,7 +153,7 @@ def words(folder: Path) -> list[Headline]:
         label = r.get("classification") or r.get("direction") or ""
         rows.append([str(r["layer"]), str(r["feature"]), str(label), _short(r.get("high_words")),
                      _short(r.get("promotes"))])
-    return [Headline(title=f"Top words of the first {len(rows)} features (words.parquet)",
+    return [Headline(title=f"Top words of the first {len(rows)} features ({WORDS_TABLE})",
                      header=["layer", "feature", "class", "words in high answers", "promotes"], rows=rows)]
 
 

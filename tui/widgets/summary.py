@@ -6,6 +6,7 @@ from rich.text import Text
 from textual.reactive import reactive
 from textual.widgets import Static
 
+from harness.rundir.files import EVENTS_FILE
 from tui import format as fmt
 from tui.views import MonitorView, SummaryRow
 
@@ -50,7 +51,7 @@ def summary_text(view: MonitorView, width: int) -> Text:
         out.append_text(_row(r, [w for _, w, _ in widths]))
     for run in view.waiting:
         out.append("\n" + _cell(run, run_w, False) + " ")
-        out.append("waiting for events.jsonl", style="dim")
+        out.append(f"waiting for {EVENTS_FILE}", style="dim")
     if not view.summary and not view.waiting:
         out.append("\nno events yet", style="dim")
     return out
