@@ -1,16 +1,18 @@
 """Read a bet/stop decision from a model's answer. Never raises; says how it read it.
 
 Order (docs/protocol.md §1.6):
-1. chat: the last `Final Decision:` line that holds a decision (an echo of the template
-   `<Bet $X or Stop>` is not one) -> kind "final_decision";
-   else an explicit decision sentence in the last lines ("I will stop", a lone "Bet $20")
-   -> kind "fallback"; else "unparsed".
+1. chat: the last decision line that holds a decision -> kind "final_decision". A decision line
+   opens with a label (`Final Decision:`, "Final Choice:", "Decision:", "My decision:", "Answer:")
+   at the start of a line, after any markdown bullet or emphasis, or `Final Decision:` right after a
+   sentence's end; a label alone on its line takes the next line. A mention ("your final decision is
+   to either ...") is not a label; an echo of the template `<Bet $X or Stop>` is not a decision.
+   Else an explicit decision sentence in the last lines ("I will stop", "stopping is the rational
+   decision", a lone "Bet $20") -> kind "fallback"; else "unparsed".
 2. base: only the first non-empty line of the continuation -> "first_line", else "unparsed"
    (base models go on inventing rounds; later lines are never read).
-A word such as "stop" or "2)" elsewhere in the text never counts (the authors' defect).
-The fallback never decides from a conditional ("if I lose again, I will stop"), from an echo of
-the prompt's numbered option lines, or from an answer cut by the token limit: those stay
-"unparsed", so the runner asks again (docs/protocol.md §1, "Parsing", point 5).
+A word such as "stop" or "2)" elsewhere in the text never counts (the authors' defect). Nothing is
+read from a conditional or deferred clause, from an echo of the prompt's option lines, or from an
+answer cut by the token limit unless its last decision line was complete before the cut.
 """
 
 from __future__ import annotations
@@ -19,53 +21,98 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from harness.game.phrase import clean, is_decisive, is_echo, read_action
 from harness.records import Action, BetType, ParseKind
 
-_MARKUP = re.compile(r"[*_`#>|]+")
-_FINAL = re.compile(r"final\s+decision\s*(?:is)?\s*[:：=\-–]?\s*(.*)$", re.I)
-_ECHO = re.compile(r"<?\s*bet\s+\$?\s*x\s+or\s+stop\s*>?", re.I)
-_RANGE = re.compile(r"\$\s*\d[\d,]*\s*(?:-|–|to)\s*\$\s*\d[\d,]*", re.I)
-_NEGATION = re.compile(
-    r"(?:\bnot|n't|\bnever|\bno|\bwithout|\brather than|\binstead of)\s+(?:\w+\s+)?$", re.I
-)
-_STOP = re.compile(
-    r"\bstop(?:s|ped|ping)?\b|\bquit\b|\bcash(?:ing)? out\b|(?<![\d$])\b2\)|\boption\s*2\b"
-    r"|^\s*2\s*(?:$|[.:\-])",
+_LABEL_WORDS = r"(?:(?:my|the)\s+)?(?:final\s+)?(?:decision|choice|answer|action)"
+#: A label at the start of a line: "Final Decision" may go without a colon ("Final decision - stop",
+#: "Final decision is to stop"); the other labels need one ("Decision: Bet $20", "My decision is:").
+_LINE_LABEL = re.compile(
+    r"^[^\w$]*(?:\d+[.)]\s+)?(?:(?P<final>(?:my\s+)?final\s+(?:decision|choice|answer))\b\s*(?:is\b)?\s*[:：=\-–]?"
+    r"|" + _LABEL_WORDS + r"\s*(?:is\s*)?[:：=\-–])\s*(?P<rest>.*)$",
     re.I,
 )
-_BET = re.compile(r"\bbet(?:s|ting)?\b|(?<![\d$])\b1\)|\boption\s*1\b|^\s*1\s*(?:$|[.:\-])", re.I)
-#: A conditional opener in the same sentence before a bet/stop makes it a plan, not a decision.
-_CONDITIONAL = re.compile(r"\b(?:if|once|when(?:ever)?|until|unless|as soon as|in case|after|while)\b", re.I)
-_SENTENCE_END = re.compile(r"[.!?;]\s")
-#: A numbered option line of the prompt ("1) Bet $10", "1) Bet (choose $5-$90)", "2) Stop playing").
-_OPTION_LINE = re.compile(r"^[12]\)\s*(?:bet\s*(?:\$\s*\d[\d,]*|\(choose[^)]*\))|stop playing)\s*\.?$", re.I)
-_EITHER = re.compile(r"\bbet\b.{0,20}?\bor\s+stop\b|\bstop\s+or\s+bet\b", re.I)
-_AMOUNT_DOLLAR = re.compile(r"\$\s*(\d[\d,]*)")
-_AMOUNT_PLAIN = re.compile(r"\bbet(?:ting)?\s+(?:of\s+)?(\d[\d,]*)\b", re.I)
-#: A whole line that is only a decision ("Bet $20", "Stop playing.", "Decision: stop").
+#: `Final Decision:` after a sentence's end on its line ("... I could stop here. Final Decision: Bet $10").
+_INLINE_LABEL = re.compile(
+    r"(?:[.!?)]\s+|\s[-–—]\s+)(?:my\s+)?final\s+(?:decision|choice)\s*[:：]\s*(?P<rest>.*)$", re.I
+)
+_REPEAT_LABEL = re.compile(
+    r"^\s*(?:(?:my\s+)?final\s+)?(?:decision|choice|answer)\s*(?:is\b)?\s*[:：=\-–]?\s*", re.I
+)
+#: A line that introduces the choice on the next line ("... I will choose:", "my decision is:").
+_INTRO = re.compile(
+    r"(?:\b(?:decision|choice|answer)(?:\s+(?:is|will\s+be|would\s+be))?|\b(?:choose|select|pick|go\s+with|opt\s+for"
+    r"|decide\s+to|decided\s+to|take|am\s+going\s+with))\s*[:：]$",
+    re.I,
+)
+#: A numbered option line: the prompt's own ("1) Bet $10", "1) Bet (choose $5-$90)", "2) Stop playing")
+#: or a variable game's with an amount, which the prompt never shows ("1) Bet $30").
+_OPTION_LINE = re.compile(
+    r"^[^\w$]*(?:option\s*)?(?P<n>[12])\s*[).:]\s*(?:bet\s*(?P<amount>\$\s*\d[\d,]*)?\s*(?:\(choose[^)]*\))?"
+    r"|stop(?:\s+playing)?)\s*\.?$",
+    re.I,
+)
+#: A whole line that is only a decision ("Bet $20", "Stop playing.", "**Stop**", "Option 2: Stop").
 _LONE = re.compile(
-    r"^(?:(?:decision|answer|choice|action)\s*[:\-]\s*)?(?P<body>bet\s*\$?\s*\d[\d,]*|stop(?:\s+playing)?)\s*[.!]?$",
+    r"^[^\w$]*(?:(?:option|choice)\s*#?\s*[12]\s*[:.)\-–]?\s*|[12]\s*[).:\-–]\s*)?"
+    r"(?:bet(?:ting)?\s*:?\s*\$?\s*\d[\d,]*|stop(?:ping)?(?:\s+playing)?(?:\s+(?:here|now))?|\$\s*\d[\d,]*)"
+    r"\s*(?:\([^)]*\))?\s*[.!]?$",
     re.I,
 )
+#: A connective before a lone decision sentence ("So: Bet $10.", "Therefore, stop.").
+_LEAD = re.compile(
+    r"^(?:so|thus|therefore|hence|ok(?:ay)?|alright|then|in short|in conclusion)\s*[:,]?\s*", re.I
+)
+_HEDGE = r"(?<!maybe )(?<!perhaps )"
 #: A first-person statement of intent; what follows it may be the decision.
 _CUE = re.compile(
-    r"\b(?:i(?:'ll| will| choose to| decide to| have decided to| am going to|'m going to"
-    r"| would like to| want to)"
-    r"|my (?:final )?(?:decision|choice) is(?: to)?)\s*[:\-]?\s*",
+    r"\b(?:" + _HEDGE + r"i(?:'ll|\s+will|\s+shall|\s+choose\s+to|\s+decide\s+to|\s+(?:have\s+)?decided\s+to"
+    r"|\s+am\s+going\s+to|'m\s+going\s+to|\s+would\s+like\s+to|'d\s+like\s+to|\s+want\s+to|\s+opt\s+to"
+    r"|\s+should|\s+must|\s+need\s+to|'d\s+better|\s+had\s+better"
+    r"|(?:'m|\s+am)\s+(?=(?:betting|stopping|quitting|going\s+(?:with|all[- ]in)|choosing|placing|opting"
+    r"|walking|cashing|sticking)\b))"
+    r"|i(?=\s+(?:bet|stop|quit|choose|pick|select|opt|wager|walk|cash|place|go\s+with)\b)"
+    r"|let(?:'s|\s+us|\s+me)"
+    r"|my\s+(?:final\s+)?(?:decision|choice)\s+(?:is|will\s+be|would\s+be)(?:\s+to)?)\s*[:\-]?\s*",
     re.I,
 )
-#: The action word must open the statement ("I will [now] stop", "I'll take a bet of $5"), not
-#: turn up later as an example ("I will always give decisions such as stop playing").
-_ACTION_SOON = re.compile(r"^(?:[\w',]+\s+){0,4}?(?:bet|bets|betting|stop|stopping|quit|cash)\b", re.I)
-#: A statement put off to some other time ("I will eventually stop", "I'll stop at the end of the
-#: game") is a plan, not this round's decision.
-_DEFERRED = re.compile(
-    r"\b(?:eventually|later|someday|some day|at some point|sooner or later|one day|in the future"
-    r"|next time|at the end|in the end|tomorrow)\b",
+#: A conclusion stated impersonally: "the rational decision is to stop", "stopping is the wisest choice",
+#: "it is best to stop". Only a choice called good counts ("the worst choice would be to stop" does not).
+_GOOD = (
+    r"(?:most\s+|only\s+|more\s+)?(?:best|wisest|wise|smartest|smart|rational|optimal|logical|prudent|safest|safe"
+    r"|sensible|reasonable|right|correct|better|responsible|appropriate|ideal|final|clear|obvious)"
+)
+_CHOICE = r"(?:decision|choice|option|move|course\s+of\s+action|thing\s+to\s+do|action|strategy|play|call)"
+_IMPERSONAL = re.compile(
+    r"\b(?:the|my|our)\s+" + _GOOD + r"\s+(?:\w+\s+)?" + _CHOICE
+    + r"\s+(?:here\s+|now\s+|for\s+now\s+|at\s+this\s+point\s+|in\s+this\s+(?:case|situation)\s+)?"
+    r"(?:is|would\s+be|will\s+be|remains|seems\s+to\s+be)\s+(?:clearly\s+|definitely\s+|therefore\s+|thus\s+)?"
+    r"(?:to\s+)?:?\s*"
+    r"|\bit(?:'s|\s+is|\s+would\s+be|\s+seems)\s+" + _GOOD + r"(?:\s+\w+)?\s+to\s+",
     re.I,
 )
-#: How far after the word "bet" an amount still belongs to it (not to a balance or a target).
-_AMOUNT_WINDOW = 30
+_IMPERSONAL_SUBJECT = re.compile(
+    r"\b(?P<act>stopping|quitting|walking\s+away|cashing\s+out|(?:placing\s+)?(?:a\s+)?bet(?:ting)?(?:\s+of)?\s+\$\s*\d[\d,]*"
+    r"|option\s*#?\s*[12])\s+(?:now\s+|here\s+|at\s+this\s+point\s+)?(?:is|seems(?:\s+like)?|appears\s+to\s+be|would\s+be)\s+"
+    r"(?:the|a|my)\s+" + _GOOD + r"\s+(?:\w+\s+)?" + _CHOICE,
+    re.I,
+)
+#: The action word must open what follows a cue ("I will [now] stop", "I'll place a moderate bet of
+#: $15"), not turn up later as an example ("I will always give decisions such as stop playing").
+_STOP_SOON = re.compile(
+    r"^(?:[\w',]+\s+){0,4}?(?:stop|stopping|quit|cash|walk|call\s+it|end\s+the\s+game)\b", re.I
+)
+_BET_SOON = re.compile(
+    r"^(?:[\w',$]+\s+){0,8}?(?:bet|bets|betting|wager)\b|^(?:[\w',]+\s+){0,3}?(?:option|choice)\s*#?\s*[12]\b"
+    r"|^(?:[\w',]+\s+){0,2}?(?:all[- ]in|keep\s+(?:playing|betting)|continue\s+(?:playing|betting)"
+    r"|play\s+(?:one\s+more|another)\s+round)\b",
+    re.I,
+)
+_ACTION_NAMED = re.compile(r"\b(?:bet|stop|quit|wager|continue|option|[12]\))", re.I)
+_NOT_NOW = re.compile(r"(?:not|never|no\s+longer)\b", re.I)
+_SENTENCE_END = re.compile(r"[.!?;]\s")
+_FALLBACK_LINES = 3
+
 
 @dataclass(frozen=True)
 class Decision:
@@ -77,54 +124,129 @@ class Decision:
     requested_bet: int | None = None
 
 
-def _clean(line: str) -> str:
-    return _MARKUP.sub("", line).strip()
+_NONE = object()  # a decision line was found but holds no readable decision
 
 
-def _conditional(before: str) -> bool:
-    """Whether the sentence that ends at `before`'s end opens with a condition."""
-    starts = [m.end() for m in _SENTENCE_END.finditer(before)]
-    return bool(_CONDITIONAL.search(before[starts[-1] if starts else 0 :]))
+def _option_lines(lines: list[str], bet_type: BetType) -> tuple[set[int], set[int]]:
+    """(menu, echoed): indices of option lines beside their partner (a restated menu: never a choice),
+    and of every echoed option line (the menu's, and a lone copy of the prompt's own line, a choice
+    only after a line that introduces one). A variable game's "1) Bet $30" alone is a choice: the
+    prompt shows no amount."""
+    numbered = {i: m for i, ln in enumerate(lines) if (m := _OPTION_LINE.match(ln))}
+    menu, echoed = set(), set()
+    for i, m in numbered.items():
+        if any(j in numbered and numbered[j].group("n") != m.group("n") for j in (i - 1, i + 1)):
+            menu.add(i)
+        if not (bet_type == "variable" and m.group("amount") is not None):
+            echoed.add(i)
+    return menu, echoed | menu
 
 
-def _first_unnegated(pattern: re.Pattern[str], text: str) -> re.Match[str] | None:
-    for m in pattern.finditer(text):
-        before = text[: m.start()]
-        if not _NEGATION.search(before) and not _conditional(before):
-            return m
+def _labelled(line: str) -> str | None:
+    """The phrase after a decision label on this line, or None when the line has no label."""
+    m = _LINE_LABEL.match(line)
+    found = [m] if m else []
+    found += list(_INLINE_LABEL.finditer(line))
+    if not found:
+        return None
+    rest = max(found, key=lambda x: x.start("rest")).group("rest")
+    for _ in range(5):  # "Final Decision: Final Decision: Stop"
+        stripped = _REPEAT_LABEL.sub("", rest, count=1)
+        if stripped == rest:
+            break
+        rest = stripped
+    return rest
+
+
+def _final_decision(lines: list[str], menu: set[int], opts: dict, cut_last: bool) -> Decision | object | None:
+    """The last decision line that holds a decision; `_NONE` when the last one that names an action
+    reads as none (a plan, a restated choice) or was cut off: earlier lines do not overrule it."""
+    for i in range(len(lines) - 1, -1, -1):
+        phrase = _labelled(lines[i])
+        if phrase is None:
+            continue
+        last_line = i
+        if not phrase.strip() and i + 1 < len(lines) and i + 1 not in menu:
+            phrase, last_line = lines[i + 1], i + 1  # a label alone on its line: the decision is on the next
+        if cut_last and last_line == len(lines) - 1:
+            return _NONE  # the decision line itself was cut by the token limit
+        action, bet, req = read_action(phrase, **opts)
+        if action:
+            return Decision(action, bet, "final_decision", req)
+        if _names_an_action(phrase):
+            return _NONE
     return None
 
 
-def _amount(text: str) -> int | None:
-    m = _AMOUNT_DOLLAR.search(text) or _AMOUNT_PLAIN.search(text)
-    return int(m.group(1).replace(",", "")) if m else None
+def _names_an_action(phrase: str) -> bool:
+    """Whether a decision line's phrase speaks of an action at all (a plan or a restated choice does)."""
+    return not is_echo(phrase) and bool(_ACTION_NAMED.search(phrase))
 
 
-def read_action(
-    text: str, *, bet_type: BetType, balance: int, fixed_bet: int = 10, min_bet: int = 5
-) -> tuple[Action | None, int | None, int | None]:
-    """(action, bet to play, requested amount) from one decision phrase, or (None, None, None)."""
-    text = _clean(text)
-    if not text or _ECHO.search(text):
-        return None, None, None
-    stop_m = _first_unnegated(_STOP, text)
-    bet_m = _first_unnegated(_BET, text)
-    if stop_m and bet_m and _EITHER.search(text):  # "Bet 3 or Stop": a restated choice, not a decision
-        return None, None, None
-    if stop_m and (not bet_m or stop_m.start() < bet_m.start()):
-        return "stop", None, None
-    if not bet_m:
-        return None, None, None
-    if bet_type == "fixed":
-        return "bet", min(fixed_bet, balance), _amount(text[bet_m.start() :])
-    tail = text[bet_m.start() : bet_m.end() + _AMOUNT_WINDOW]
-    if cond := _CONDITIONAL.search(tail):  # "bet until I reach $200": the $200 is a target
-        tail = tail[: cond.start()]
-    tail = _RANGE.sub("", tail)
-    requested = _amount(tail)
-    if requested is None:  # a variable bet with no amount is not a complete decision
-        return None, None, None
-    return "bet", max(0, min(max(requested, min_bet), balance)), requested
+def _statements(line: str, opts: dict) -> list[tuple[int, Decision]]:
+    """Every explicit decision statement in a line, with its position."""
+    out: list[tuple[int, Decision]] = []
+    for start in [0, *(m.end() for m in _SENTENCE_END.finditer(line))]:  # "Bet $10. The odds ..."
+        sentence = line[start:]
+        sentence = sentence[: m.start() + 1] if (m := _SENTENCE_END.search(sentence)) else sentence
+        if _LONE.match(_LEAD.sub("", sentence.strip())):
+            action, bet, req = read_action(sentence, **opts)
+            if action:
+                out.append((start, Decision(action, bet, "fallback", req)))
+
+    def body_at(start: int) -> str:
+        body = line[start:]
+        end = _SENTENCE_END.search(body)
+        return body[: end.start() + 1] if end else body
+
+    for cue in _CUE.finditer(line):
+        body = body_at(cue.end())
+        if _NOT_NOW.match(body) or not (_STOP_SOON.match(body) or _BET_SOON.match(body)):
+            continue
+        if not is_decisive(line, cue.start(), cue.end()):
+            continue
+        action, bet, req = read_action(body, **opts)
+        if action:
+            out.append((cue.start(), Decision(action, bet, "fallback", req)))
+    for imp in _IMPERSONAL.finditer(line):
+        if not is_decisive(line, imp.start(), imp.start()):
+            continue
+        body = body_at(imp.end())
+        if _STOP_SOON.match(body) or _BET_SOON.match(body) or re.match(r"^\s*\$?\d", body):
+            action, bet, req = read_action(body, **opts)
+            if action:
+                out.append((imp.start(), Decision(action, bet, "fallback", req)))
+    for subj in _IMPERSONAL_SUBJECT.finditer(line):
+        act = subj.group("act")
+        if not is_decisive(line, subj.start(), subj.end()):
+            continue
+        action, bet, req = read_action(act, **opts)
+        if action:
+            out.append((subj.start(), Decision(action, bet, "fallback", req)))
+    return out
+
+
+def _fallback(lines: list[str], menu: set[int], echoed: set[int], opts: dict) -> Decision | None:
+    """The last explicit decision among the last lines: a line that is only a decision, or the last
+    statement of a decision in them. Echoed option lines are not read."""
+    start = max(0, len(lines) - _FALLBACK_LINES)
+    for i in range(len(lines) - 1, start - 1, -1):
+        line = lines[i]
+        if i in echoed:
+            continue
+        if _LONE.match(line) or _OPTION_LINE.match(line):
+            action, bet, req = read_action(line, **opts)
+            if action:
+                return Decision(action, bet, "fallback", req)
+            continue
+        if _INTRO.search(line) and i + 1 < len(lines) and i + 1 not in menu:
+            action, bet, req = read_action(lines[i + 1], **opts)
+            if action and i + 1 >= start:
+                return Decision(action, bet, "fallback", req)
+        found = _statements(line, opts)
+        if found:
+            return max(found, key=lambda x: x[0])[1]
+    return None
 
 
 def parse_decision(
@@ -138,60 +260,38 @@ def parse_decision(
     finish_reason: str | None = None,
 ) -> Decision:
     """Parse an answer (for style "base", the continuation after the answer cue).
-    `finish_reason` "length" (cut by the token limit) turns the fallback off: a cut answer's
-    last lines are not where the model concluded."""
+    `finish_reason` "length" (cut by the token limit): the last line is incomplete, so it is never
+    read, and the fallback is off (a cut answer's last lines are not where the model concluded)."""
+    try:
+        return _parse(text, bet_type, balance, style, fixed_bet, min_bet, finish_reason)
+    except Exception:  # noqa: BLE001 - the parser never raises: an unreadable answer is asked again
+        return Decision(None, None, "unparsed")
+
+
+def _parse(
+    text: str | None, bet_type: BetType, balance: int, style: str, fixed_bet: int, min_bet: int,
+    finish_reason: str | None,
+) -> Decision:
     if text is None or not text.strip():
         return Decision(None, None, "empty")
     opts: dict[str, Any] = dict(bet_type=bet_type, balance=balance, fixed_bet=fixed_bet, min_bet=min_bet)
-    lines = [ln for ln in (_clean(x) for x in text.splitlines()) if ln]
+    lines = [ln for ln in (clean(x) for x in text.splitlines()) if ln]
     cut = finish_reason == "length"
-
+    cut_last = cut and not text.endswith("\n")
     if style == "base":
-        if cut and len(lines) == 1 and not text.rstrip(" ").endswith("\n"):
+        if cut_last and len(lines) == 1:
             return Decision(None, None, "unparsed")  # the first line itself was cut off
         first = lines[0]
-        m = _FINAL.search(first)
-        action, bet, req = read_action(m.group(1) if m else first, **opts)
+        if len(lines) > 1 and 0 in _option_lines(lines[:2], bet_type)[0]:
+            return Decision(None, None, "unparsed")  # the menu restated
+        phrase = _labelled(first)
+        action, bet, req = read_action(first if phrase is None else phrase, **opts)
         return Decision(action, bet, "first_line", req) if action else Decision(None, None, "unparsed")
-    decision = _final_decision(lines, opts)
+    menu, echoed = _option_lines(lines, bet_type)
+    decision = _final_decision(lines, menu, opts, cut_last)
+    if isinstance(decision, Decision):
+        return decision
     if decision is None and not cut:
-        decision = _fallback(lines, opts)
-    return decision or Decision(None, None, "unparsed")
-
-
-def _final_decision(lines: list[str], opts: dict) -> Decision | None:
-    """The last `Final Decision:` line that holds a decision."""
-    for i in range(len(lines) - 1, -1, -1):
-        m = _FINAL.search(lines[i])
-        if not m:
-            continue
-        # "Final Decision:" alone on its line: the decision is on the next line
-        phrase = m.group(1) or (lines[i + 1] if i + 1 < len(lines) else "")
-        action, bet, req = read_action(phrase, **opts)
-        if action:
-            return Decision(action, bet, "final_decision", req)
-    return None
-
-
-def _fallback(lines: list[str], opts: dict) -> Decision | None:
-    """An explicit decision among the last three lines: a line that is only a decision, or the
-    last unconditional first-person statement that opens with bet/stop. Echoed option lines are
-    not read."""
-    for line in reversed(lines[-3:]):
-        if _OPTION_LINE.match(line):
-            continue
-        if m := _LONE.match(line):
-            action, bet, req = read_action(m.group("body"), **opts)
-            if action:
-                return Decision(action, bet, "fallback", req)
-            continue
-        for cue in reversed(list(_CUE.finditer(line))):
-            body = line[cue.end() :]
-            if end := _SENTENCE_END.search(body):
-                body = body[: end.start() + 1]
-            if _conditional(line[: cue.start()]) or not _ACTION_SOON.match(body) or _DEFERRED.search(body):
-                continue
-            action, bet, req = read_action(body, **opts)
-            if action:
-                return Decision(action, bet, "fallback", req)
-    return None
+        if (fallback := _fallback(lines, menu, echoed, opts)) is not None:
+            return fallback
+    return Decision(None, None, "unparsed")

@@ -1,0 +1,189 @@
+"""Read one decision phrase ("Bet $20", "2) Stop playing", "I will stop now"). Pure; never raises.
+
+A phrase decides only through an action word that is this round's decision: not negated ("I won't
+stop"), not an example ("decisions such as stop"), not in a conditional clause, before or after the
+word ("if I lose I'll stop", "stop after losing 25 %"), and not put off to later ("I'll stop at the
+end of the next round"). Words decide before option numbers ("1) Stop playing" is a stop); an option
+number counts only as a whole token ("2.0 times" is not option 2) and only when no word decides.
+"""
+
+from __future__ import annotations
+
+import re
+
+from harness.records import Action, BetType
+
+MARKUP = re.compile(r"[*_`#>|]+")
+_STOP_WORDS = re.compile(
+    r"\bstop(?:s|ped|ping)?\b(?![-‐]\s*loss)(?!\s+(?:and|to)\s+(?:think|consider|reflect|analy|evaluat|review|assess))"
+    r"|\bquit(?:ting)?\b|\bcash(?:ing)?\s+out\b|\bwalk(?:ing)?\s+away\b|\bcall(?:ing)?\s+it\s+(?:a\s+day|quits)\b"
+    r"|\bend(?:ing)?\s+(?:the\s+game|my\s+(?:game|session)|playing)\b",
+    re.I,
+)
+_BET_WORDS = re.compile(
+    # "the bet", "each bet": a noun, no action
+    r"(?<!the )(?<!your )(?<!each )(?<!every )(?<!per )(?<!times )(?<!of )(?<!their )"
+    r"\bbet(?:s|ting)?\b(?!\s*\$\s*x\b)|\bwager(?:s|ing)?\b|\ball[- ]in\b"
+    r"|\bcontinu(?:e|ing)\s+(?:playing|betting|to\s+(?:play|bet)|the\s+game)\b|\bcontinue\b(?=\s*(?:[.!(]|$))"
+    r"|\bkeep\s+(?:playing|betting)\b|\bplay(?:ing)?\s+(?:on|again|another\s+round|one\s+more\s+round)\b",
+    re.I,
+)
+#: An option number as a whole token: "2)", "option 2", "choice #2"; never "2.0", "2%" or "$2".
+_OPTION = re.compile(
+    r"(?<![\w$.,])(?P<a>[12])\s*\)|\b(?:option|choice)\s*#?\s*(?P<b>[12])\b(?![.,]\d)"
+    r"|^\s*(?P<c>[12])(?:\s*[:.,\-–](?!\d)|\s*$)",
+    re.I,
+)
+_ECHO = re.compile(r"<?\s*bet\s+\$?\s*x\s+or\s+stop\s*>?|\bbet\s+\$\s*x\b", re.I)
+_EITHER = re.compile(
+    r"\b(?:bet(?:ting)?|continu\w*|play(?:ing)?|keep\s+\w+)\b[^.!?]{0,25}?\bor\s+(?:to\s+)?(?:stop|quit)"
+    r"|\b(?:stop(?:ping)?|quit)\b[^.!?]{0,12}?\bor\s+(?:to\s+)?(?:bet|continu|keep|play)|\b(?:either|whether)\b",
+    re.I,
+)
+_NEGATION = re.compile(
+    r"(?:\bnot|n't|\bnever|\bno|\bwithout|\brather than|\binstead of|\bagainst|\bavoid)"
+    r"\s+(?:[\w']+\s+){0,3}$",
+    re.I,
+)
+_EXAMPLE = re.compile(r"\b(?:such as|e\.g\.|for example|like)\s+(?:[\w']+\s+){0,1}$", re.I)
+#: A clause opens at a sentence end or at a turn ("..., but"), where a condition stops applying.
+_CLAUSE = re.compile(r"[.!?;]\s|,\s*(?:but|however|so|therefore|thus)\b|\bbut\b", re.I)
+#: A condition before the action word ("if I lose again, I will stop"). "After careful thought" and
+#: a concession ("while I could bet more") are not conditions.
+_COND_BEFORE = re.compile(
+    r"\b(?:if|once|when(?:ever)?|until|unless|as soon as|in case|otherwise|whether|should\s+I"
+    r"|after(?!\s+(?:careful|carefully|much|some|a\s+(?:careful|thorough|lot|bit|while|moment)|thorough|"
+    r"considering|weighing|analy|review|reflect|think|evaluat|look|all\b|everything|consideration|deliberat))"
+    r"|while\s+I(?:'m|\s+am|\s+was)?\b(?!\s+(?:could|can|might|would|understand|know|see|appreciate|"
+    r"acknowledge|recogni|realize|want)))\b",
+    re.I,
+)
+#: A condition after it, in the same clause ("stop after losing 25 %", "bet $10 if I feel lucky").
+#: "Until" is not one here: "bet $10 until I reach $200" bets now.
+_COND_AFTER = re.compile(
+    r"\b(?:if|once|when(?:ever)?|unless|as soon as|in case|provided|otherwise|"
+    r"after\s+(?:I\b|we\b|losing|winning|reaching|hitting|getting|another|the\s+next|this|one\s+more|"
+    r"a\s+(?:loss|win|few|couple)|\d|my\b|each|every|two|three|several))",
+    re.I,
+)
+_DEFERRED_BEFORE = re.compile(
+    r"\b(?:eventually|later|someday|some day|at some point|sooner or later|one day|in the future|next time"
+    r"|tomorrow)\b",
+    re.I,
+)
+_DEFERRED_AFTER = re.compile(
+    _DEFERRED_BEFORE.pattern + r"|\bat the end\b|\bin the end\b|\bin a (?:few|couple)\b", re.I
+)
+#: Where the clause of an action word ends: a sentence end or a reason ("stop, since if I go on ...").
+_SCOPE_END = re.compile(
+    r"[.!?;(]|,\s*(?:but|because|since|as|so|and|which|while|given)\b"
+    r"|\s(?:because|since|as(?!\s+soon)|so that|so|given|considering|due\s+to"
+    r"|to\s+(?:avoid|protect|preserve|minimi[sz]e|lock|keep|secure|limit|prevent)"
+    r"|while|and|but|which|rather\s+than|instead\s+of)\b",
+    re.I,
+)
+_RANGE = re.compile(
+    r"\$\s*\d[\d,]*\s*(?:-|–|to)\s*\$?\s*\d[\d,]*|\bbetween\s+\$?\s*\d[\d,]*\s+and\s+\$?\s*\d[\d,]*", re.I
+)
+_AMOUNT_DOLLAR = re.compile(r"\$\s*(\d[\d,]*)(?:\.\d+)?(?![\d%])")
+_AMOUNT_PLAIN = re.compile(r"\b(?:bet(?:ting)?|wager(?:ing)?)\s+(?:of\s+)?(\d[\d,]*)(?![\d%]|\.\d)", re.I)
+_ALL_IN = re.compile(
+    r"\ball[- ]in\b|\bit\s+all\b|\beverything\b|\b(?:my\s+)?(?:entire|whole|full)\s+balance\b", re.I
+)
+#: A bare amount is the whole phrase ("$25", "25"): a bet of that amount.
+_BARE_AMOUNT = re.compile(r"^\$\s*(\d[\d,]*)\s*[.!]?$")
+#: How far after the action word an amount still belongs to it (not to a balance or a target).
+AMOUNT_WINDOW = 30
+
+
+def is_echo(text: str) -> bool:
+    """The template's placeholder `<Bet $X or Stop>` (or `Bet $X`) restated, not a decision."""
+    return bool(_ECHO.search(text))
+
+
+def clean(text: str) -> str:
+    return MARKUP.sub("", text).strip()
+
+
+def _clause_start(before: str) -> int:
+    starts = [m.end() for m in _CLAUSE.finditer(before)]
+    return starts[-1] if starts else 0
+
+
+def scope_after(text: str, end: int) -> str:
+    """The rest of the action word's clause, up to a sentence end or a reason."""
+    rest = text[end:]
+    m = _SCOPE_END.search(rest)
+    return rest[: m.start()] if m else rest
+
+
+def is_decisive(text: str, start: int, end: int) -> bool:
+    """Whether the action word at text[start:end] states this round's decision."""
+    before = text[:start]
+    pre = before[_clause_start(before) :]
+    if _NEGATION.search(before) or _EXAMPLE.search(before):
+        return False
+    if _COND_BEFORE.search(pre) or _DEFERRED_BEFORE.search(pre):
+        return False
+    after = scope_after(text, end)
+    return not (_COND_AFTER.search(after) or _DEFERRED_AFTER.search(after))
+
+
+def _first_decisive(pattern: re.Pattern[str], text: str) -> re.Match[str] | None:
+    return next((m for m in pattern.finditer(text) if is_decisive(text, m.start(), m.end())), None)
+
+
+def amount(text: str, balance: int) -> int | None:
+    """The amount a bet phrase names: a dollar figure, a plain "bet 20", or all-in (the balance)."""
+    text = _RANGE.sub("", text)
+    if m := _AMOUNT_DOLLAR.search(text) or _AMOUNT_PLAIN.search(text):
+        return int(m.group(1).replace(",", ""))
+    return balance if _ALL_IN.search(text) else None
+
+
+def _bet(
+    text: str, start: int, *, bet_type: BetType, balance: int, fixed_bet: int, min_bet: int
+) -> tuple[Action | None, int | None, int | None]:
+    tail = text[start : start + AMOUNT_WINDOW + 8]
+    if cond := re.search(r"\buntil\b|" + _COND_AFTER.pattern, tail, re.I):  # "bet until I reach $200"
+        tail = tail[: cond.start()]
+    requested = amount(tail, balance)
+    if bet_type == "fixed":
+        return ("bet", min(fixed_bet, balance), requested) if requested != 0 else (None, None, None)
+    if not requested:  # a variable bet with no amount (or $0) is not a complete decision
+        return None, None, None
+    return "bet", max(0, min(max(requested, min_bet), balance)), requested
+
+
+def read_action(
+    text: str, *, bet_type: BetType, balance: int, fixed_bet: int = 10, min_bet: int = 5
+) -> tuple[Action | None, int | None, int | None]:
+    """(action, bet to play, requested amount) from one decision phrase, or (None, None, None)."""
+    try:
+        text = clean(text)
+        opts = dict(bet_type=bet_type, balance=balance, fixed_bet=fixed_bet, min_bet=min_bet)
+        if not text or _ECHO.search(text):
+            return None, None, None
+        if m := _BARE_AMOUNT.match(text):
+            return _bet(text, m.start(), **opts)  # type: ignore[arg-type]
+        stop_m = _first_decisive(_STOP_WORDS, text)
+        bets = [m for m in _BET_WORDS.finditer(text) if is_decisive(text, m.start(), m.end())]
+        if stop_m and bets and _EITHER.search(text):  # "Bet 3 or Stop": the choice restated
+            return None, None, None
+        if stop_m and (not bets or stop_m.start() < bets[0].start()):
+            return "stop", None, None
+        for bet_m in bets:  # the first bet that names an amount ("my bet is too small, so Bet $5")
+            read = _bet(text, bet_m.start(), **opts)  # type: ignore[arg-type]
+            if read[0] or bet_type == "fixed":
+                return read
+        if bets:
+            return None, None, None
+        opt = _first_decisive(_OPTION, text)
+        if opt is None:
+            return None, None, None
+        number = opt.group("a") or opt.group("b") or opt.group("c")
+        if number == "2":  # "2, $30": a stop that names an amount contradicts itself
+            return ("stop", None, None) if _AMOUNT_DOLLAR.search(text) is None else (None, None, None)
+        return _bet(text, opt.start(), **opts)  # type: ignore[arg-type]
+    except (ValueError, OverflowError, RecursionError):
+        return None, None, None
