@@ -21,7 +21,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from harness.game.phrase import clean, is_decisive, is_echo, read_action
+from harness.game.phrase import clean, decisive_bet, is_decisive, is_echo, read_action
 from harness.records import Action, BetType, ParseKind
 
 _LABEL_WORDS = r"(?:(?:my|the)\s+)?(?:final\s+)?(?:decision|choice|answer|action)"
@@ -34,7 +34,7 @@ _LINE_LABEL = re.compile(
 )
 #: `Final Decision:` after a sentence's end on its line ("... I could stop here. Final Decision: Bet $10").
 _INLINE_LABEL = re.compile(
-    r"(?:[.!?)]\s+|\s[-–—]\s+)(?:my\s+)?final\s+(?:decision|choice)\s*[:：]\s*(?P<rest>.*)$", re.I
+    r"(?:[.!?):]\s+|\s[-–—]\s+)(?:my\s+)?final\s+(?:decision|choice)\s*[:：]\s*(?P<rest>.*)$", re.I
 )
 _REPEAT_LABEL = re.compile(
     r"^\s*(?:(?:my\s+)?final\s+)?(?:decision|choice|answer)\s*(?:is\b)?\s*[:：=\-–]?\s*", re.I
@@ -69,6 +69,7 @@ _CUE = re.compile(
     r"\b(?:" + _HEDGE + r"i(?:'ll|\s+will|\s+shall|\s+choose\s+to|\s+decide\s+to|\s+(?:have\s+)?decided\s+to"
     r"|\s+am\s+going\s+to|'m\s+going\s+to|\s+would\s+like\s+to|'d\s+like\s+to|\s+want\s+to|\s+opt\s+to"
     r"|\s+should|\s+must|\s+need\s+to|'d\s+better|\s+had\s+better"
+    r"|\s+chose\s+to|\s+(?:have|'ve)\s+chosen\s+to"
     r"|(?:'m|\s+am)\s+(?=(?:betting|stopping|quitting|going\s+(?:with|all[- ]in)|choosing|placing|opting"
     r"|walking|cashing|sticking)\b))"
     r"|i(?=\s+(?:bet|stop|quit|choose|pick|select|opt|wager|walk|cash|place|go\s+with)\b)"
@@ -86,13 +87,15 @@ _CHOICE = r"(?:decision|choice|option|move|course\s+of\s+action|thing\s+to\s+do|
 _IMPERSONAL = re.compile(
     r"\b(?:the|my|our)\s+" + _GOOD + r"\s+(?:\w+\s+)?" + _CHOICE
     + r"\s+(?:here\s+|now\s+|for\s+now\s+|at\s+this\s+point\s+|in\s+this\s+(?:case|situation)\s+)?"
-    r"(?:is|would\s+be|will\s+be|remains|seems\s+to\s+be)\s+(?:clearly\s+|definitely\s+|therefore\s+|thus\s+)?"
+    r"(?:is|was|would\s+be|will\s+be|remains|seems\s+to\s+be)\s+(?:clearly\s+|definitely\s+|therefore\s+|thus\s+)?"
     r"(?:to\s+)?:?\s*"
-    r"|\bit(?:'s|\s+is|\s+would\s+be|\s+seems)\s+" + _GOOD + r"(?:\s+\w+)?\s+to\s+",
+    r"|\bit(?:'s|\s+is|\s+would\s+be|\s+seems)\s+" + _GOOD + r"(?:\s+\w+)?\s+to\s+"
+    r"|\b(?:the\s+)?(?:final\s+)?decision\s+(?:has\s+been|was)\s+made\s+to\s+"
+    r"|\bmy\s+(?:next\s+|final\s+)?(?:bet|wager)\s+(?:is|will\s+be)\s+(?=\$)",
     re.I,
 )
 _IMPERSONAL_SUBJECT = re.compile(
-    r"\b(?P<act>stopping|quitting|walking\s+away|cashing\s+out|(?:placing\s+)?(?:a\s+)?bet(?:ting)?(?:\s+of)?\s+\$\s*\d[\d,]*"
+    r"\b(?P<act>stopping|quitting|walking\s+away|cashing\s+out|(?:2\)\s*)?stop(?:\s+playing)?|(?:placing\s+)?(?:a\s+)?bet(?:ting)?(?:\s+of)?\s+\$\s*\d[\d,]*"
     r"|option\s*#?\s*[12])\s+(?:now\s+|here\s+|at\s+this\s+point\s+)?(?:is|seems(?:\s+like)?|appears\s+to\s+be|would\s+be)\s+"
     r"(?:the|a|my)\s+" + _GOOD + r"\s+(?:\w+\s+)?" + _CHOICE,
     re.I,
@@ -109,7 +112,11 @@ _BET_SOON = re.compile(
     re.I,
 )
 _ACTION_NAMED = re.compile(r"\b(?:bet|stop|quit|wager|continue|option|[12]\))", re.I)
-_NOT_NOW = re.compile(r"(?:not|never|no\s+longer)\b", re.I)
+#: What follows a cue but is no decision: a negation, or deliberation ("I need to decide whether to stop").
+_NOT_NOW = re.compile(
+    r"(?:not|never|no\s+longer|think|consider|determine|figure|wonder|weigh|decide\s+(?!to\b))\b", re.I
+)
+_OBLIGED = re.compile(r"(?:need|have)\s+to\W*$|(?:must|should)\W*$", re.I)
 _SENTENCE_END = re.compile(r"[.!?;]\s")
 _FALLBACK_LINES = 3
 
@@ -183,16 +190,23 @@ def _names_an_action(phrase: str) -> bool:
     return not is_echo(phrase) and bool(_ACTION_NAMED.search(phrase))
 
 
-def _statements(line: str, opts: dict) -> list[tuple[int, Decision]]:
-    """Every explicit decision statement in a line, with its position."""
-    out: list[tuple[int, Decision]] = []
+def _statements(line: str, opts: dict) -> list[tuple[int, Decision | None]]:
+    """Every explicit decision statement in a line, with its position; None for a bet stated without
+    the amount a variable game needs ("I chose to continue"), which a later reading must not skip."""
+    out: list[tuple[int, Decision | None]] = []
+
+    def read(pos: int, body: str) -> None:
+        action, bet, req = read_action(body, **opts)
+        if action:
+            out.append((pos, Decision(action, bet, "fallback", req)))
+        elif decisive_bet(body):
+            out.append((pos, None))
+
     for start in [0, *(m.end() for m in _SENTENCE_END.finditer(line))]:  # "Bet $10. The odds ..."
         sentence = line[start:]
         sentence = sentence[: m.start() + 1] if (m := _SENTENCE_END.search(sentence)) else sentence
         if _LONE.match(_LEAD.sub("", sentence.strip())):
-            action, bet, req = read_action(sentence, **opts)
-            if action:
-                out.append((start, Decision(action, bet, "fallback", req)))
+            read(start, sentence)
 
     def body_at(start: int) -> str:
         body = line[start:]
@@ -201,29 +215,33 @@ def _statements(line: str, opts: dict) -> list[tuple[int, Decision]]:
 
     for cue in _CUE.finditer(line):
         body = body_at(cue.end())
-        if _NOT_NOW.match(body) or not (_STOP_SOON.match(body) or _BET_SOON.match(body)):
+        if _NOT_NOW.match(body) or (_OBLIGED.search(cue.group(0)) and body.lower().startswith("decide")):
             continue
-        if not is_decisive(line, cue.start(), cue.end()):
+        if not (_STOP_SOON.match(body) or _BET_SOON.match(body)):
             continue
-        action, bet, req = read_action(body, **opts)
-        if action:
-            out.append((cue.start(), Decision(action, bet, "fallback", req)))
+        if is_decisive(line, cue.start(), cue.end()):
+            read(cue.start(), body)
     for imp in _IMPERSONAL.finditer(line):
-        if not is_decisive(line, imp.start(), imp.start()):
-            continue
         body = body_at(imp.end())
-        if _STOP_SOON.match(body) or _BET_SOON.match(body) or re.match(r"^\s*\$?\d", body):
-            action, bet, req = read_action(body, **opts)
-            if action:
-                out.append((imp.start(), Decision(action, bet, "fallback", req)))
+        if is_decisive(line, imp.start(), imp.start()) and (
+            _STOP_SOON.match(body) or _BET_SOON.match(body) or re.match(r"^\s*\$?\d", body)
+        ):
+            read(imp.start(), body)
     for subj in _IMPERSONAL_SUBJECT.finditer(line):
-        act = subj.group("act")
-        if not is_decisive(line, subj.start(), subj.end()):
-            continue
-        action, bet, req = read_action(act, **opts)
-        if action:
-            out.append((subj.start(), Decision(action, bet, "fallback", req)))
+        if is_decisive(line, subj.start(), subj.end()):
+            read(subj.start(), subj.group("act"))
     return out
+
+
+def _last_statement(found: list[tuple[int, Decision | None]]) -> Decision | None:
+    """The last statement decides; one that bets without an amount keeps an earlier bet's amount but
+    leaves an earlier stop unread ("I'm going to stop playing. I chose to continue.")."""
+    found = sorted(found, key=lambda x: x[0])
+    last = found[-1][1]
+    if last is not None:
+        return last
+    earlier = [d for _, d in found if d is not None]
+    return earlier[-1] if earlier and earlier[-1].action == "bet" else None
 
 
 def _fallback(lines: list[str], menu: set[int], echoed: set[int], opts: dict) -> Decision | None:
@@ -243,9 +261,8 @@ def _fallback(lines: list[str], menu: set[int], echoed: set[int], opts: dict) ->
             action, bet, req = read_action(lines[i + 1], **opts)
             if action and i + 1 >= start:
                 return Decision(action, bet, "fallback", req)
-        found = _statements(line, opts)
-        if found:
-            return max(found, key=lambda x: x[0])[1]
+        if found := _statements(line, opts):
+            return _last_statement(found)
     return None
 
 

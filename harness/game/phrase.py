@@ -133,6 +133,23 @@ def _first_decisive(pattern: re.Pattern[str], text: str) -> re.Match[str] | None
     return next((m for m in pattern.finditer(text) if is_decisive(text, m.start(), m.end())), None)
 
 
+def decisive_bet(text: str) -> bool:
+    """Whether a phrase states a bet now (with or without an amount)."""
+    return _first_decisive(_BET_WORDS, clean(text)) is not None
+
+
+def _contradicted(text: str, word: re.Match[str], action: str) -> bool:
+    """An option number for the other action, not the label of this word's own option line: "1) Stop
+    playing" is a stop (the words decide), "continue playing, but I chose option 2" is no decision."""
+    for opt in _OPTION.finditer(text):
+        number = opt.group("a") or opt.group("b") or opt.group("c")
+        if (number == "2") == (action == "stop") or not is_decisive(text, opt.start(), opt.end()):
+            continue
+        if not re.fullmatch(r"[\s:.)\-–]*", text[opt.end() : word.start()]):
+            return True
+    return False
+
+
 def amount(text: str, balance: int) -> int | None:
     """The amount a bet phrase names: a dollar figure, a plain "bet 20", or all-in (the balance)."""
     text = _RANGE.sub("", text)
@@ -170,7 +187,11 @@ def read_action(
         bets = [m for m in _BET_WORDS.finditer(text) if is_decisive(text, m.start(), m.end())]
         if stop_m and bets and _EITHER.search(text):  # "Bet 3 or Stop": the choice restated
             return None, None, None
-        if stop_m and (not bets or stop_m.start() < bets[0].start()):
+        stop_first = stop_m is not None and (not bets or stop_m.start() < bets[0].start())
+        word = stop_m if stop_first else (bets[0] if bets else None)
+        if word is not None and _contradicted(text, word, "stop" if stop_first else "bet"):
+            return None, None, None  # "continue playing, but I chose option 2"
+        if stop_first:
             return "stop", None, None
         for bet_m in bets:  # the first bet that names an amount ("my bet is too small, so Bet $5")
             read = _bet(text, bet_m.start(), **opts)  # type: ignore[arg-type]
