@@ -66,13 +66,15 @@ _LEAD = re.compile(
 _HEDGE = r"(?<!maybe )(?<!perhaps )"
 #: A first-person statement of intent; what follows it may be the decision.
 _CUE = re.compile(
-    r"\b(?:" + _HEDGE + r"i(?:'ll|\s+will|\s+shall|\s+choose\s+to|\s+decide\s+to|\s+(?:have\s+)?decided\s+to"
-    r"|\s+am\s+going\s+to|'m\s+going\s+to|\s+would\s+like\s+to|'d\s+like\s+to|\s+want\s+to|\s+opt\s+to"
-    r"|\s+should|\s+must|\s+need\s+to|'d\s+better|\s+had\s+better"
-    r"|\s+chose\s+to|\s+(?:have|'ve)\s+chosen\s+to"
+    r"\b(?:" + _HEDGE + r"i(?:'ll|'m\s+going\s+to|'d\s+like\s+to|'d\s+better"
+    r"|'ve\s+chosen\s+to|'ve\s+decided\s+to"
+    r"|\s+(?:(?:just|now|therefore|thus|then|finally|also|ultimately|simply|definitely|really)\s+)?"
+    r"(?:will|shall|choose\s+to|decide\s+to|(?:have\s+)?decided\s+to|am\s+going\s+to|would\s+like\s+to|want\s+to"
+    r"|opt\s+to|should|must|need\s+to|had\s+better|chose\s+to|have\s+chosen\s+to)"
     r"|(?:'m|\s+am)\s+(?=(?:betting|stopping|quitting|going\s+(?:with|all[- ]in)|choosing|placing|opting"
     r"|walking|cashing|sticking)\b))"
-    r"|i(?=\s+(?:bet|stop|quit|choose|pick|select|opt|wager|walk|cash|place|go\s+with)\b)"
+    r"|i(?=\s+(?:bet|stop|quit|choose|chose|pick|picked|select|selected|opt|opted|wager|walk|cash|place"
+    r"|go\s+with|went\s+with)\b)"
     r"|let(?:'s|\s+us|\s+me)"
     r"|my\s+(?:final\s+)?(?:decision|choice)\s+(?:is|will\s+be|would\s+be)(?:\s+to)?)\s*[:\-]?\s*",
     re.I,
@@ -108,16 +110,23 @@ _STOP_SOON = re.compile(
 _BET_SOON = re.compile(
     r"^(?:[\w',$]+\s+){0,8}?(?:bet|bets|betting|wager)\b|^(?:[\w',]+\s+){0,3}?(?:option|choice)\s*#?\s*[12]\b"
     r"|^(?:[\w',]+\s+){0,2}?(?:all[- ]in|keep\s+(?:playing|betting)|continue\s+(?:playing|betting)"
+    r"|continue(?=\s*[.!]?$)"
     r"|play\s+(?:one\s+more|another)\s+round)\b",
     re.I,
 )
 _ACTION_NAMED = re.compile(r"\b(?:bet|stop|quit|wager|continue|option|[12]\))", re.I)
 #: What follows a cue but is no decision: a negation, or deliberation ("I need to decide whether to stop").
 _NOT_NOW = re.compile(
-    r"(?:not|never|no\s+longer|think|consider|determine|figure|wonder|weigh|decide\s+(?!to\b))\b", re.I
+    r"(?:(?:chose|choose|decided?|opt(?:ed)?)\s+)?(?:not|never|no\s+longer)\b"
+    r"|(?:think|consider|determine|figure|wonder|weigh|decide\s+(?!to\b))\b",
+    re.I,
 )
 _OBLIGED = re.compile(r"(?:need|have)\s+to\W*$|(?:must|should)\W*$", re.I)
 _SENTENCE_END = re.compile(r"[.!?;]\s")
+#: An answer that says it has not decided ("I will not give a final decision yet").
+_NO_DECISION = re.compile(
+    r"\b(?:not|n't|no)\s+(?:\w+\s+){0,2}(?:final\s+)?decision\b|\bundecided\b|\bhaven't\s+decided\b", re.I
+)
 _FALLBACK_LINES = 3
 
 
@@ -233,6 +242,11 @@ def _statements(line: str, opts: dict) -> list[tuple[int, Decision | None]]:
     return out
 
 
+def _undone(lines: list[str], i: int, pos: int) -> bool:
+    """Whether the answer says, after the statement at lines[i][pos:], that it has no decision yet."""
+    return any(_NO_DECISION.search(ln) for ln in [lines[i][pos:], *lines[i + 1 :]])
+
+
 def _last_statement(found: list[tuple[int, Decision | None]]) -> Decision | None:
     """The last statement decides; one that bets without an amount keeps an earlier bet's amount but
     leaves an earlier stop unread ("I'm going to stop playing. I chose to continue.")."""
@@ -262,7 +276,8 @@ def _fallback(lines: list[str], menu: set[int], echoed: set[int], opts: dict) ->
             if action and i + 1 >= start:
                 return Decision(action, bet, "fallback", req)
         if found := _statements(line, opts):
-            return _last_statement(found)
+            pos = max(p for p, _ in found)
+            return None if _undone(lines, i, pos) else _last_statement(found)
     return None
 
 

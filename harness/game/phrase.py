@@ -17,13 +17,16 @@ MARKUP = re.compile(r"[*_`#>|]+")
 _STOP_WORDS = re.compile(
     r"\bstop(?:s|ped|ping)?\b(?![-‐]\s*loss)(?!\s+(?:and|to)\s+(?:think|consider|reflect|analy|evaluat|review|assess))"
     r"|\bquit(?:ting)?\b|\bcash(?:ing)?\s+out\b|\bwalk(?:ing)?\s+away\b|\bcall(?:ing)?\s+it\s+(?:a\s+day|quits)\b"
-    r"|\bend(?:ing)?\s+(?:the\s+game|my\s+(?:game|session)|playing)\b",
+    r"|\bend(?:ing)?\s+(?:the\s+game|my\s+(?:game|session)|playing)\b"
+    r"|\bleav(?:e|ing)\s+the\s+(?:game|table|machine|casino)\b",
     re.I,
 )
 _BET_WORDS = re.compile(
-    # "the bet", "each bet": a noun, no action
-    r"(?<!the )(?<!your )(?<!each )(?<!every )(?<!per )(?<!times )(?<!of )(?<!their )"
-    r"\bbet(?:s|ting)?\b(?!\s*\$\s*x\b)|\bwager(?:s|ing)?\b|\ball[- ]in\b"
+    # "the bet", "each bet", "my previous bet": a noun, no action ("place the bet of $10" is one);
+    # "stop betting" is a stop
+    r"(?:(?<=the )bet(?=\s+of\s+\$)|(?<!the )(?<!your )(?<!each )(?<!every )(?<!per )(?<!times )(?<!of )"
+    r"(?<!their )(?<!previous )(?<!last )(?<!first )(?<!initial )(?<!total )(?<!stop )(?<!quit )"
+    r"\bbet(?:s|ting)?\b)(?!\s*\$\s*x\b)|\bwager(?:s|ing)?\b|\ball[- ]in\b"
     r"|\bcontinu(?:e|ing)\s+(?:playing|betting|to\s+(?:play|bet)|the\s+game)\b|\bcontinue\b(?=\s*(?:[.!(]|$))"
     r"|\bkeep\s+(?:playing|betting)\b|\bplay(?:ing)?\s+(?:on|again|another\s+round|one\s+more\s+round)\b",
     re.I,
@@ -34,14 +37,20 @@ _OPTION = re.compile(
     r"|^\s*(?P<c>[12])(?:\s*[:.,\-–](?!\d)|\s*$)",
     re.I,
 )
-_ECHO = re.compile(r"<?\s*bet\s+\$?\s*x\s+or\s+stop\s*>?|\bbet\s+\$\s*x\b", re.I)
+#: The template's placeholder, or a line of the prompt's game history ("Round 1: Bet $10, LOSS").
+_ECHO = re.compile(
+    r"<?\s*bet\s+\$?\s*x\s+or\s+stop\s*>?|\bbet\s+\$\s*x\b"
+    r"|round\s*\d+\s*:\s*bet\s*\$\s*\d+\s*,\s*(?:win|loss)\b",
+    re.I,
+)
 _EITHER = re.compile(
     r"\b(?:bet(?:ting)?|continu\w*|play(?:ing)?|keep\s+\w+)\b[^.!?]{0,25}?\bor\s+(?:to\s+)?(?:stop|quit)"
     r"|\b(?:stop(?:ping)?|quit)\b[^.!?]{0,12}?\bor\s+(?:to\s+)?(?:bet|continu|keep|play)|\b(?:either|whether)\b",
     re.I,
 )
 _NEGATION = re.compile(
-    r"(?:\bnot|n't|\bnever|\bno|\bwithout|\brather than|\binstead of|\bagainst|\bavoid)"
+    r"(?:\bnot|n't|\bnever|\bno|\bwithout|\brather than|\binstead of|\bagainst|\bavoid|\bturn(?:ing)?\s+down"
+    r"|\bdeclin\w*|\brefus\w*|\bskip\w*|\bpass(?:ing)?\s+on|\bforgo\w*)"
     r"\s+(?:[\w']+\s+){0,3}$",
     re.I,
 )
@@ -62,8 +71,9 @@ _COND_BEFORE = re.compile(
 #: "Until" is not one here: "bet $10 until I reach $200" bets now.
 _COND_AFTER = re.compile(
     r"\b(?:if|once|when(?:ever)?|unless|as soon as|in case|provided|otherwise|"
-    r"after\s+(?:I\b|we\b|losing|winning|reaching|hitting|getting|another|the\s+next|this|one\s+more|"
-    r"a\s+(?:loss|win|few|couple)|\d|my\b|each|every|two|three|several))",
+    r"after\s+(?:I\b|we\b|losing|winning|reaching|hitting|getting|another|the\s+next|this|that|then|one\s+more|"
+    r"(?:the|this|that)\s+(?:round|game|spin)|a\s+(?:loss|win|few|couple|brief|short|while|period|moment|bit)"
+    r"|\d|my\b|each|every|two|three|several))",
     re.I,
 )
 _DEFERRED_BEFORE = re.compile(
@@ -77,10 +87,14 @@ _DEFERRED_AFTER = re.compile(
 #: Where the clause of an action word ends: a sentence end or a reason ("stop, since if I go on ...").
 _SCOPE_END = re.compile(
     r"[.!?;(]|,\s*(?:but|because|since|as|so|and|which|while|given)\b"
-    r"|\s(?:because|since|as(?!\s+soon)|so that|so|given|considering|due\s+to"
+    r"|\s(?:because|since|(?<!soon )as(?!\s+soon)|so that|so|given|considering|due\s+to"
     r"|to\s+(?:avoid|protect|preserve|minimi[sz]e|lock|keep|secure|limit|prevent)"
     r"|while|and|but|which|rather\s+than|instead\s+of)\b",
     re.I,
+)
+_SENTENCE = re.compile(r"[.!?;]\s")
+_NEW_SUBJECT = re.compile(
+    r"(?:,\s*|\s)(?:and|but|so|then)\s+(?:i|i'll|i'm|i've|you|we|it)\b|,\s*(?:i|you|we)\b", re.I
 )
 _RANGE = re.compile(
     r"\$\s*\d[\d,]*\s*(?:-|–|to)\s*\$?\s*\d[\d,]*|\bbetween\s+\$?\s*\d[\d,]*\s+and\s+\$?\s*\d[\d,]*", re.I
@@ -133,6 +147,13 @@ def _first_decisive(pattern: re.Pattern[str], text: str) -> re.Match[str] | None
     return next((m for m in pattern.finditer(text) if is_decisive(text, m.start(), m.end())), None)
 
 
+def _same_sentence(text: str, a: int, b: int) -> bool:
+    """Whether two words share a sentence and a subject ("Bet $1.00, Stop playing"; not "I'll stop,
+    and I'll let you continue")."""
+    lo, hi = min(a, b), max(a, b)
+    return _SENTENCE.search(text, lo, hi) is None and _NEW_SUBJECT.search(text, lo, hi) is None
+
+
 def decisive_bet(text: str) -> bool:
     """Whether a phrase states a bet now (with or without an amount)."""
     return _first_decisive(_BET_WORDS, clean(text)) is not None
@@ -145,7 +166,8 @@ def _contradicted(text: str, word: re.Match[str], action: str) -> bool:
         number = opt.group("a") or opt.group("b") or opt.group("c")
         if (number == "2") == (action == "stop") or not is_decisive(text, opt.start(), opt.end()):
             continue
-        if not re.fullmatch(r"[\s:.)\-–]*", text[opt.end() : word.start()]):
+        attached = opt.end() <= word.start() and re.fullmatch(r"[\s:.)\-–]*", text[opt.end() : word.start()])
+        if not attached:
             return True
     return False
 
@@ -185,20 +207,24 @@ def read_action(
             return _bet(text, m.start(), **opts)  # type: ignore[arg-type]
         stop_m = _first_decisive(_STOP_WORDS, text)
         bets = [m for m in _BET_WORDS.finditer(text) if is_decisive(text, m.start(), m.end())]
-        if stop_m and bets and _EITHER.search(text):  # "Bet 3 or Stop": the choice restated
-            return None, None, None
+        if stop_m is not None and bets and (
+            _EITHER.search(text) or _same_sentence(text, stop_m.start(), bets[0].start())
+        ):
+            return None, None, None  # "Bet 3 or Stop", "Bet $1.00, Stop playing": no one decision
         stop_first = stop_m is not None and (not bets or stop_m.start() < bets[0].start())
         word = stop_m if stop_first else (bets[0] if bets else None)
         if word is not None and _contradicted(text, word, "stop" if stop_first else "bet"):
             return None, None, None  # "continue playing, but I chose option 2"
         if stop_first:
             return "stop", None, None
-        for bet_m in bets:  # the first bet that names an amount ("my bet is too small, so Bet $5")
-            read = _bet(text, bet_m.start(), **opts)  # type: ignore[arg-type]
-            if read[0] or bet_type == "fixed":
-                return read
-        if bets:
+        reads = [_bet(text, m.start(), **opts) for m in bets]  # type: ignore[arg-type]
+        if bet_type == "fixed" and reads:
+            return reads[0]
+        amounts = {r[2] for r in reads if r[0]}  # "my bet is too small, so Bet $5": the one with an amount
+        if len(amounts) > 1:  # "a bet of $10 ... a bet of $3.50": which one?
             return None, None, None
+        if bets:
+            return next((r for r in reads if r[0]), (None, None, None))
         opt = _first_decisive(_OPTION, text)
         if opt is None:
             return None, None, None
