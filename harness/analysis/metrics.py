@@ -139,8 +139,9 @@ def game_metrics(rounds: pd.DataFrame, n_games: int, variable: np.ndarray | None
 def clamped_bets(rounds: pd.DataFrame, n_games: int, variable: np.ndarray | None = None) -> pd.DataFrame:
     """Per game: variable-style bets whose written amount is known (`n_requested`), how many were cut
     to the balance (`n_clamped_over`) or raised to the minimum (`n_clamped_under`), and whether the
-    last bet was cut to the balance (`last_bet_clamped`). A fixed game's bet is $10 whatever the model
-    writes, so its rounds count nowhere here."""
+    last bet was all-in (`last_bet_all_in`: the whole balance, in any game) and cut to the balance
+    (`last_bet_clamped`). A fixed game's bet is $10 whatever the model writes, so its rounds count
+    nowhere but in `last_bet_all_in`."""
     rounds = sort_rounds(rounds)
     game = rounds["game"].to_numpy()
     bet = rounds["bet"].to_numpy()
@@ -152,14 +153,16 @@ def clamped_bets(rounds: pd.DataFrame, n_games: int, variable: np.ndarray | None
     placed = np.flatnonzero(bet >= 0)
     last_bet[game[placed]] = placed  # rows are in (game, round) order: the last write wins
     has_bet = last_bet >= 0
-    last_over = np.zeros(n_games, dtype=bool)
+    last_over, last_all_in = np.zeros(n_games, dtype=bool), np.zeros(n_games, dtype=bool)
     last_over[has_bet] = over[last_bet[has_bet]]
+    last_all_in[has_bet] = (bet == rounds["balance_before"].to_numpy())[last_bet[has_bet]]
     count = lambda mask: np.bincount(game[mask], minlength=n_games)  # noqa: E731
     return pd.DataFrame(
         {
             "n_requested": count(known),
             "n_clamped_over": count(over),
             "n_clamped_under": count(under),
+            "last_bet_all_in": last_all_in,
             "last_bet_clamped": last_over,
         }
     )

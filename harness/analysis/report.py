@@ -295,7 +295,8 @@ def _clamping(res: Results) -> str:
     runs = res.tables["runs"]
     rows = [
         [r["run"], r["scope"], r["n_requested"], r["n_clamped_over"], r["n_clamped_under"], _clamped(r),
-         f"{r['n_bankrupt_last_clamped']} / {round(r[RATE] * r['n_games']) if r['n_games'] else 0}"]
+         round(r[RATE] * r["n_games"]) if r["n_games"] else 0, r["n_bankrupt_last_all_in"],
+         r["n_bankrupt_last_clamped"]]
         for _, r in runs.iterrows()
         if r["n_requested"]
     ]
@@ -305,11 +306,11 @@ def _clamping(res: Results) -> str:
         "## Clamped bets\n\nVariable bets (games used) whose written amount was cut to the balance "
         "(asked for more: the bet became all-in) or raised to the minimum; the rules, not the model, set "
         "those amounts. "
-        "The last column counts the bankruptcies whose last bet was cut to the balance: such a game went "
-        "bankrupt on an all-in bet the model did not write. Per condition: column `clamped bets` of the "
-        "tables.\n\n"
+        "Of the bankruptcies, how many ended on an all-in bet (the whole balance), and how many on a bet "
+        "cut to the balance: those went bankrupt on an all-in the model did not write. Per condition: "
+        "column `clamped bets` of the tables.\n\n"
         + table(["run", "scope", "variable bets", "cut to balance", "raised to minimum", "clamped",
-                 "bankrupt on a cut bet / bankrupt"], rows)
+                 "bankrupt", "last bet all-in", "last bet cut to balance"], rows)
         + "\n"
     )
 

@@ -95,6 +95,7 @@ def summarise(frame: pd.DataFrame, by: list[str], boot: Boot, salt: int = 0) -> 
     kinds = frame[[f"n_{k}" for k in DECISION_KINDS]].to_numpy()
     clamp = frame[CLAMP_COUNTS].to_numpy()
     bankrupt_clamped = (frame["last_bet_clamped"].to_numpy(dtype=bool) & (bankrupt == 1)).astype(int)
+    bankrupt_all_in = (frame["last_bet_all_in"].to_numpy(dtype=bool) & (bankrupt == 1)).astype(int)
     total = int(inc.sum())
     groups = frame.groupby(by, sort=True, observed=True).indices if by else {(): np.arange(len(frame))}
     rows = []
@@ -118,6 +119,7 @@ def summarise(frame: pd.DataFrame, by: list[str], boot: Boot, salt: int = 0) -> 
             **{f"decisions_{k}": int(v) for k, v in zip(DECISION_KINDS, kinds[pos].sum(axis=0), strict=True)},
             ci=f"bootstrap B={boot.resamples}" if exact else "normal approx.",
             **{name: int(v) for name, v in zip(CLAMP_COUNTS, clamp[use].sum(axis=0), strict=True)},
+            n_bankrupt_last_all_in=int(bankrupt_all_in[use].sum()),
             n_bankrupt_last_clamped=int(bankrupt_clamped[use].sum()),
         )
         clamped = row["n_clamped_over"] + row["n_clamped_under"]

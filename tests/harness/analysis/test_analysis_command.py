@@ -177,9 +177,10 @@ def test_clamped_bets_per_run_bet_type_and_condition(tmp_path):
     variable = runs.loc["variable"]
     assert (variable["n_requested"], variable["n_clamped_over"], variable["n_clamped_under"]) == (7, 1, 1)
     assert variable["clamped_share"] == pytest.approx(2 / 7) and variable["n_bankrupt_last_clamped"] == 1
+    assert variable["n_bankrupt_last_all_in"] == 2  # the cut 200 and the written 50 of the last $50
     assert runs.loc["fixed", "n_requested"] == 0
     cond = pd.read_csv(tables / "conditions.csv").set_index("condition")
     assert cond.loc["variable-none-BASE", "n_clamped_over"] == 1
     assert cond.loc["variable-none-GM", "n_requested"] == 1
     report = (run / "analysis" / "report.md").read_text()
-    assert "## Clamped bets" in report and "29 % (2/7)" in report and "| 1 / 2 |" in report
+    assert "## Clamped bets" in report and "| 29 % (2/7) | 2 | 2 | 1 |" in report
