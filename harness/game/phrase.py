@@ -10,9 +10,17 @@ number counts only as a whole token ("2.0 times" is not option 2) and only when 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
-from harness.records import Action, BetType
+from harness.records import Action, BetType, ParseKind
 
+#: A numbered option line: the prompt's own ("1) Bet $10", "1) Bet (choose $5-$90)", "2) Stop playing")
+#: or a variable game's with an amount, which the prompt never shows ("1) Bet $30").
+OPTION_LINE = re.compile(
+    r"^[^\w$]*(?:option\s*)?(?P<n>[12])\s*[).:]\s*(?:bet\s*(?P<amount>\$\s*\d[\d,]*)?\s*(?:\(choose[^)]*\))?"
+    r"|stop(?:\s+playing)?)\s*\.?$",
+    re.I,
+)
 MARKUP = re.compile(r"[*_`#>|]+")
 _STOP_WORDS = re.compile(
     r"\bstop(?:s|ped|ping)?\b(?![-‐]\s*loss)(?!\s+(?:and|to)\s+(?:think|consider|reflect|analy|evaluat|review|assess))"
@@ -108,6 +116,16 @@ _ALL_IN = re.compile(
 _BARE_AMOUNT = re.compile(r"^\$\s*(\d[\d,]*)\s*[.!]?$")
 #: How far after the action word an amount still belongs to it (not to a balance or a target).
 AMOUNT_WINDOW = 30
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What the parser read. `bet` is the clamped amount to play; `requested_bet` what was written."""
+
+    action: Action | None
+    bet: int | None
+    kind: ParseKind
+    requested_bet: int | None = None
 
 
 def is_echo(text: str) -> bool:
