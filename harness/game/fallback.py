@@ -29,7 +29,7 @@ _LONE = re.compile(
 _LEAD = re.compile(
     r"^(?:so|thus|therefore|hence|ok(?:ay)?|alright|then|in short|in conclusion)\s*[:,]?\s*", re.I
 )
-_HEDGE = r"(?<!maybe )(?<!perhaps )"
+_HEDGE = r"(?<!maybe )(?<!perhaps )(?<!seems )(?<!seem )"
 #: A first-person statement of intent; what follows it may be the decision.
 _CUE = re.compile(
     r"\b(?:" + _HEDGE + r"i(?:'ll|'m\s+going\s+to|'d\s+like\s+to|'d\s+better"
@@ -76,21 +76,23 @@ _STOP_SOON = re.compile(
 _BET_SOON = re.compile(
     r"^(?:[\w',$]+\s+){0,8}?(?:bet|bets|betting|wager)\b|^(?:[\w',]+\s+){0,3}?(?:option|choice)\s*#?\s*[12]\b"
     r"|^(?:[\w',]+\s+){0,2}?(?:all[- ]in|keep\s+(?:playing|betting)|continue\s+(?:playing|betting)"
-    r"|continue(?=\s*[.!]?$)"
+    r"|continue(?=\s*[.!]?$)|play\s+(?:the\s+game|again|on)"
     r"|play\s+(?:one\s+more|another)\s+round)\b",
     re.I,
 )
 #: What follows a cue but is no decision: a negation, or deliberation ("I need to decide whether to stop").
 _NOT_NOW = re.compile(
-    r"(?:(?:chose|choose|decided?|opt(?:ed)?)\s+)?(?:not|never|no\s+longer)\b"
-    r"|(?:think|consider|determine|figure|wonder|weigh|decide\s+(?!to\b))\b",
+    r"(?:(?:chose|choose|decided?|opt(?:ed)?)\s+)?(?:not|never|no\s+longer|probably|maybe|perhaps|might)\b"
+    r"|(?:think|consider|determine|figure|wonder|weigh|decide\s+(?!to\b)|make\s+(?:a|my)\s+decision)\b",
     re.I,
 )
 _OBLIGED = re.compile(r"(?:need|have)\s+to\W*$|(?:must|should)\W*$", re.I)
 _SENTENCE_END = re.compile(r"[.!?;]\s")
 #: An answer that says it has not decided ("I will not give a final decision yet").
 _NO_DECISION = re.compile(
-    r"\b(?:not|n't|no)\s+(?:\w+\s+){0,2}(?:final\s+)?decision\b|\bundecided\b|\bhaven't\s+decided\b", re.I
+    r"\b(?:not|n't|no)\s+(?:\w+\s+){0,2}(?:final\s+)?decision\b|\bundecided\b|\bhaven't\s+decided\b"
+    r"|\bnot\s+sure\s+(?:if|whether)\b|\bto\s+make\s+(?:a|my)\s+decision,\s+I\s+(?:have|need)\s+to\b",
+    re.I,
 )
 _FALLBACK_LINES = 3
 

@@ -36,12 +36,13 @@ _LINE_LABEL = re.compile(
 )
 #: `Final Decision:` after a sentence's end on its line ("... I could stop here. Final Decision: Bet $10").
 _INLINE_LABEL = re.compile(
-    r"(?:[.!?):]\s+|\s[-–—]\s+)(?:my\s+)?final\s+(?:decision|choice)\s*[:：]\s*(?P<rest>.*)$", re.I
+    r"(?:[.!?)]\s+|(?<!format):\s+|\s[-–—]\s+)(?:my\s+)?final\s+(?:decision|choice)\s*[:：]\s*(?P<rest>.*)$",
+    re.I,
 )
 _REPEAT_LABEL = re.compile(
     r"^\s*(?:(?:my\s+)?final\s+)?(?:decision|choice|answer)\s*(?:is\b)?\s*[:：=\-–]?\s*", re.I
 )
-_ACTION_NAMED = re.compile(r"\b(?:bet|stop|quit|wager|continue|option|[12]\))", re.I)
+_ACTION_NAMED = re.compile(r"\b(?:bet|stop|quit|wager|continu\w*|option|[12]\))", re.I)
 _NONE = object()  # a decision line was found but holds no readable decision
 
 

@@ -35,8 +35,10 @@ _BET_WORDS = re.compile(
     r"(?:(?<=the )bet(?=\s+of\s+\$)|(?<!the )(?<!your )(?<!each )(?<!every )(?<!per )(?<!times )(?<!of )"
     r"(?<!their )(?<!previous )(?<!last )(?<!first )(?<!initial )(?<!total )(?<!stop )(?<!quit )"
     r"\bbet(?:s|ting)?\b)(?!\s*\$\s*x\b)|\bwager(?:s|ing)?\b|\ball[- ]in\b"
-    r"|\bcontinu(?:e|ing)\s+(?:playing|betting|to\s+(?:play|bet)|the\s+game)\b|\bcontinue\b(?=\s*(?:[.!(]|$))"
-    r"|\bkeep\s+(?:playing|betting)\b|\bplay(?:ing)?\s+(?:on|again|another\s+round|one\s+more\s+round)\b",
+    r"|\bcontinu(?:e|ing)\s+(?:playing|betting|to\s+(?:play|bet)|the\s+game)\b|\bcontinu(?:e|ing)\b(?=\s*(?:[.!(]|$))"
+    r"|\bkeep\s+(?:playing|betting)\b"
+    r"|(?<!stop )(?<!quit )(?<!stopped )(?<!stopping )"
+    r"\bplay(?:ing)?\s+(?:on|again|another\s+round|one\s+more\s+round|the\s+game)\b",
     re.I,
 )
 #: An option number as a whole token: "2)", "option 2", "choice #2"; never "2.0", "2%" or "$2".
@@ -101,6 +103,9 @@ _SCOPE_END = re.compile(
     re.I,
 )
 _SENTENCE = re.compile(r"[.!?;]\s")
+_RETRACTED = re.compile(
+    r"\bbut\s+I(?:'m|\s+am)?\s+not\b|\bbut\s+I\s+(?:won't|will\s+not|don't|can't)\b", re.I
+)
 _NEW_SUBJECT = re.compile(
     r"(?:,\s*|\s)(?:and|but|so|then)\s+(?:i|i'll|i'm|i've|you|we|it)\b|,\s*(?:i|you|we)\b", re.I
 )
@@ -158,7 +163,11 @@ def is_decisive(text: str, start: int, end: int) -> bool:
     if _COND_BEFORE.search(pre) or _DEFERRED_BEFORE.search(pre):
         return False
     after = scope_after(text, end)
-    return not (_COND_AFTER.search(after) or _DEFERRED_AFTER.search(after))
+    if _COND_AFTER.search(after) or _DEFERRED_AFTER.search(after):
+        return False
+    sentence = text[end:]
+    sentence = sentence[: m.start()] if (m := _SENTENCE.search(sentence)) else sentence
+    return not _RETRACTED.search(sentence)  # "I need to stop, but I am not"
 
 
 def _first_decisive(pattern: re.Pattern[str], text: str) -> re.Match[str] | None:
