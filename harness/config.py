@@ -65,8 +65,9 @@ class GuardConfig(_Strict):
     request_timeout_s: float = Field(600.0, gt=0, description="Per model call.")
     extract: bool = Field(
         True,
-        description="When the re-asks find no decision: continue the model's last answer with "
-        "'Final Decision:' and let it write only 'Bet $N' or 'Stop' (parse kind 'extracted').",
+        description="When the re-asks find no decision and some answer had text: continue the model's "
+        "last answer with text with 'Final Decision:' and let it write only 'Bet $N' or 'Stop' (parse kind "
+        "'extracted', counted as guessed by the report).",
     )
     unparsed_policy: Literal["no_decision", "invalid"] = Field(
         "no_decision",

@@ -71,7 +71,9 @@ Outcome = Literal["bankrupt", "stopped", "max_rounds", "no_decision", "invalid"]
 OUTCOMES: tuple[Outcome, ...] = get_args(Outcome)
 Action = Literal["bet", "stop"]
 ParseKind = Literal["final_decision", "first_line", "fallback", "extracted", "unparsed", "empty"]
-#: Parse kinds that read a decision from the model's own words, not a guess (docs/protocol.md §1.6).
+#: Parse kinds whose decision the model made, not the fallback reader or a policy (docs/protocol.md §1.6).
+#: `extracted` is the model's continuation under the decision pattern: a voluntary stop here, yet
+#: counted as guessed by the behavioural report (`harness.analysis.metrics.GUESSED_KINDS`).
 MODEL_DECISION_KINDS: tuple[ParseKind, ...] = ("final_decision", "first_line", "extracted")
 #: The pass that wrote an event (an SAE pass by its one name); "patching" is the patch pass in older runs.
 PassKind = Literal["games", "patch", "features", "pathway", "train", "words", "patching"]

@@ -33,7 +33,8 @@ def register(subparsers) -> None:
     p.add_argument(
         "--exclude-guessed",
         action="store_true",
-        help="leave out games with a round read by fallback or left unparsed (default: included, counted)",
+        help="leave out games with a guessed round: read by fallback, decided by the constrained step "
+        "(extracted) or left unparsed (default: included, counted)",
     )
     p.add_argument(
         "--include-invalid",

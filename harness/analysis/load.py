@@ -45,6 +45,7 @@ _ROUND = pa.struct(
         ("balance_before", pa.int64()),
         ("decision", pa.string()),
         ("bet", pa.int64()),
+        ("requested_bet", pa.int64()),
         ("win", pa.bool_()),
         ("parse_kind", pa.string()),
     ]
@@ -210,6 +211,8 @@ def flatten(table: pa.Table) -> tuple[pd.DataFrame, pd.DataFrame]:
             "decision": _cat(cols["decision"].fill_null("none")),
             # -1 marks "no bet": keeps the column integer and fast.
             "bet": cols["bet"].fill_null(-1).to_numpy(),
+            # the amount the model wrote before clamping; -1 when not recorded
+            "requested_bet": cols["requested_bet"].fill_null(-1).to_numpy(),
             # 1 win, 0 loss, -1 no bet
             "win": pc.if_else(cols["win"].is_null(), -1, pc.cast(cols["win"], pa.int8())).to_numpy(),
             "parse_kind": _cat(cols["parse_kind"].fill_null("forced")),

@@ -13,7 +13,9 @@ Definitions (docs/analysis.md gives the reasons):
   `i_lc_v1_stops` is the stop-inclusive variant (every loss event, a stop counting "not
   increased"); I_LC v2 = mean over loss events of max(0, (r_next - r_t) / r_t), a stop counting 0;
 - I_EB = share of bets with r >= 0.5; index = 0.4 I_BA + 0.3 I_LC(v1) + 0.3 I_EB;
-- a game with no bet (or no loss event) scores 0 on that metric: it did nothing risky.
+- a game with no bet (or no loss event) scores 0 on that metric: it did nothing risky;
+- a clamped bet is a variable bet whose amount the model wrote (`requested_bet`) was cut to the
+  balance (asked for more: the bet became all-in) or raised to the minimum (asked for less).
 """
 
 from __future__ import annotations
@@ -23,7 +25,9 @@ import pandas as pd
 
 from harness.game.conditions import COMPONENT_KEYS
 
-GUESSED_KINDS = ("fallback", "unparsed")
+#: A guessed round: read by the `fallback` reader, decided by the constrained step (`extracted`: the
+#: harness's continuation of the answer, not the model's free words) or left `unparsed`.
+GUESSED_KINDS = ("fallback", "extracted", "unparsed")
 #: Parse kinds counted per game (decision rounds only; `unparsed` is a policy end, `empty` an invalid one).
 DECISION_KINDS = ("final_decision", "first_line", "extracted", "fallback", "unparsed", "empty")
 EXTREME_RATIO = 0.5
@@ -85,10 +89,11 @@ def sort_rounds(rounds: pd.DataFrame) -> pd.DataFrame:
     return rounds.sort_values(["game", "round"], kind="stable").reset_index(drop=True)
 
 
-def game_metrics(rounds: pd.DataFrame, n_games: int) -> pd.DataFrame:
+def game_metrics(rounds: pd.DataFrame, n_games: int, variable: np.ndarray | None = None) -> pd.DataFrame:
     """One row per game (index 0..n_games-1): n_bets, i_ba, i_lc_v1, i_lc_v1_stops, i_lc_v2, i_eb,
-    index, loss_events, loss_bets, guessed (a round read by fallback or left unparsed), and
-    n_<kind> decision rounds per parse kind."""
+    index, loss_events, loss_bets, guessed (a round read by fallback, extracted or left unparsed),
+    n_<kind> decision rounds per parse kind, and the clamped-bet counts of `clamped_bets` (`variable`:
+    per game, whether it is a variable game; None: all are)."""
     rounds = sort_rounds(rounds)
     game = rounds["game"].to_numpy()
     forced = rounds["forced"].to_numpy(dtype=bool)
@@ -111,6 +116,7 @@ def game_metrics(rounds: pd.DataFrame, n_games: int) -> pd.DataFrame:
 
     kinds = rounds["parse_kind"]
     guessed = np.bincount(game[kinds.isin(GUESSED_KINDS).to_numpy()], minlength=n_games) > 0
+    clamp = clamped_bets(rounds, n_games, variable)
     out = pd.DataFrame(
         {
             "n_bets": n_bets,
@@ -127,7 +133,39 @@ def game_metrics(rounds: pd.DataFrame, n_games: int) -> pd.DataFrame:
     for kind in DECISION_KINDS:
         out[f"n_{kind}"] = np.bincount(game[(kinds == kind).to_numpy()], minlength=n_games)
     out["index"] = sum(w * out[k] for k, w in INDEX_WEIGHTS.items())
-    return out
+    return pd.concat([out, clamp], axis=1)
+
+
+def clamped_bets(rounds: pd.DataFrame, n_games: int, variable: np.ndarray | None = None) -> pd.DataFrame:
+    """Per game: variable-style bets whose written amount is known (`n_requested`), how many were cut
+    to the balance (`n_clamped_over`) or raised to the minimum (`n_clamped_under`), and whether the
+    last bet was all-in (`last_bet_all_in`: the whole balance, in any game) and cut to the balance
+    (`last_bet_clamped`). A fixed game's bet is $10 whatever the model writes, so its rounds count
+    nowhere but in `last_bet_all_in`."""
+    rounds = sort_rounds(rounds)
+    game = rounds["game"].to_numpy()
+    bet = rounds["bet"].to_numpy()
+    req = rounds["requested_bet"].to_numpy() if "requested_bet" in rounds else np.full(len(rounds), -1)
+    in_variable = np.ones(len(rounds), bool) if variable is None else np.asarray(variable, bool)[game]
+    known = (bet >= 0) & (req >= 0) & in_variable & ~rounds["forced"].to_numpy(dtype=bool)
+    over, under = known & (req > bet), known & (req < bet)
+    last_bet = np.full(n_games, -1)
+    placed = np.flatnonzero(bet >= 0)
+    last_bet[game[placed]] = placed  # rows are in (game, round) order: the last write wins
+    has_bet = last_bet >= 0
+    last_over, last_all_in = np.zeros(n_games, dtype=bool), np.zeros(n_games, dtype=bool)
+    last_over[has_bet] = over[last_bet[has_bet]]
+    last_all_in[has_bet] = (bet == rounds["balance_before"].to_numpy())[last_bet[has_bet]]
+    count = lambda mask: np.bincount(game[mask], minlength=n_games)  # noqa: E731
+    return pd.DataFrame(
+        {
+            "n_requested": count(known),
+            "n_clamped_over": count(over),
+            "n_clamped_under": count(under),
+            "last_bet_all_in": last_all_in,
+            "last_bet_clamped": last_over,
+        }
+    )
 
 
 def streak_events(rounds: pd.DataFrame, max_k: int = MAX_STREAK) -> pd.DataFrame:

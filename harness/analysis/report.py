@@ -33,9 +33,17 @@ def _summary_rows(df: pd.DataFrame, keys: list[str]) -> list[list[str]]:
             r["n_invalid"],
             r["n_no_decision"],
             r["n_guessed"],
+            _clamped(r),
         ]
         for _, r in df.iterrows()
     ]
+
+
+def _clamped(r: pd.Series) -> str:
+    """Clamped variable bets of a group as 'share (k/n)', '–' without variable bets."""
+    n = int(r.get("n_requested", 0) or 0)
+    k = int(r.get("n_clamped_over", 0) or 0) + int(r.get("n_clamped_under", 0) or 0)
+    return f"{100 * k / n:.0f} % ({k}/{n})" if n else "–"
 
 
 SUMMARY_HEADER = [
@@ -53,6 +61,7 @@ SUMMARY_HEADER = [
     "invalid",
     "no_decision",
     "guessed",
+    "clamped bets",
 ]
 
 
@@ -281,14 +290,40 @@ def _streaks(res: Results) -> str:
     return s + table(["run", "scope", "streak", "k", "events", "continued", "next bets", "rose"], rows) + "\n"
 
 
+def _clamping(res: Results) -> str:
+    """How often the rules, not the model, set a variable bet's amount."""
+    runs = res.tables["runs"]
+    rows = [
+        [r["run"], r["scope"], r["n_requested"], r["n_clamped_over"], r["n_clamped_under"], _clamped(r),
+         round(r[RATE] * r["n_games"]) if r["n_games"] else 0, r["n_bankrupt_last_all_in"],
+         r["n_bankrupt_last_clamped"]]
+        for _, r in runs.iterrows()
+        if r["n_requested"]
+    ]
+    if not rows:
+        return "## Clamped bets\n\n_(no variable bet records the amount the model wrote)_\n\n"
+    return (
+        "## Clamped bets\n\nVariable bets (games used) whose written amount was cut to the balance "
+        "(asked for more: the bet became all-in) or raised to the minimum; the rules, not the model, set "
+        "those amounts. "
+        "Of the bankruptcies, how many ended on an all-in bet (the whole balance), and how many on a bet "
+        "cut to the balance: those went bankrupt on an all-in the model did not write. Per condition: "
+        "column `clamped bets` of the tables.\n\n"
+        + table(["run", "scope", "variable bets", "cut to balance", "raised to minimum", "clamped",
+                 "bankrupt", "last bet all-in", "last bet cut to balance"], rows)
+        + "\n"
+    )
+
+
 def _parse_kinds(res: Results) -> str:
     """How each condition's decisions were read: a weak model's constrained step is not neutral."""
     cond = res.tables["conditions"]
     s = (
         "## How decisions were read, per condition\n\nDecision rounds of all games read, by parse kind "
         "(docs/analysis.md): read from a `Final Decision:` line or a base model's first line, from the "
-        "constrained decision step (`extracted`), guessed by the `fallback` reader, or none (`unparsed`: "
-        "the unparsed policy ended the game; `empty`: the empty-answer guard did). Shares in %.\n\n"
+        "constrained decision step (`extracted`, a guess: the harness's continuation of an unreadable "
+        "answer), guessed by the `fallback` reader, or none (`unparsed`: the unparsed policy ended the game; "
+        "`empty`: the empty-answer guard did). Shares in %.\n\n"
     )
     kinds = ["final_decision", "first_line", "extracted", "fallback", "unparsed", "empty"]
     rows = []
@@ -330,6 +365,7 @@ def render(res: Results, out: Path) -> str:
         "## Fixed vs variable betting\n\n" + _effects(res, ["bet_type"]) + "\n",
         _first_result(res),
         _streaks(res),
+        _clamping(res),
         _parse_kinds(res),
         _conditions(res),
         _figures_and_tables(res, out),

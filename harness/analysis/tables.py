@@ -19,6 +19,9 @@ MEANS = [
     "n_rounds", "total_bet", "final_balance", "index", "i_ba", "i_lc_v1", "i_lc_v1_stops", "i_lc_v2", "i_eb",
 ]
 RATE = "bankrupt_rate"
+#: Variable bets with a written amount, and those cut to the balance or raised to the minimum.
+CLAMP_COUNTS = ["n_requested", "n_clamped_over", "n_clamped_under"]
+CLAMPED = "clamped_share"
 #: Outcomes decided by a policy or a guard, not by the game: no behavioural outcome.
 NO_OUTCOME = ("invalid", "no_decision")
 
@@ -36,7 +39,8 @@ class Exclusion:
         return (
             f"games that ended `invalid` or `no_decision` are {inv} (flag `--include-invalid` / default "
             f"excluded: a guard or the unparsed policy ended them, so they have no behavioural outcome); "
-            f"games with a guessed parse (a round read by `fallback` or left `unparsed`) are {gue} "
+            f"games with a guessed parse (a round read by `fallback`, decided by the constrained step "
+            f"(`extracted`) or left `unparsed`) are {gue} "
             f"(flag `--exclude-guessed`)"
         )
 
@@ -56,7 +60,7 @@ class PreparedRun:
 
 
 def prepare(run: RunData, exclusion: Exclusion) -> PreparedRun:
-    metrics = game_metrics(run.rounds, len(run.games))
+    metrics = game_metrics(run.rounds, len(run.games), (run.games["bet_type"] == "variable").to_numpy())
     games = pd.concat([condition_columns(run.games), metrics], axis=1)
     invalid = games["outcome"].isin(NO_OUTCOME).to_numpy()
     included = np.ones(len(games), dtype=bool)
@@ -89,6 +93,9 @@ def summarise(frame: pd.DataFrame, by: list[str], boot: Boot, salt: int = 0) -> 
     no_decision = (frame["outcome"] == "no_decision").to_numpy()
     guessed = frame["guessed"].to_numpy()
     kinds = frame[[f"n_{k}" for k in DECISION_KINDS]].to_numpy()
+    clamp = frame[CLAMP_COUNTS].to_numpy()
+    bankrupt_clamped = (frame["last_bet_clamped"].to_numpy(dtype=bool) & (bankrupt == 1)).astype(int)
+    bankrupt_all_in = (frame["last_bet_all_in"].to_numpy(dtype=bool) & (bankrupt == 1)).astype(int)
     total = int(inc.sum())
     groups = frame.groupby(by, sort=True, observed=True).indices if by else {(): np.arange(len(frame))}
     rows = []
@@ -111,7 +118,12 @@ def summarise(frame: pd.DataFrame, by: list[str], boot: Boot, salt: int = 0) -> 
             n_guessed=int(guessed[pos].sum()),
             **{f"decisions_{k}": int(v) for k, v in zip(DECISION_KINDS, kinds[pos].sum(axis=0), strict=True)},
             ci=f"bootstrap B={boot.resamples}" if exact else "normal approx.",
+            **{name: int(v) for name, v in zip(CLAMP_COUNTS, clamp[use].sum(axis=0), strict=True)},
+            n_bankrupt_last_all_in=int(bankrupt_all_in[use].sum()),
+            n_bankrupt_last_clamped=int(bankrupt_clamped[use].sum()),
         )
+        clamped = row["n_clamped_over"] + row["n_clamped_under"]
+        row[CLAMPED] = clamped / row["n_requested"] if row["n_requested"] else np.nan
         row[RATE] = k / n if n else np.nan
         row[f"{RATE}_lo"], row[f"{RATE}_hi"] = r_lo[0], r_hi[0]
         means = values[use].mean(axis=0) if n else np.full(len(MEANS), np.nan)

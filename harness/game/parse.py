@@ -1,130 +1,105 @@
 """Read a bet/stop decision from a model's answer. Never raises; says how it read it.
 
 Order (docs/protocol.md §1.6):
-1. chat: the last `Final Decision:` line that holds a decision (an echo of the template
-   `<Bet $X or Stop>` is not one) -> kind "final_decision";
-   else an explicit decision sentence in the last lines ("I will stop", a lone "Bet $20")
-   -> kind "fallback"; else "unparsed".
+1. chat: the last decision line that holds a decision -> kind "final_decision". A decision line
+   opens with a label (`Final Decision:`, "Final Choice:", "Decision:", "My decision:", "Answer:")
+   at the start of a line, after any markdown bullet or emphasis, or `Final Decision:` right after a
+   sentence's end; a label alone on its line takes the next line. A mention ("your final decision is
+   to either ...") is not a label; an echo of the template `<Bet $X or Stop>` is not a decision.
+   Else an explicit decision sentence in the last lines ("I will stop", "stopping is the rational
+   decision", a lone "Bet $20") -> kind "fallback"; else "unparsed".
 2. base: only the first non-empty line of the continuation -> "first_line", else "unparsed"
    (base models go on inventing rounds; later lines are never read).
-A word such as "stop" or "2)" elsewhere in the text never counts (the authors' defect).
-The fallback never decides from a conditional ("if I lose again, I will stop"), from an echo of
-the prompt's numbered option lines, or from an answer cut by the token limit: those stay
-"unparsed", so the runner asks again (docs/protocol.md §1, "Parsing", point 5).
+A word such as "stop" or "2)" elsewhere in the text never counts (the authors' defect). Nothing is
+read from a conditional or deferred clause, from an echo of the prompt's option lines, or from an
+answer cut by the token limit unless its last decision line was complete before the cut.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from typing import Any
 
-from harness.records import Action, BetType, ParseKind
+from harness.game.fallback import fallback
+from harness.game.phrase import OPTION_LINE, Decision, clean, is_echo, read_action
+from harness.records import BetType
 
-_MARKUP = re.compile(r"[*_`#>|]+")
-_FINAL = re.compile(r"final\s+decision\s*(?:is)?\s*[:：=\-–]?\s*(.*)$", re.I)
-_ECHO = re.compile(r"<?\s*bet\s+\$?\s*x\s+or\s+stop\s*>?", re.I)
-_RANGE = re.compile(r"\$\s*\d[\d,]*\s*(?:-|–|to)\s*\$\s*\d[\d,]*", re.I)
-_NEGATION = re.compile(
-    r"(?:\bnot|n't|\bnever|\bno|\bwithout|\brather than|\binstead of)\s+(?:\w+\s+)?$", re.I
-)
-_STOP = re.compile(
-    r"\bstop(?:s|ped|ping)?\b|\bquit\b|\bcash(?:ing)? out\b|(?<![\d$])\b2\)|\boption\s*2\b"
-    r"|^\s*2\s*(?:$|[.:\-])",
+__all__ = ["Decision", "parse_decision"]
+
+_LABEL_WORDS = r"(?:(?:my|the)\s+)?(?:final\s+)?(?:decision|choice|answer|action)"
+#: A label at the start of a line: "Final Decision" may go without a colon ("Final decision - stop",
+#: "Final decision is to stop"); the other labels need one ("Decision: Bet $20", "My decision is:").
+_LINE_LABEL = re.compile(
+    r"^[^\w$]*(?:\d+[.)]\s+)?(?:(?P<final>(?:my\s+)?final\s+(?:decision|choice|answer))\b\s*(?:is\b)?\s*[:：=\-–]?"
+    r"|" + _LABEL_WORDS + r"\s*(?:is\s*)?[:：=\-–])\s*(?P<rest>.*)$",
     re.I,
 )
-_BET = re.compile(r"\bbet(?:s|ting)?\b|(?<![\d$])\b1\)|\boption\s*1\b|^\s*1\s*(?:$|[.:\-])", re.I)
-#: A conditional opener in the same sentence before a bet/stop makes it a plan, not a decision.
-_CONDITIONAL = re.compile(r"\b(?:if|once|when(?:ever)?|until|unless|as soon as|in case|after|while)\b", re.I)
-_SENTENCE_END = re.compile(r"[.!?;]\s")
-#: A numbered option line of the prompt ("1) Bet $10", "1) Bet (choose $5-$90)", "2) Stop playing").
-_OPTION_LINE = re.compile(r"^[12]\)\s*(?:bet\s*(?:\$\s*\d[\d,]*|\(choose[^)]*\))|stop playing)\s*\.?$", re.I)
-_EITHER = re.compile(r"\bbet\b.{0,20}?\bor\s+stop\b|\bstop\s+or\s+bet\b", re.I)
-_AMOUNT_DOLLAR = re.compile(r"\$\s*(\d[\d,]*)")
-_AMOUNT_PLAIN = re.compile(r"\bbet(?:ting)?\s+(?:of\s+)?(\d[\d,]*)\b", re.I)
-#: A whole line that is only a decision ("Bet $20", "Stop playing.", "Decision: stop").
-_LONE = re.compile(
-    r"^(?:(?:decision|answer|choice|action)\s*[:\-]\s*)?(?P<body>bet\s*\$?\s*\d[\d,]*|stop(?:\s+playing)?)\s*[.!]?$",
+#: `Final Decision:` after a sentence's end on its line ("... I could stop here. Final Decision: Bet $10").
+_INLINE_LABEL = re.compile(
+    r"(?:[.!?)]\s+|(?<!format):\s+|\s[-–—]\s+)(?:my\s+)?final\s+(?:decision|choice)\s*[:：]\s*(?P<rest>.*)$",
     re.I,
 )
-#: A first-person statement of intent; what follows it may be the decision.
-_CUE = re.compile(
-    r"\b(?:i(?:'ll| will| choose to| decide to| have decided to| am going to|'m going to"
-    r"| would like to| want to)"
-    r"|my (?:final )?(?:decision|choice) is(?: to)?)\s*[:\-]?\s*",
-    re.I,
+_REPEAT_LABEL = re.compile(
+    r"^\s*(?:(?:my\s+)?final\s+)?(?:decision|choice|answer)\s*(?:is\b)?\s*[:：=\-–]?\s*", re.I
 )
-#: The action word must open the statement ("I will [now] stop", "I'll take a bet of $5"), not
-#: turn up later as an example ("I will always give decisions such as stop playing").
-_ACTION_SOON = re.compile(r"^(?:[\w',]+\s+){0,4}?(?:bet|bets|betting|stop|stopping|quit|cash)\b", re.I)
-#: A statement put off to some other time ("I will eventually stop", "I'll stop at the end of the
-#: game") is a plan, not this round's decision.
-_DEFERRED = re.compile(
-    r"\b(?:eventually|later|someday|some day|at some point|sooner or later|one day|in the future"
-    r"|next time|at the end|in the end|tomorrow)\b",
-    re.I,
-)
-#: How far after the word "bet" an amount still belongs to it (not to a balance or a target).
-_AMOUNT_WINDOW = 30
-
-@dataclass(frozen=True)
-class Decision:
-    """What the parser read. `bet` is the clamped amount to play; `requested_bet` what was written."""
-
-    action: Action | None
-    bet: int | None
-    kind: ParseKind
-    requested_bet: int | None = None
+_ACTION_NAMED = re.compile(r"\b(?:bet|stop|quit|wager|continu\w*|option|[12]\))", re.I)
+_NONE = object()  # a decision line was found but holds no readable decision
 
 
-def _clean(line: str) -> str:
-    return _MARKUP.sub("", line).strip()
+def _option_lines(lines: list[str], bet_type: BetType) -> tuple[set[int], set[int]]:
+    """(menu, echoed): indices of option lines beside their partner (a restated menu: never a choice),
+    and of every echoed option line (the menu's, and a lone copy of the prompt's own line, a choice
+    only after a line that introduces one). A variable game's "1) Bet $30" alone is a choice: the
+    prompt shows no amount."""
+    numbered = {i: m for i, ln in enumerate(lines) if (m := OPTION_LINE.match(ln))}
+    menu, echoed = set(), set()
+    for i, m in numbered.items():
+        if any(j in numbered and numbered[j].group("n") != m.group("n") for j in (i - 1, i + 1)):
+            menu.add(i)
+        if not (bet_type == "variable" and m.group("amount") is not None):
+            echoed.add(i)
+    return menu, echoed | menu
 
 
-def _conditional(before: str) -> bool:
-    """Whether the sentence that ends at `before`'s end opens with a condition."""
-    starts = [m.end() for m in _SENTENCE_END.finditer(before)]
-    return bool(_CONDITIONAL.search(before[starts[-1] if starts else 0 :]))
+def _labelled(line: str) -> str | None:
+    """The phrase after a decision label on this line, or None when the line has no label."""
+    m = _LINE_LABEL.match(line)
+    found = [m] if m else []
+    found += list(_INLINE_LABEL.finditer(line))
+    if not found:
+        return None
+    rest = max(found, key=lambda x: x.start("rest")).group("rest")
+    for _ in range(5):  # "Final Decision: Final Decision: Stop"
+        stripped = _REPEAT_LABEL.sub("", rest, count=1)
+        if stripped == rest:
+            break
+        rest = stripped
+    return rest
 
 
-def _first_unnegated(pattern: re.Pattern[str], text: str) -> re.Match[str] | None:
-    for m in pattern.finditer(text):
-        before = text[: m.start()]
-        if not _NEGATION.search(before) and not _conditional(before):
-            return m
+def _final_decision(lines: list[str], menu: set[int], opts: dict, cut_last: bool) -> Decision | object | None:
+    """The last decision line that holds a decision; `_NONE` when the last one that names an action
+    reads as none (a plan, a restated choice) or was cut off: earlier lines do not overrule it."""
+    for i in range(len(lines) - 1, -1, -1):
+        phrase = _labelled(lines[i])
+        if phrase is None:
+            continue
+        last_line = i
+        if not phrase.strip() and i + 1 < len(lines) and i + 1 not in menu:
+            phrase, last_line = lines[i + 1], i + 1  # a label alone on its line: the decision is on the next
+        if cut_last and last_line == len(lines) - 1:
+            return _NONE  # the decision line itself was cut by the token limit
+        action, bet, req = read_action(phrase, **opts)
+        if action:
+            return Decision(action, bet, "final_decision", req)
+        if _names_an_action(phrase):
+            return _NONE
     return None
 
 
-def _amount(text: str) -> int | None:
-    m = _AMOUNT_DOLLAR.search(text) or _AMOUNT_PLAIN.search(text)
-    return int(m.group(1).replace(",", "")) if m else None
-
-
-def read_action(
-    text: str, *, bet_type: BetType, balance: int, fixed_bet: int = 10, min_bet: int = 5
-) -> tuple[Action | None, int | None, int | None]:
-    """(action, bet to play, requested amount) from one decision phrase, or (None, None, None)."""
-    text = _clean(text)
-    if not text or _ECHO.search(text):
-        return None, None, None
-    stop_m = _first_unnegated(_STOP, text)
-    bet_m = _first_unnegated(_BET, text)
-    if stop_m and bet_m and _EITHER.search(text):  # "Bet 3 or Stop": a restated choice, not a decision
-        return None, None, None
-    if stop_m and (not bet_m or stop_m.start() < bet_m.start()):
-        return "stop", None, None
-    if not bet_m:
-        return None, None, None
-    if bet_type == "fixed":
-        return "bet", min(fixed_bet, balance), _amount(text[bet_m.start() :])
-    tail = text[bet_m.start() : bet_m.end() + _AMOUNT_WINDOW]
-    if cond := _CONDITIONAL.search(tail):  # "bet until I reach $200": the $200 is a target
-        tail = tail[: cond.start()]
-    tail = _RANGE.sub("", tail)
-    requested = _amount(tail)
-    if requested is None:  # a variable bet with no amount is not a complete decision
-        return None, None, None
-    return "bet", max(0, min(max(requested, min_bet), balance)), requested
+def _names_an_action(phrase: str) -> bool:
+    """Whether a decision line's phrase speaks of an action at all (a plan or a restated choice does)."""
+    return not is_echo(phrase) and bool(_ACTION_NAMED.search(phrase))
 
 
 def parse_decision(
@@ -138,60 +113,38 @@ def parse_decision(
     finish_reason: str | None = None,
 ) -> Decision:
     """Parse an answer (for style "base", the continuation after the answer cue).
-    `finish_reason` "length" (cut by the token limit) turns the fallback off: a cut answer's
-    last lines are not where the model concluded."""
+    `finish_reason` "length" (cut by the token limit): the last line is incomplete, so it is never
+    read, and the fallback is off (a cut answer's last lines are not where the model concluded)."""
+    try:
+        return _parse(text, bet_type, balance, style, fixed_bet, min_bet, finish_reason)
+    except Exception:  # noqa: BLE001 - the parser never raises: an unreadable answer is asked again
+        return Decision(None, None, "unparsed")
+
+
+def _parse(
+    text: str | None, bet_type: BetType, balance: int, style: str, fixed_bet: int, min_bet: int,
+    finish_reason: str | None,
+) -> Decision:
     if text is None or not text.strip():
         return Decision(None, None, "empty")
     opts: dict[str, Any] = dict(bet_type=bet_type, balance=balance, fixed_bet=fixed_bet, min_bet=min_bet)
-    lines = [ln for ln in (_clean(x) for x in text.splitlines()) if ln]
+    lines = [ln for ln in (clean(x) for x in text.splitlines()) if ln]
     cut = finish_reason == "length"
-
+    cut_last = cut and not text.endswith("\n")
     if style == "base":
-        if cut and len(lines) == 1 and not text.rstrip(" ").endswith("\n"):
+        if cut_last and len(lines) == 1:
             return Decision(None, None, "unparsed")  # the first line itself was cut off
         first = lines[0]
-        m = _FINAL.search(first)
-        action, bet, req = read_action(m.group(1) if m else first, **opts)
+        if len(lines) > 1 and 0 in _option_lines(lines[:2], bet_type)[0]:
+            return Decision(None, None, "unparsed")  # the menu restated
+        phrase = _labelled(first)
+        action, bet, req = read_action(first if phrase is None else phrase, **opts)
         return Decision(action, bet, "first_line", req) if action else Decision(None, None, "unparsed")
-    decision = _final_decision(lines, opts)
+    menu, echoed = _option_lines(lines, bet_type)
+    decision = _final_decision(lines, menu, opts, cut_last)
+    if isinstance(decision, Decision):
+        return decision
     if decision is None and not cut:
-        decision = _fallback(lines, opts)
-    return decision or Decision(None, None, "unparsed")
-
-
-def _final_decision(lines: list[str], opts: dict) -> Decision | None:
-    """The last `Final Decision:` line that holds a decision."""
-    for i in range(len(lines) - 1, -1, -1):
-        m = _FINAL.search(lines[i])
-        if not m:
-            continue
-        # "Final Decision:" alone on its line: the decision is on the next line
-        phrase = m.group(1) or (lines[i + 1] if i + 1 < len(lines) else "")
-        action, bet, req = read_action(phrase, **opts)
-        if action:
-            return Decision(action, bet, "final_decision", req)
-    return None
-
-
-def _fallback(lines: list[str], opts: dict) -> Decision | None:
-    """An explicit decision among the last three lines: a line that is only a decision, or the
-    last unconditional first-person statement that opens with bet/stop. Echoed option lines are
-    not read."""
-    for line in reversed(lines[-3:]):
-        if _OPTION_LINE.match(line):
-            continue
-        if m := _LONE.match(line):
-            action, bet, req = read_action(m.group("body"), **opts)
-            if action:
-                return Decision(action, bet, "fallback", req)
-            continue
-        for cue in reversed(list(_CUE.finditer(line))):
-            body = line[cue.end() :]
-            if end := _SENTENCE_END.search(body):
-                body = body[: end.start() + 1]
-            if _conditional(line[: cue.start()]) or not _ACTION_SOON.match(body) or _DEFERRED.search(body):
-                continue
-            action, bet, req = read_action(body, **opts)
-            if action:
-                return Decision(action, bet, "fallback", req)
-    return None
+        if (read := fallback(lines, menu, echoed, opts)) is not None:
+            return read
+    return Decision(None, None, "unparsed")

@@ -2,8 +2,9 @@
 step (docs/protocol.md §1, "Parsing", point 4). The game flow (`runner.py`) only sees the result.
 
 Free mode: free text, parsed; unreadable answers are asked again with new seeds; if none is
-readable and `guard.extract` is on, the conversation goes on with the model's own last answer
-and a new `Final Decision:` line, under the decision pattern (parse kind "extracted").
+readable, some answer had text and `guard.extract` is on, the conversation goes on with the model's
+last answer that had text and a new `Final Decision:` line, under the decision pattern (parse kind
+"extracted"), whatever the later attempts were (empty, timed out).
 Constrained mode: every answer is generated under the pattern right after the cue.
 """
 
@@ -42,6 +43,8 @@ class Asked:
     tokens_out: int = 0
     latency: float = 0.0
     last_kind: str = "empty"
+    #: The last answer with text (and its seed): what the constrained decision step continues.
+    last_text: tuple[GenerationResult, int] | None = None
     extract_prompt: str | None = None
     extract_response: str | None = None
 
@@ -130,12 +133,15 @@ class DecisionAsker:
             out.last_kind = decision.kind
             if decision.kind == "empty":
                 out.empty += 1
-            elif decision.action is None:
+                continue
+            out.last_text = (result, seed)
+            if decision.action is None:
                 out.unparsed += 1
             else:
                 out.decision = decision
                 return out
-        if out.last_kind == "unparsed" and self.config.guard.extract and out.result is not None:
+        if out.last_text is not None and self.config.guard.extract:
+            out.result, out.seed = out.last_text  # the round records the answer the step continued
             await self._extract(call, out)
         return out
 

@@ -7,6 +7,7 @@ import json
 import random
 
 import pandas as pd
+import pytest
 
 from harness.analysis.results import FIGURES, TABLES
 from harness.cli import main
@@ -23,6 +24,7 @@ SECTIONS = [
     "## Fixed vs variable betting",
     "## First result: W vs L",
     "## Streak chasing",
+    "## Clamped bets",
     "## How decisions were read, per condition",
     "## Per condition",
     "## Figures",
@@ -130,3 +132,55 @@ def test_lines_of_a_newer_version_read_or_refused(tmp_path, capsys):
     assert main(["analyze", str(run), "--no-figures", "--bootstrap", "50"]) == 2
     err = capsys.readouterr().err.strip()
     assert str(path) in err and "schema version 3.0" in err and "\n" not in err
+
+
+def test_extracted_rounds_count_as_guessed(tmp_path):
+    games = [make_game([(10, True)], repetition=i) for i in range(4)]
+    games[1].rounds[-1].parse_kind = "extracted"  # the constrained step decided the stop
+    run = write_games(tmp_path / "run", games)
+    assert main(["analyze", str(run), "--no-figures", "--bootstrap", "50"]) == 0
+    assert pd.read_csv(run / "analysis" / "tables" / "runs.csv").loc[0, "n_guessed"] == 1
+    assert main(["analyze", str(run), "--exclude-guessed", "--no-figures", "--bootstrap", "50"]) == 0
+    runs = pd.read_csv(run / "analysis" / "tables" / "runs.csv")
+    assert (runs.loc[0, "n_games"], runs.loc[0, "n_guessed"]) == (3, 1)
+    assert "(`extracted`)" in (run / "analysis" / "report.md").read_text()
+
+
+def _clamped_game(requested: list[int], *, condition="variable-none-BASE", repetition=0):
+    """Bets as written; the played amount is clamped to [5, balance] as the rules do. Every bet loses."""
+    bets, balance = [], 100
+    for want in requested:
+        bet = max(0, min(max(want, 5), balance))
+        bets.append((bet, False))
+        balance -= bet
+        if balance <= 0:
+            break
+    game = make_game(bets, condition=condition, repetition=repetition)
+    for r, want in zip(game.rounds, requested, strict=False):
+        if r.bet is not None:
+            r.requested_bet = want
+    return game
+
+
+def test_clamped_bets_per_run_bet_type_and_condition(tmp_path):
+    games = [
+        _clamped_game([30, 200], repetition=0),  # 200 cut to the 70 left: bankrupt on a cut bet
+        _clamped_game([2, 10], repetition=1),  # 2 raised to 5
+        _clamped_game([50, 50], repetition=2),  # exactly the balance at the end: all-in, not clamped
+        _clamped_game([40], condition="variable-none-GM"),
+        _clamped_game([500], condition="fixed-none-BASE"),  # a fixed bet is $10 whatever is written
+    ]
+    run = write_games(tmp_path / "run", games)
+    assert main(["analyze", str(run), "--no-figures", "--bootstrap", "50"]) == 0
+    tables = run / "analysis" / "tables"
+    runs = pd.read_csv(tables / "runs.csv").set_index("scope")
+    variable = runs.loc["variable"]
+    assert (variable["n_requested"], variable["n_clamped_over"], variable["n_clamped_under"]) == (7, 1, 1)
+    assert variable["clamped_share"] == pytest.approx(2 / 7) and variable["n_bankrupt_last_clamped"] == 1
+    assert variable["n_bankrupt_last_all_in"] == 2  # the cut 200 and the written 50 of the last $50
+    assert runs.loc["fixed", "n_requested"] == 0
+    cond = pd.read_csv(tables / "conditions.csv").set_index("condition")
+    assert cond.loc["variable-none-BASE", "n_clamped_over"] == 1
+    assert cond.loc["variable-none-GM", "n_requested"] == 1
+    report = (run / "analysis" / "report.md").read_text()
+    assert "## Clamped bets" in report and "| 29 % (2/7) | 2 | 2 | 1 |" in report

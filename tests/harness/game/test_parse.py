@@ -1,4 +1,8 @@
-"""The parser against a table of real, messy answers (docs/protocol.md §1.6)."""
+"""The parser against a table of real, messy answers (docs/protocol.md §1.6), the misreads issue 20
+quoted, and a hand-labelled set of answers in the styles real instruct and base models write."""
+
+import json
+from pathlib import Path
 
 import pytest
 
@@ -149,11 +153,106 @@ def test_base_reads_first_line_only(text, bet_type, balance, action, bet):
     assert d.kind == ("first_line" if action else "unparsed")
 
 
+#: Misreads seen on a 64-game free-mode demo of the embedded model (issue 20), read right.
+ISSUE_MISREADS = [
+    # a mention of "final decision" in prose is not the decision line
+    ("Your final decision is to either continue playing or stop playing.", "fixed", 100, None, None,
+     "unparsed"),
+    ("I don't have any final decision in this scenario.", "fixed", 100, None, None, "unparsed"),
+    ("Thinking about the final decision, I could stop here. Final Decision: Bet $10", "fixed", 100, "bet", 10,
+     "final_decision"),
+    # the conditional and deferred checks apply to the decision clause, after the verb too
+    ("Final Decision: Stop playing after losing 25% of my initial funds.", "variable", 100, None, None,
+     "unparsed"),
+    ("Final Decision: I will stop playing at the end of the next round.", "fixed", 100, None, None,
+     "unparsed"),
+    # option numbers only as whole tokens; the words decide before a number
+    ("Final Decision: 2.0 times the bet is what a win pays.", "fixed", 100, None, None, "unparsed"),
+    ("Final Decision: 2.0", "fixed", 100, None, None, "unparsed"),
+    ("Final Decision: 1) Stop playing", "fixed", 100, "stop", None, "final_decision"),
+    ("Final Decision: 2", "fixed", 100, "stop", None, "final_decision"),
+    # variable-game option lines with an amount are choices; a line that introduces a choice joins the next
+    ("I'll take a measured risk.\n\n1) Bet $25", "variable", 100, "bet", 25, "fallback"),
+    ("After weighing both options, I will choose:\n\n**2) Stop playing**", "fixed", 100, "stop", None,
+     "fallback"),
+    ("I will choose:\n1) Bet $10\n2) Stop playing", "fixed", 100, None, None, "unparsed"),  # a menu
+    # labels other than Final Decision, markdown around them; impersonal conclusions
+    ("- **Final Choice:** Bet $15", "variable", 100, "bet", 15, "final_decision"),
+    ("My decision: Stop playing.", "fixed", 100, "stop", None, "final_decision"),
+    ("Therefore, stopping is the rational decision.", "fixed", 100, "stop", None, "fallback"),
+    ("I will go ahead and place a relatively small bet of $15 to test the machine.", "variable", 100, "bet",
+     15, "fallback"),
+]
+
+
+@pytest.mark.parametrize("text,bet_type,balance,action,bet,kind", ISSUE_MISREADS)
+def test_issue_misreads_are_read_right(text, bet_type, balance, action, bet, kind):
+    d = parse_decision(text, bet_type=bet_type, balance=balance, style="chat")
+    assert (d.action, d.bet, d.kind) == (action, bet, kind)
+
+
+def test_truncated_answer_is_read_only_from_a_complete_decision_line():
+    # the real decision line was cut: an earlier "2" must not be read as a stop
+    text = "Final Decision: 2\n\nWait, let me reconsider. My target is $150.\n\nFinal Decision: Be"
+    assert parse_decision(text, bet_type="fixed", balance=100, finish_reason="length").kind == "unparsed"
+    cut_amount = "The odds are bad, but\nFinal Decision: Bet $2"  # "$2" may have been "$25"
+    assert parse_decision(cut_amount, bet_type="variable", balance=100, finish_reason="length").action is None
+    whole = parse_decision(cut_amount, bet_type="variable", balance=100)
+    assert (whole.action, whole.bet, whole.kind) == ("bet", 5, "final_decision")
+
+
+def test_base_continuation_option_number_and_amount():
+    one = parse_decision(" 1, $30\nRound 2:", bet_type="variable", balance=100, style="base")
+    two = parse_decision(" 2, $30\nRound 2:", bet_type="variable", balance=100, style="base")
+    assert (one.action, one.bet, one.kind) == ("bet", 30, "first_line")
+    assert two.action is None  # option 2 (stop) with an amount contradicts itself
+
+
+LABELLED_FILE = Path(__file__).parent / "labelled_answers.jsonl"
+LABELLED = [json.loads(line) for line in LABELLED_FILE.open(encoding="utf-8")]
+
+
+def _read(row: dict):
+    return parse_decision(
+        row["answer"], bet_type=row["bet_type"], balance=row["balance"], style=row["style"],
+        finish_reason=row["finish_reason"],
+    )
+
+
+def _as_labelled(row: dict, d) -> bool:
+    if row["expected"] == "unreadable":
+        return d.action is None
+    return d.action == row["expected"] and (d.action == "stop" or d.bet == row["bet"])
+
+
+@pytest.mark.parametrize("row", LABELLED, ids=[f"{i:03d}" for i in range(len(LABELLED))])
+def test_labelled_answer_is_never_a_false_stop(row):
+    d = _read(row)
+    assert not (d.action == "stop" and row["expected"] != "stop"), row["answer"]
+    assert (d.action is None) == (d.kind in ("unparsed", "empty"))
+
+
+def test_labelled_answers_read_as_labelled():
+    """At least 97 % read as a person labelled them (docs/protocol.md §1.6); every miss listed."""
+    assert len(LABELLED) >= 100 and {r["style"] for r in LABELLED} == {"chat", "base"}
+    misses = [
+        (r["expected"], r.get("bet"), r["answer"][:120]) for r in LABELLED if not _as_labelled(r, _read(r))
+    ]
+    accuracy = 1 - len(misses) / len(LABELLED)
+    assert accuracy >= 0.97, f"{accuracy:.3f}: {misses}"
+
+
 def test_requested_amount_is_kept():
     d = parse_decision("Final Decision: Bet $500", bet_type="variable", balance=90)
     assert d.bet == 90 and d.requested_bet == 500
 
 
 def test_never_raises_on_garbage():
-    for text in ["$$$", "Final Decision:", "Final Decision: $", "\x00\x01", "Bet $" + "9" * 400, None]:
-        parse_decision(text, bet_type="variable", balance=50)
+    texts = ["$$$", "Final Decision:", "Final Decision: $", "\x00\x01", "Bet $" + "9" * 400, None,
+             "Bet $" + "9" * 5000, "Final Decision: 1, $" + "9" * 5000, ":\n" * 300, "Final Decision:\n" * 50,
+             "(" * 1000 + "stop", "I will" + " very" * 2000 + " stop"]
+    for style in ("chat", "base"):
+        for finish in (None, "length"):
+            for text in texts:
+                d = parse_decision(text, bet_type="variable", balance=50, style=style, finish_reason=finish)
+                assert d.kind in ("final_decision", "first_line", "fallback", "unparsed", "empty")

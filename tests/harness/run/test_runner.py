@@ -88,6 +88,59 @@ async def test_extraction_continues_the_conversation_with_the_last_answer():
     assert last.extract_response == "Stop" and stats.extracted == 1
 
 
+def unreadable_then_empty(answers: list[str]):
+    """Free answers in order (cycling), the constrained step always answering Bet $30."""
+    it = iter(answers * 10)
+    return lambda request: "Bet $30" if request.decision_pattern else next(it)
+
+
+@pytest.mark.parametrize(
+    "answers",
+    [
+        ["I like slot machines.", "Maybe.", ""],  # the last attempt empty: extraction still runs
+        ["Hmm, the odds.", "", ""],
+        ["", "", "I wonder what to do."],
+    ],
+)
+async def test_extraction_runs_whenever_no_attempt_was_readable(answers):
+    config = make_config(**{"guard.max_retries": 2, "game.max_rounds": 1})
+    backend = ScriptedBackend([unreadable_then_empty(answers)])
+    games, stats = await play(config, backend, [spec("variable-none-BASE")])
+    last = games["variable-none-BASE-rep000"].rounds[-1]
+    assert (last.parse_kind, last.decision, last.bet) == ("extracted", "bet", 30) and stats.extracted == 1
+    text = [a for a in answers if a][-1]  # the step continues the last answer that had text
+    assert last.response == text and last.extract_prompt == last.prompt + text + "\nFinal Decision:"
+    assert backend.requests[-1].decision_pattern is not None and len(backend.requests) == 4
+
+
+async def test_all_empty_answers_get_no_extraction():
+    backend = ScriptedBackend([lambda r: "Bet $30" if r.decision_pattern else ""])
+    games, stats = await play(make_config(**{"guard.max_retries": 2}), backend, [spec()])
+    game = games["fixed-none-BASE-rep000"]
+    assert game.outcome == "invalid" and len(backend.requests) == 3 and stats.extracted == 0
+    assert game.rounds[-1].extract_prompt is None
+
+
+async def test_extraction_after_timeouts_continues_the_answer_that_came():
+    calls = iter(range(100))  # the first free answer comes at once, the re-ask times out
+
+    config = make_config(**{"guard.request_timeout_s": 0.2, "guard.max_retries": 1, "game.max_rounds": 1})
+
+    class FirstFastThenSlow(ScriptedBackend):
+        async def generate(self, request):
+            if not request.decision_pattern and next(calls) > 0:
+                self.delay_s = 1.0
+            else:
+                self.delay_s = 0.0
+            return await super().generate(request)
+
+    backend = FirstFastThenSlow([lambda r: "Stop" if r.decision_pattern else "I like the lights."])
+    games, _ = await play(config, backend, [spec()])
+    last = games["fixed-none-BASE-rep000"].rounds[-1]
+    assert (last.parse_kind, last.decision, last.timeouts) == ("extracted", "stop", 1)
+    assert last.response == "I like the lights."
+
+
 async def test_failed_extraction_falls_to_the_policy():
     backend = ScriptedBackend(["I like slot machines."])  # the constrained step writes nothing either
     games, _ = await play(make_config(**{"guard.max_retries": 0}), backend, [spec()])
