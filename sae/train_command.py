@@ -1,7 +1,7 @@
 """`harness sae train RUN_DIR --layers ...`: prompts -> activation buffer -> one SAE per layer.
 
 The flags are registered in `sae/command.py` (`register_train`); this module does the work, so
-`harness --help` never imports torch. See `sae/train.py` for the method and the resume rule.
+`harness --help` never imports torch. See `sae/training/trainer.py` for the method and the resume rule.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from rich.progress import (
 )
 
 from harness.errors import ConfigError
-from sae.train_config import TrainConfig, TrainMetrics
+from sae.training.config import TrainConfig, TrainMetrics
 
 
 def train_config(args) -> TrainConfig:
@@ -80,8 +80,8 @@ def run_train(args) -> int:
     from sae.progress import PassProgress, finishing
     from sae.reader import ResidualReader, run_model_config
     from sae.spec import parse_layers
-    from sae.train import TrainJob, finished_metrics
-    from sae.train_data import collect, prompts_by_game, split_games
+    from sae.training.data import collect, prompts_by_game, split_games
+    from sae.training.trainer import TrainJob, finished_metrics
 
     cfg = train_config(args)
     layers = parse_layers(args.layers)

@@ -14,10 +14,10 @@ import numpy as np
 import pytest
 import torch
 
-from sae.train import TrainJob, batch_rows, evaluate, lr_at
-from sae.train_config import TrainConfig
-from sae.train_data import ActivationBuffer, split_games
-from sae.trainable import TrainableSAE, saelens_cfg, write_saelens
+from sae.training.config import TrainConfig
+from sae.training.data import ActivationBuffer, split_games
+from sae.training.trainable import TrainableSAE, saelens_cfg, write_saelens
+from sae.training.trainer import TrainJob, batch_rows, evaluate, lr_at
 
 D = 32
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
