@@ -67,7 +67,7 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
 def open_run(args):
     """(games, reader, saes) for a command's args; every user error is a HarnessError, and the
     cheap checks (layers, SAE folders, games file) come before the model is loaded."""
-    from sae.features import read_games
+    from sae.games import read_games
     from sae.reader import ResidualReader, run_model_config
     from sae.spec import load_folders, parse_layers, resolve_spec
 

@@ -76,7 +76,7 @@ def print_metrics(metrics: list[TrainMetrics], out: Path) -> None:
 
 
 def run_train(args) -> int:
-    from sae.features import read_games
+    from sae.games import read_games
     from sae.progress import PassProgress, finishing
     from sae.reader import ResidualReader, run_model_config
     from sae.spec import parse_layers

@@ -183,7 +183,7 @@ def run_patch(args) -> int:
 def run_words(args) -> int:
     import numpy as np
 
-    from sae.features import decision_rounds, group_of, read_games, split_groups
+    from sae.games import decision_rounds, group_of, read_games, split_groups
     from sae.patching.generate import Generator
     from sae.progress import PassProgress, finishing
     from sae.reader import ResidualReader, run_model_config

@@ -24,7 +24,7 @@ import pandas as pd
 
 from harness.records import GameRecord
 from harness.seeds import derive_seed
-from sae.features import GROUPS, decision_rounds, group_of, split_groups
+from sae.games import GROUPS, decision_rounds, group_of, split_groups
 from sae.model import SAE
 from sae.pathway.shards import ShardStore, ShardWriter
 from sae.reader import ResidualReader

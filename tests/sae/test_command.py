@@ -8,7 +8,7 @@ import pytest
 from harness.backends.formatter import PromptFormatter
 from harness.cli import main
 from harness.records import EVENT_ADAPTER
-from sae.features import decision_rounds, read_games
+from sae.games import decision_rounds, read_games
 from tests.sae.builders import (
     GAME_PLANS,
     played_game,

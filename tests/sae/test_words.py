@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from harness.cli import main
-from sae.features import read_games
+from sae.games import read_games
 from sae.model import SAE, SAEConfig
 from sae.words import answer_words, feature_words, final_norm_gain, token_effects, top_tokens
 from tests.sae.builders import write_layer_saes
