@@ -28,8 +28,8 @@ BUILTIN = (
     "harness.commands.study",
     "harness.commands.schema",
     "harness.commands.status",
-    "harness.analysis.command",
-    "sae.command",
+    "harness.commands.analyze",
+    "sae.commands",
     "tui.command",
 )
 

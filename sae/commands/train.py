@@ -1,31 +1,65 @@
 """`harness sae train RUN_DIR --layers ...`: prompts -> activation buffer -> one SAE per layer.
 
-The flags are registered in `sae/command.py` (`register_train`); this module does the work, so
-`harness --help` never imports torch. See `sae/training/trainer.py` for the method and the resume rule.
+See `sae/training/trainer.py` for the method and the resume rule. Torch loads only when the command
+runs, so `harness --help` never imports it.
 """
 
 from __future__ import annotations
 
 import shutil
 from pathlib import Path
-from typing import cast
-
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
+from typing import TYPE_CHECKING, cast
 
 from harness.errors import ConfigError
-from sae.training.config import TrainConfig, TrainMetrics
+from sae.commands.options import add_events_flags
+
+if TYPE_CHECKING:
+    from sae.training.config import TrainConfig, TrainMetrics
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "train", help="Train an SAE per layer on the residual stream of a run's prompts (resumable)."
+    )
+    p.add_argument(
+        "run_dir", type=Path, metavar="RUN_DIR", help="Run directory (games.jsonl, manifest.json)."
+    )
+    p.add_argument("--layers", required=True, help="Block indices, e.g. '15' or '10,15,20'.")
+    p.add_argument("--architecture", choices=["topk", "jumprelu"], help="Activation (default topk).")
+    p.add_argument("--expansion", type=int, help="d_sae = expansion x d_model (default 8).")
+    p.add_argument("--k", type=int, help="TopK: active features per token (default 32).")
+    p.add_argument("--l0-coef", type=float, help="JumpReLU: L0 penalty per active feature (default 0.001).")
+    p.add_argument("--init-threshold", type=float, help="JumpReLU: initial threshold (default 0.5).")
+    p.add_argument("--bandwidth", type=float, help="JumpReLU: straight-through kernel width (default 0.1).")
+    p.add_argument("--lr", type=float, help="Adam learning rate (default 0.003).")
+    p.add_argument("--steps", type=int, help="Optimizer steps per layer (default 400).")
+    p.add_argument("--batch-tokens", type=int, help="Token positions per step (default 2048).")
+    p.add_argument(
+        "--dead-tokens", type=int, help="Inactive this many training tokens = dead (default 50000)."
+    )
+    p.add_argument("--seed", type=int, help="Seeds init, game split and batches (default 0).")
+    p.add_argument("--holdout", type=float, help="Share of games held out for the metrics (default 0.2).")
+    p.add_argument(
+        "--checkpoint-every", type=int, default=100, help="Steps between checkpoints (default 100)."
+    )
+    p.add_argument("--model", help="Model path (default: the run manifest's config.model.path).")
+    p.add_argument("--style", choices=["chat", "base"], help="Prompt style (default: from the manifest).")
+    p.add_argument("--device", default="auto", help="'auto', 'cpu', 'cuda', 'cuda:1', ... (default auto).")
+    p.add_argument("--dtype", help="Model dtype (default: the manifest's config.model.dtype).")
+    p.add_argument("--batch-size", type=int, default=8, help="Prompts per forward pass (default 8).")
+    p.add_argument("--out", type=Path, help="Output folder (default RUN_DIR/sae/train).")
+    p.add_argument("--restart", action="store_true", help="Retrain: ignore checkpoints and finished layers.")
+    p.add_argument(
+        "--keep-buffer", action="store_true", help="Keep OUT/buffer (the residuals) after training."
+    )
+    add_events_flags(p)
+    p.set_defaults(func=run)
 
 
 def train_config(args) -> TrainConfig:
     """The TrainConfig of the command's flags (ConfigError naming the flag when one is out of range)."""
+    from sae.training.config import TrainConfig
+
     fields = ("architecture", "expansion", "k", "l0_coef", "init_threshold", "bandwidth", "lr", "steps",
               "batch_tokens", "seed", "holdout", "dead_tokens")
     try:
@@ -33,37 +67,6 @@ def train_config(args) -> TrainConfig:
     except ValueError as e:
         err = e.errors()[0]  # type: ignore[attr-defined]
         raise ConfigError(f"--{str(err['loc'][0]).replace('_', '-')}: {err['msg']}") from None
-
-
-class TrainBar:
-    """A rich bar for reading the prompts and one per layer, with loss, L0 and dead features."""
-
-    def __init__(self, prompts: int, layers: list[int], steps: int):
-        self.progress = Progress(
-            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TimeRemainingColumn(),
-            console=Console(stderr=True),
-        )
-        self.read = self.progress.add_task("prompts", total=prompts, info="")
-        self.layers = {
-            L: self.progress.add_task(f"layer {L}", total=steps, info="", start=False) for L in layers
-        }
-
-    def __enter__(self) -> TrainBar:
-        self.progress.__enter__()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.progress.__exit__(*exc)
-
-    def prompts(self, done: int) -> None:
-        self.progress.update(self.read, completed=done)
-
-    def step(self, layer: int, step: int, info: dict) -> None:
-        task = self.layers[layer]
-        self.progress.start_task(task)
-        text = f"loss {info['loss']:.4f} L0 {info['l0']:.1f} dead {info['dead']}" if info else "resumed"
-        self.progress.update(task, completed=step, info=text)
 
 
 def print_metrics(metrics: list[TrainMetrics], out: Path) -> None:
@@ -75,7 +78,8 @@ def print_metrics(metrics: list[TrainMetrics], out: Path) -> None:
     print(f"wrote {out}/layer_{{L}}/ (cfg.json, sae_weights.safetensors, metrics.json); use --sae {out}")
 
 
-def run_train(args) -> int:
+def run(args) -> int:
+    from sae.commands.train_bar import TrainBar
     from sae.games import read_games
     from sae.progress import PassProgress, finishing
     from sae.reader import ResidualReader, run_model_config
@@ -124,5 +128,5 @@ def run_train(args) -> int:
                 done[L] = job.run_layer(L, on_step)
         if not args.keep_buffer:
             shutil.rmtree(out / "buffer", ignore_errors=True)
-    print_metrics([cast(TrainMetrics, done[L]) for L in layers], out)  # every layer is done by now
+    print_metrics([cast("TrainMetrics", done[L]) for L in layers], out)  # every layer is done by now
     return 0

@@ -1,68 +1,45 @@
-"""`harness sae patch` and `harness sae words`: the run functions behind their registrars in
-`sae/command.py` (imported only when one of them runs, since they pull in torch)."""
+"""`harness sae patch`: activation patching, each feature clamped while generating (batched,
+resumable). Torch loads only when the command runs."""
 
 from __future__ import annotations
 
-import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, cast
 
-from harness.errors import ConfigError, RunDirError
-
-if TYPE_CHECKING:
-    from transformers import PreTrainedModel
-
-
-def _find_run_dir(path: Path) -> Path | None:
-    for p in (path, *path.parents[:3]):
-        if (p / "manifest.json").is_file() or (p / "games.jsonl").is_file():
-            return p
-    return None
+from sae.commands.options import (
+    add_events_flags,
+    add_selection_args,
+    manifest_config,
+    resolve_inputs,
+    selected,
+)
 
 
-def _manifest_config(run_dir: Path | None) -> dict:
-    from harness.rundir.manifest import read_manifest
-
-    try:
-        manifest = None if run_dir is None else read_manifest(run_dir)
-    except RunDirError:
-        return {}
-    return manifest.config if manifest is not None else {}
-
-
-def resolve_inputs(args) -> tuple[Path | None, Path]:
-    """(run dir or None, features table) from RUN_DIR_OR_FEATURES and --features."""
-    target: Path = args.target
-    if target.is_file():
-        return _find_run_dir(target.parent), args.features or target
-    if not target.is_dir():
-        raise ConfigError(f"{target}: neither a run directory nor a features table")
-    return target, args.features or target / "sae" / "features" / "features.parquet"
-
-
-def _selected(args, table_path: Path):
-    from sae.patching.stats import parse_ids, read_feature_table, select_features
-    from sae.spec import parse_layers
-
-    table = read_feature_table(table_path)
-    chosen = select_features(
-        table, top=args.top, layers=parse_layers(args.layers) if args.layers else None,
-        ids=parse_ids(args.ids) if args.ids else None, include_all=args.all_features,
+def register(sub) -> None:
+    p = sub.add_parser(
+        "patch", help="Activation patching: clamp each feature while generating (batched, resumable)."
     )
-    if getattr(args, "causal", None):
-        import pandas as pd
-
-        causal = pd.read_parquet(args.causal)
-        causal = causal[causal["classification"].isin(["safe", "risky"])][
-            ["layer", "feature", "classification"]
-        ]
-        chosen = chosen.merge(causal, on=["layer", "feature"], how="inner")
-    if chosen.empty:
-        raise ConfigError(
-            f"{table_path}: no feature selected (none significant? try --all-features or --ids)"
-        )
-    return chosen
+    add_selection_args(p)
+    p.add_argument("--trials", type=int, default=50, help="Trials per condition (default 50).")
+    p.add_argument("--temperature", type=float, default=0.7)
+    p.add_argument("--top-p", type=float, default=1.0)
+    p.add_argument(
+        "--max-new-tokens", type=int, help="Default: the run's generation.max_new_tokens (else 256)."
+    )
+    p.add_argument(
+        "--decision", choices=("free", "constrained"),
+        help="How answers are generated and read (default: the run's game.decision, else free).",
+    )
+    p.add_argument("--seed", type=int, help="Trial seeds derive from it (default: the run's seed).")
+    p.add_argument("--batch-size", type=int, default=200, help="Trials per generate call (default 200).")
+    p.add_argument("--alpha", type=float, default=0.05, help="BH-FDR level over all tests (default 0.05).")
+    p.add_argument("--min-effect", type=float, default=0.1, help="Minimum |rate change| (default 0.1).")
+    for name in ("safe", "risky"):
+        p.add_argument(f"--{name}-condition", help=f"Condition id of the {name} prompt.")
+        p.add_argument(f"--{name}-history", help=f"Rounds before the {name} prompt, e.g. '10L,20W'.")
+    p.add_argument("--restart", action="store_true", help="Discard earlier results in the output folder.")
+    add_events_flags(p)
+    p.set_defaults(func=run)
 
 
 def _progress(run_dir: Path | None, args, model: str):
@@ -124,7 +101,7 @@ def _write_patch_results(args, lines, features: list[dict], meta: dict, out: Pat
     return table
 
 
-def run_patch(args) -> int:
+def run(args) -> int:
     from harness.game.prompts import DECISION_MAX_TOKENS
     from harness.game.rules import GameRules
     from sae.patching.prompts import build_test_prompts
@@ -134,10 +111,10 @@ def run_patch(args) -> int:
     from sae.spec import resolve_spec
 
     run_dir, table_path = resolve_inputs(args)
-    chosen = _selected(args, table_path)
+    chosen = selected(args, table_path)
     # the SAE folders are resolved before the model loads
     folders = resolve_spec(args.sae, sorted(int(x) for x in chosen["layer"].unique()))
-    config = _manifest_config(run_dir)
+    config = manifest_config(run_dir)
     model_cfg = run_model_config(run_dir or table_path.parent, args.model, args.style)
     generator = _load_generator(args, model_cfg, config.get("generation") or {})
     prompts = build_test_prompts(
@@ -177,56 +154,4 @@ def run_patch(args) -> int:
     print(f"{len(table)} features patched: {counts.get('safe', 0)} safe, {counts.get('risky', 0)} risky, "
           f"{counts.get('breaks_format', 0)} breaks_format, {counts.get('none', 0)} none; "
           f"wrote {out / 'patch_features.parquet'} and {out / 'report.md'}")
-    return 0
-
-
-def run_words(args) -> int:
-    import numpy as np
-
-    from sae.games import decision_rounds, group_of, read_games, split_groups
-    from sae.patching.generate import Generator
-    from sae.progress import PassProgress, finishing
-    from sae.reader import ResidualReader, run_model_config
-    from sae.spec import load_folders, model_warnings, resolve_spec
-    from sae.words import feature_words, write_words
-
-    run_dir, table_path = resolve_inputs(args)
-    if run_dir is None:
-        raise ConfigError(f"{args.target}: `words` needs the run directory (its games)")
-    chosen = _selected(args, table_path)
-    layers = sorted(int(x) for x in chosen["layer"].unique())
-    folders = resolve_spec(args.sae, layers)
-    all_games = read_games(run_dir)
-    games = [g for g in all_games if decision_rounds(g)]
-    if not games:
-        raise ConfigError(f"{run_dir}: no game with a saved decision prompt")
-    model_cfg = run_model_config(run_dir, args.model, args.style)
-    # one CausalLM: LM head + blocks
-    generator = Generator.load(model_cfg, device=args.device, dtype=args.dtype)
-    lm = cast("PreTrainedModel", generator.model)  # a transformers causal LM: its config names the checkpoint
-    reader = ResidualReader.from_model(
-        getattr(lm, "model", lm), generator.formatter, batch_size=args.batch_size
-    )
-    saes = load_folders(folders, device=generator.device, dtype=args.sae_dtype, d_model=reader.d_model)
-    warnings = model_warnings(saes, [model_cfg.name, model_cfg.path, lm.config._name_or_path])
-    prompts = [decision_rounds(g)[-1].prompt for g in games]
-    acts = {L: np.zeros((len(games), saes[L].d_sae), dtype=np.float32) for L in layers}
-    report = PassProgress(run_dir, "words", model_cfg.name, events=not args.no_events, file=args.events)
-    with finishing(report):
-        done = 0
-        for idx, residuals in reader.last_token(prompts, layers):
-            for L in layers:
-                acts[L][idx] = saes[L].encode(residuals[L]).float().cpu().numpy()
-            done += len(idx)
-            report(done, len(prompts))
-    texts = [decision_rounds(g)[-1].response or "" for g in games]
-    groups = [group_of(g) or "other" for g in games]  # the delta compares bankrupt vs voluntary stops
-    tok = generator.formatter.tokenizer
-    table = feature_words(lm, lambda i: tok.decode([i]), saes, chosen, acts, texts, groups,
-                          k_tokens=args.k_tokens, k_words=args.k_words)
-    meta = {"games": len(games), "n_bankrupt": groups.count("bankrupt"), "n_stopped": groups.count("stopped"),
-            "games_dropped": split_groups(all_games)[1], "warnings": warnings}
-    out = args.out or run_dir / "sae" / "words"
-    paths = write_words(table, meta, out)
-    print(f"{len(table)} features; wrote {paths['table']} and {paths['report']}", file=sys.stdout)
     return 0

@@ -1,0 +1,161 @@
+"""Flags and argument helpers shared by the `harness sae` sub-commands."""
+
+from __future__ import annotations
+
+import argparse
+from contextlib import contextmanager
+from pathlib import Path
+
+from harness.errors import ConfigError, RunDirError
+
+SAE_SPEC_HELP = (
+    "SAE folder per layer: a template like 'saes/L{layer}R-8x', a folder with layer_{L} "
+    "subfolders, or one SAE folder (with one layer). See docs/sae.md."
+)
+
+
+def dtype_name(value: str) -> str:
+    """An argparse type: one of `harness.backends.devices.DTYPE_NAMES`, checked when parsed so that
+    building the parser (`harness --help`) does not import the backends."""
+    from harness.backends.devices import DTYPE_NAMES
+
+    if value not in DTYPE_NAMES:
+        raise argparse.ArgumentTypeError(f"{value!r} not one of {', '.join(DTYPE_NAMES)}")
+    return value
+
+
+def add_model_flags(p: argparse.ArgumentParser) -> None:
+    """--sae, --model, --style, --device, --dtype, --sae-dtype and --out: every SAE command's."""
+    p.add_argument("--sae", required=True, metavar="SPEC", help=SAE_SPEC_HELP)
+    p.add_argument("--model", help="Model path (default: the run manifest's config.model.path).")
+    p.add_argument("--style", choices=["chat", "base"], help="Prompt style (default: from the manifest).")
+    p.add_argument("--device", default="auto", help="'auto', 'cpu', 'cuda', 'cuda:1', ... (default auto).")
+    p.add_argument("--dtype", help="Model dtype (default: the manifest's config.model.dtype).")
+    p.add_argument(
+        "--sae-dtype", default="float32", type=dtype_name, metavar="DTYPE",
+        help="SAE dtype: float32, bfloat16 or float16 (default float32)."
+    )
+    p.add_argument("--out", type=Path, help="Output folder (default RUN_DIR/sae/<command>).")
+
+
+def add_events_flags(p: argparse.ArgumentParser) -> None:
+    """--events and --no-events: where the pass's progress events go."""
+    p.add_argument(
+        "--events", type=Path, metavar="PATH",
+        help="Append progress events to PATH instead of RUN_DIR/events.jsonl (a study's own stream).",
+    )
+    p.add_argument(
+        "--no-events", action="store_true", help="Do not append progress events to RUN_DIR/events.jsonl."
+    )
+
+
+def add_model_args(p: argparse.ArgumentParser) -> None:
+    """RUN_DIR, --layers and the model / device flags every SAE pass shares."""
+    p.add_argument(
+        "run_dir", type=Path, metavar="RUN_DIR", help="Run directory (games.jsonl, manifest.json)."
+    )
+    p.add_argument("--layers", required=True, help="Block indices, e.g. '25-31' or '1,5,9'.")
+    add_model_flags(p)
+    p.add_argument("--batch-size", type=int, default=16, help="Prompts per forward pass (default 16).")
+    add_events_flags(p)
+
+
+def open_run(args):
+    """(games, reader, saes) for a command's args; every user error is a HarnessError, and the
+    cheap checks (layers, SAE folders, games file) come before the model is loaded."""
+    from sae.games import read_games
+    from sae.reader import ResidualReader, run_model_config
+    from sae.spec import load_folders, parse_layers, resolve_spec
+
+    layers = parse_layers(args.layers)
+    folders = resolve_spec(args.sae, layers)
+    games = read_games(args.run_dir)
+    reader = ResidualReader(
+        run_model_config(args.run_dir, args.model, args.style),
+        device=args.device, dtype=args.dtype, batch_size=args.batch_size,
+    )
+    if layers[-1] >= reader.n_layers:
+        from harness.errors import ConfigError
+
+        last = reader.n_layers - 1
+        raise ConfigError(f"--layers: {layers[-1]} out of range; the model has blocks 0..{last}")
+    saes = load_folders(folders, device=reader.device, dtype=args.sae_dtype, d_model=reader.d_model)
+    return games, reader, saes
+
+
+@contextmanager
+def progress(args, kind: str, reader):
+    """A `PassProgress` for the pass; its run_end event says how the pass ended."""
+    from sae.progress import PassProgress, finishing
+
+    with finishing(PassProgress(
+        args.run_dir, kind, reader.model_name, events=not args.no_events, file=args.events
+    )) as report:
+        yield report
+
+
+def add_selection_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "target", type=Path, metavar="RUN_DIR_OR_FEATURES",
+        help="Run directory (model, rules, games) or a features table (then --model is needed)."
+    )
+    p.add_argument(
+        "--features", type=Path, metavar="TABLE",
+        help="Features table (default RUN_DIR/sae/features/features.parquet)."
+    )
+    p.add_argument("--top", type=int, help="At most N features per layer, by |d| (default: all selected).")
+    p.add_argument("--layers", help="Only these layers, e.g. '25-31'.")
+    p.add_argument("--ids", help="Exactly these features, 'layer:feature,...' (overrides the selection).")
+    p.add_argument("--all-features", action="store_true", help="Not only the table's significant features.")
+    add_model_flags(p)
+
+
+def find_run_dir(path: Path) -> Path | None:
+    for p in (path, *path.parents[:3]):
+        if (p / "manifest.json").is_file() or (p / "games.jsonl").is_file():
+            return p
+    return None
+
+
+def manifest_config(run_dir: Path | None) -> dict:
+    from harness.rundir.manifest import read_manifest
+
+    try:
+        manifest = None if run_dir is None else read_manifest(run_dir)
+    except RunDirError:
+        return {}
+    return manifest.config if manifest is not None else {}
+
+
+def resolve_inputs(args) -> tuple[Path | None, Path]:
+    """(run dir or None, features table) from RUN_DIR_OR_FEATURES and --features."""
+    target: Path = args.target
+    if target.is_file():
+        return find_run_dir(target.parent), args.features or target
+    if not target.is_dir():
+        raise ConfigError(f"{target}: neither a run directory nor a features table")
+    return target, args.features or target / "sae" / "features" / "features.parquet"
+
+
+def selected(args, table_path: Path):
+    from sae.patching.stats import parse_ids, read_feature_table, select_features
+    from sae.spec import parse_layers
+
+    table = read_feature_table(table_path)
+    chosen = select_features(
+        table, top=args.top, layers=parse_layers(args.layers) if args.layers else None,
+        ids=parse_ids(args.ids) if args.ids else None, include_all=args.all_features,
+    )
+    if getattr(args, "causal", None):
+        import pandas as pd
+
+        causal = pd.read_parquet(args.causal)
+        causal = causal[causal["classification"].isin(["safe", "risky"])][
+            ["layer", "feature", "classification"]
+        ]
+        chosen = chosen.merge(causal, on=["layer", "feature"], how="inner")
+    if chosen.empty:
+        raise ConfigError(
+            f"{table_path}: no feature selected (none significant? try --all-features or --ids)"
+        )
+    return chosen

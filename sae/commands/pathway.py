@@ -1,0 +1,54 @@
+"""`harness sae pathway`: every decision of selected games at every layer, in sparse shards, and
+the bankrupt vs stopped comparison of the pathway."""
+
+from __future__ import annotations
+
+import sys
+
+from sae.commands.options import add_model_args, open_run, progress
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "pathway", help="Every decision of selected games, every layer: sparse shards + comparison."
+    )
+    add_model_args(p)
+    p.add_argument(
+        "--games", type=int, default=50, help="Games to sample, half bankrupt if possible (default 50)."
+    )
+    p.add_argument("--all-games", action="store_true", help="Every bankrupt and voluntarily stopped game.")
+    p.add_argument("--game-ids", help="Comma-separated game ids (overrides --games).")
+    p.add_argument(
+        "--seed", type=int, default=0, help="Seed of the sample, stratified by condition (default 0)."
+    )
+    p.add_argument("--top-k", type=int, default=10, help="Top features per layer to follow (default 10).")
+    p.add_argument("--rows-per-shard", type=int, default=8192)
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from sae.pathway.shards import ShardStore
+    from sae.pathway.tracking import compare_pathway, extract_pathway, select_games, write_pathway
+
+    games, reader, saes = open_run(args)
+    ids = [s.strip() for s in args.game_ids.split(",")] if args.game_ids else None
+    chosen, sample = select_games(games, None if args.all_games else args.games, ids, seed=args.seed)
+    if not chosen:
+        from harness.errors import RunDirError
+
+        raise RunDirError(f"{args.run_dir}: no bankrupt or stopped games to track")
+    out = args.out or args.run_dir / "sae" / "pathway"
+    with progress(args, "pathway", reader) as report:
+        index = extract_pathway(chosen, saes, reader, out / "shards", args.rows_per_shard, report, sample)
+    store = ShardStore(out / "shards")
+    size = sum(f.stat().st_size for f in (out / "shards").glob("shard-*.safetensors"))
+    per_group = index.groupby("group")["game_id"].nunique() if len(index) else {}
+    if all(per_group.get(g, 0) >= 2 for g in ("bankrupt", "stopped")):
+        result = compare_pathway(store, top_k=args.top_k)
+        write_pathway(result, out)
+        print(result.layers.to_string(index=False))
+    else:
+        print("comparison skipped: it needs at least 2 bankrupt and 2 stopped games", file=sys.stderr)
+    shards = f"{store.meta['shards']} shards ({size / 2**20:.1f} MiB)"
+    print(f"{len(chosen)} games, {len(index)} rows, {shards} in {out}")
+    return 0
