@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from sae.commands.options import add_model_args, open_run, progress
+from sae.commands.options import add_pass_args, open_run, progress
 
 
 def register(sub) -> None:
     p = sub.add_parser("features", help="Bankrupt vs stopped games: SAE features at the last decision.")
-    add_model_args(p)
+    add_pass_args(p)
     p.add_argument("--min-d", type=float, default=0.3, help="Minimum |Cohen's d| (default 0.3).")
     p.add_argument("--max-p", type=float, default=1e-3, help="Maximum Welch p (default 0.001).")
     p.add_argument("--max-q", type=float, default=0.05, help="Maximum BH q over all layers (default 0.05).")

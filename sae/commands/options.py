@@ -7,6 +7,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from harness.errors import ConfigError, RunDirError
+from harness.rundir.files import EVENTS_FILE, GAMES_FILE, MANIFEST_FILE
 
 SAE_SPEC_HELP = (
     "SAE folder per layer: a template like 'saes/L{layer}R-8x', a folder with layer_{L} "
@@ -24,37 +25,49 @@ def dtype_name(value: str) -> str:
     return value
 
 
-def add_model_flags(p: argparse.ArgumentParser) -> None:
-    """--sae, --model, --style, --device, --dtype, --sae-dtype and --out: every SAE command's."""
-    p.add_argument("--sae", required=True, metavar="SPEC", help=SAE_SPEC_HELP)
+def add_run_dir(p: argparse.ArgumentParser) -> None:
+    """RUN_DIR, the run a pass reads."""
+    p.add_argument(
+        "run_dir", type=Path, metavar="RUN_DIR", help=f"Run directory ({GAMES_FILE}, {MANIFEST_FILE})."
+    )
+
+
+def add_model_flags(p: argparse.ArgumentParser, out: str = "RUN_DIR/sae/<command>") -> None:
+    """--model, --style, --device, --dtype and --out (default `out`): every command's that runs the
+    model. Apart from the SAE flags, so that `train` (which writes SAEs) shares them too."""
     p.add_argument("--model", help="Model path (default: the run manifest's config.model.path).")
     p.add_argument("--style", choices=["chat", "base"], help="Prompt style (default: from the manifest).")
     p.add_argument("--device", default="auto", help="'auto', 'cpu', 'cuda', 'cuda:1', ... (default auto).")
     p.add_argument("--dtype", help="Model dtype (default: the manifest's config.model.dtype).")
+    p.add_argument("--out", type=Path, help=f"Output folder (default {out}).")
+
+
+def add_sae_flags(p: argparse.ArgumentParser) -> None:
+    """--sae and --sae-dtype: every SAE command's that reads SAEs."""
+    p.add_argument("--sae", required=True, metavar="SPEC", help=SAE_SPEC_HELP)
     p.add_argument(
         "--sae-dtype", default="float32", type=dtype_name, metavar="DTYPE",
         help="SAE dtype: float32, bfloat16 or float16 (default float32)."
     )
-    p.add_argument("--out", type=Path, help="Output folder (default RUN_DIR/sae/<command>).")
 
 
 def add_events_flags(p: argparse.ArgumentParser) -> None:
     """--events and --no-events: where the pass's progress events go."""
     p.add_argument(
         "--events", type=Path, metavar="PATH",
-        help="Append progress events to PATH instead of RUN_DIR/events.jsonl (a study's own stream).",
+        help=f"Append progress events to PATH instead of RUN_DIR/{EVENTS_FILE} (a study's own stream).",
     )
     p.add_argument(
-        "--no-events", action="store_true", help="Do not append progress events to RUN_DIR/events.jsonl."
+        "--no-events", action="store_true", help=f"Do not append progress events to RUN_DIR/{EVENTS_FILE}."
     )
 
 
-def add_model_args(p: argparse.ArgumentParser) -> None:
-    """RUN_DIR, --layers and the model / device flags every SAE pass shares."""
-    p.add_argument(
-        "run_dir", type=Path, metavar="RUN_DIR", help="Run directory (games.jsonl, manifest.json)."
-    )
+def add_pass_args(p: argparse.ArgumentParser) -> None:
+    """RUN_DIR, --layers, the SAE and model flags, --batch-size and the events flags of a pass that
+    reads the residual stream (features, pathway)."""
+    add_run_dir(p)
     p.add_argument("--layers", required=True, help="Block indices, e.g. '25-31' or '1,5,9'.")
+    add_sae_flags(p)
     add_model_flags(p)
     p.add_argument("--batch-size", type=int, default=16, help="Prompts per forward pass (default 16).")
     add_events_flags(p)
@@ -107,6 +120,7 @@ def add_selection_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--layers", help="Only these layers, e.g. '25-31'.")
     p.add_argument("--ids", help="Exactly these features, 'layer:feature,...' (overrides the selection).")
     p.add_argument("--all-features", action="store_true", help="Not only the table's significant features.")
+    add_sae_flags(p)
     add_model_flags(p)
 
 

@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import sys
 
-from sae.commands.options import add_model_args, open_run, progress
+from sae.commands.options import add_pass_args, open_run, progress
 
 
 def register(sub) -> None:
     p = sub.add_parser(
         "pathway", help="Every decision of selected games, every layer: sparse shards + comparison."
     )
-    add_model_args(p)
+    add_pass_args(p)
     p.add_argument(
         "--games", type=int, default=50, help="Games to sample, half bankrupt if possible (default 50)."
     )

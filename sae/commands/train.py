@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
 from harness.errors import ConfigError
-from sae.commands.options import add_events_flags
+from sae.commands.options import add_events_flags, add_model_flags, add_run_dir
 
 if TYPE_CHECKING:
     from sae.training.config import TrainConfig, TrainMetrics
@@ -21,9 +21,7 @@ def register(sub) -> None:
     p = sub.add_parser(
         "train", help="Train an SAE per layer on the residual stream of a run's prompts (resumable)."
     )
-    p.add_argument(
-        "run_dir", type=Path, metavar="RUN_DIR", help="Run directory (games.jsonl, manifest.json)."
-    )
+    add_run_dir(p)
     p.add_argument("--layers", required=True, help="Block indices, e.g. '15' or '10,15,20'.")
     p.add_argument("--architecture", choices=["topk", "jumprelu"], help="Activation (default topk).")
     p.add_argument("--expansion", type=int, help="d_sae = expansion x d_model (default 8).")
@@ -42,12 +40,8 @@ def register(sub) -> None:
     p.add_argument(
         "--checkpoint-every", type=int, default=100, help="Steps between checkpoints (default 100)."
     )
-    p.add_argument("--model", help="Model path (default: the run manifest's config.model.path).")
-    p.add_argument("--style", choices=["chat", "base"], help="Prompt style (default: from the manifest).")
-    p.add_argument("--device", default="auto", help="'auto', 'cpu', 'cuda', 'cuda:1', ... (default auto).")
-    p.add_argument("--dtype", help="Model dtype (default: the manifest's config.model.dtype).")
+    add_model_flags(p, out="RUN_DIR/sae/train")
     p.add_argument("--batch-size", type=int, default=8, help="Prompts per forward pass (default 8).")
-    p.add_argument("--out", type=Path, help="Output folder (default RUN_DIR/sae/train).")
     p.add_argument("--restart", action="store_true", help="Retrain: ignore checkpoints and finished layers.")
     p.add_argument(
         "--keep-buffer", action="store_true", help="Keep OUT/buffer (the residuals) after training."
