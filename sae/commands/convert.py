@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from sae.commands.options import SAE_SPEC_HELP
+from sae.commands.options import SAE_SPEC_HELP, check_layers
+
+#: The checks of the flags alone, before anything is read.
+validate = check_layers
 
 
 def register(sub) -> None:
@@ -11,7 +14,7 @@ def register(sub) -> None:
     )
     p.add_argument("--sae", required=True, metavar="SPEC", help=SAE_SPEC_HELP)
     p.add_argument("--layers", required=True, help="Block indices, e.g. '25-31' or '1,5,9'.")
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, validate=validate)
 
 
 def run(args) -> int:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from sae.commands.options import add_pass_args, open_run, progress
+from sae.commands.options import add_pass_args, check_layers, open_run, progress
+
+#: The checks of the flags alone, before anything is read.
+validate = check_layers
 
 
 def register(sub) -> None:
@@ -11,7 +14,7 @@ def register(sub) -> None:
     p.add_argument("--min-d", type=float, default=0.3, help="Minimum |Cohen's d| (default 0.3).")
     p.add_argument("--max-p", type=float, default=1e-3, help="Maximum Welch p (default 0.001).")
     p.add_argument("--max-q", type=float, default=0.05, help="Maximum BH q over all layers (default 0.05).")
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, validate=validate)
 
 
 def run(args) -> int:

@@ -73,6 +73,23 @@ def add_pass_args(p: argparse.ArgumentParser) -> None:
     add_events_flags(p)
 
 
+def check_layers(args) -> None:
+    """--layers reads as block indices (ConfigError otherwise): a `validate` of the commands."""
+    from sae.spec import parse_layers
+
+    if args.layers is not None:
+        parse_layers(args.layers)
+
+
+def check_selection(args) -> None:
+    """--layers and --ids read (ConfigError otherwise): the `validate` of patch and words."""
+    from sae.patching.stats import parse_ids
+
+    check_layers(args)
+    if args.ids:
+        parse_ids(args.ids)
+
+
 def open_run(args):
     """(games, reader, saes) for a command's args; every user error is a HarnessError, and the
     cheap checks (layers, SAE folders, games file) come before the model is loaded."""

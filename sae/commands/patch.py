@@ -9,10 +9,14 @@ from pathlib import Path
 from sae.commands.options import (
     add_events_flags,
     add_selection_args,
+    check_selection,
     manifest_config,
     resolve_inputs,
     selected,
 )
+
+#: The checks of the flags alone, before anything is read.
+validate = check_selection
 
 
 def register(sub) -> None:
@@ -39,7 +43,7 @@ def register(sub) -> None:
         p.add_argument(f"--{name}-history", help=f"Rounds before the {name} prompt, e.g. '10L,20W'.")
     p.add_argument("--restart", action="store_true", help="Discard earlier results in the output folder.")
     add_events_flags(p)
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, validate=validate)
 
 
 def _progress(run_dir: Path | None, args, model: str):

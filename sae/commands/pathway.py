@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import sys
 
-from sae.commands.options import add_pass_args, open_run, progress
+from sae.commands.options import add_pass_args, check_layers, open_run, progress
+
+#: The checks of the flags alone, before anything is read.
+validate = check_layers
 
 
 def register(sub) -> None:
@@ -23,7 +26,7 @@ def register(sub) -> None:
     )
     p.add_argument("--top-k", type=int, default=10, help="Top features per layer to follow (default 10).")
     p.add_argument("--rows-per-shard", type=int, default=8192)
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, validate=validate)
 
 
 def run(args) -> int:

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
 from harness.errors import ConfigError
-from sae.commands.options import add_events_flags, add_model_flags, add_run_dir
+from sae.commands.options import add_events_flags, add_model_flags, add_run_dir, check_layers
 
 if TYPE_CHECKING:
     from sae.training.config import TrainConfig, TrainMetrics
@@ -47,7 +47,13 @@ def register(sub) -> None:
         "--keep-buffer", action="store_true", help="Keep OUT/buffer (the residuals) after training."
     )
     add_events_flags(p)
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, validate=validate)
+
+
+def validate(args) -> None:
+    """--layers and the training settings, checked before the run's games are read."""
+    check_layers(args)
+    train_config(args)
 
 
 def train_config(args) -> TrainConfig:

@@ -8,10 +8,20 @@ from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
 from harness.errors import ConfigError
-from sae.commands.options import add_events_flags, add_selection_args, resolve_inputs, selected
+from sae.commands.options import (
+    add_events_flags,
+    add_selection_args,
+    check_selection,
+    resolve_inputs,
+    selected,
+)
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel
+
+
+#: The checks of the flags alone, before anything is read.
+validate = check_selection
 
 
 def register(sub) -> None:
@@ -30,7 +40,7 @@ def register(sub) -> None:
     )
     p.add_argument("--batch-size", type=int, default=16, help="Prompts per forward pass (default 16).")
     add_events_flags(p)
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, validate=validate)
 
 
 def run(args) -> int:

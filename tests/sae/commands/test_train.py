@@ -66,3 +66,13 @@ def test_sigkill_then_rerun_finishes_from_the_checkpoint(demo_run, tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     metrics = json.loads((out / "layer_3" / "metrics.json").read_text())
     assert metrics["steps"] == 400 and not ckpt.exists()
+
+
+def test_flags_are_checked_before_the_run_is_read(tmp_path, capsys):
+    from harness.cli import main
+
+    missing = str(tmp_path / "no-run")
+    assert main(["sae", "train", missing, "--layers", "3", "--k", "0"]) == 2
+    assert "--k: Input should be greater than 0" in capsys.readouterr().err
+    assert main(["sae", "train", missing, "--layers", "3"]) == 2
+    assert "not found" in capsys.readouterr().err
