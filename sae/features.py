@@ -22,6 +22,7 @@ import pandas as pd
 
 from harness.errors import RunDirError
 from harness.records import GameRecord
+from harness.rundir.files import FEATURES_CSV, FEATURES_META, FEATURES_SUMMARY, FEATURES_TABLE
 from sae.games import GROUPS, decision_rounds, split_groups
 from sae.model import SAE
 from sae.reader import ResidualReader
@@ -156,10 +157,10 @@ def write_result(result: FeatureResult, out_dir: Path) -> dict[str, Path]:
 
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {
-        "table": out_dir / "features.parquet",
-        "csv": out_dir / "features.csv",
-        "summary": out_dir / "features_summary.csv",
-        "meta": out_dir / "features_meta.json",
+        "table": out_dir / FEATURES_TABLE,
+        "csv": out_dir / FEATURES_CSV,
+        "summary": out_dir / FEATURES_SUMMARY,
+        "meta": out_dir / FEATURES_META,
     }
     result.table.to_parquet(paths["table"], index=False)
     result.table.to_csv(paths["csv"], index=False)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from harness.rundir.files import sae_pass_dir
 from sae.commands.options import add_pass_args, check_layers, open_run, progress
 
 #: The checks of the flags alone, before anything is read.
@@ -22,10 +23,10 @@ def run(args) -> int:
     from sae.stats import Thresholds
 
     games, reader, saes = open_run(args)
-    with progress(args, "features", reader) as report:
+    with progress(args, "features", reader.model_name, args.run_dir) as report:
         result = extract_features(games, saes, reader, Thresholds(args.min_d, args.max_p, args.max_q), report)
     result.meta.update(run_dir=str(args.run_dir), sae_spec=args.sae)
-    paths = write_result(result, args.out or args.run_dir / "sae" / "features")
+    paths = write_result(result, args.out or sae_pass_dir(args.run_dir, "features"))
     print(result.summary.to_string(index=False))
     significant = int(result.table["significant"].sum())
     print(f"{significant} significant features; wrote {paths['table']} and {paths['csv']}")

@@ -1,13 +1,17 @@
-"""Flags and argument helpers shared by the `harness sae` sub-commands."""
+"""Flags and argument helpers shared by the `harness sae` sub-commands: the flags, the checks of the
+flags (`validate`), and what turns them into a pass's inputs (games, model, SAEs, features, events).
+Only argparse and light harness modules at import time; the rest loads inside the helpers."""
 
 from __future__ import annotations
 
 import argparse
+import sys
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from harness.errors import ConfigError, RunDirError
-from harness.rundir.files import EVENTS_FILE, GAMES_FILE, MANIFEST_FILE
+from harness.rundir.files import EVENTS_FILE, FEATURES_TABLE, GAMES_FILE, MANIFEST_FILE, sae_pass_dir
 
 SAE_SPEC_HELP = (
     "SAE folder per layer: a template like 'saes/L{layer}R-8x', a folder with layer_{L} "
@@ -23,6 +27,9 @@ def dtype_name(value: str) -> str:
     if value not in DTYPE_NAMES:
         raise argparse.ArgumentTypeError(f"{value!r} not one of {', '.join(DTYPE_NAMES)}")
     return value
+
+
+# --- flags ---------------------------------------------------------------------------------------
 
 
 def add_run_dir(p: argparse.ArgumentParser) -> None:
@@ -73,65 +80,15 @@ def add_pass_args(p: argparse.ArgumentParser) -> None:
     add_events_flags(p)
 
 
-def check_layers(args) -> None:
-    """--layers reads as block indices (ConfigError otherwise): a `validate` of the commands."""
-    from sae.spec import parse_layers
-
-    if args.layers is not None:
-        parse_layers(args.layers)
-
-
-def check_selection(args) -> None:
-    """--layers and --ids read (ConfigError otherwise): the `validate` of patch and words."""
-    from sae.patching.stats import parse_ids
-
-    check_layers(args)
-    if args.ids:
-        parse_ids(args.ids)
-
-
-def open_run(args):
-    """(games, reader, saes) for a command's args; every user error is a HarnessError, and the
-    cheap checks (layers, SAE folders, games file) come before the model is loaded."""
-    from sae.games import read_games
-    from sae.reader import ResidualReader, run_model_config
-    from sae.spec import load_folders, parse_layers, resolve_spec
-
-    layers = parse_layers(args.layers)
-    folders = resolve_spec(args.sae, layers)
-    games = read_games(args.run_dir)
-    reader = ResidualReader(
-        run_model_config(args.run_dir, args.model, args.style),
-        device=args.device, dtype=args.dtype, batch_size=args.batch_size,
-    )
-    if layers[-1] >= reader.n_layers:
-        from harness.errors import ConfigError
-
-        last = reader.n_layers - 1
-        raise ConfigError(f"--layers: {layers[-1]} out of range; the model has blocks 0..{last}")
-    saes = load_folders(folders, device=reader.device, dtype=args.sae_dtype, d_model=reader.d_model)
-    return games, reader, saes
-
-
-@contextmanager
-def progress(args, kind: str, reader):
-    """A `PassProgress` for the pass; its run_end event says how the pass ended."""
-    from sae.progress import PassProgress, finishing
-
-    with finishing(PassProgress(
-        args.run_dir, kind, reader.model_name, events=not args.no_events, file=args.events
-    )) as report:
-        yield report
-
-
 def add_selection_args(p: argparse.ArgumentParser) -> None:
+    """RUN_DIR_OR_FEATURES and the flags that pick features from a features table (patch, words)."""
     p.add_argument(
         "target", type=Path, metavar="RUN_DIR_OR_FEATURES",
         help="Run directory (model, rules, games) or a features table (then --model is needed)."
     )
     p.add_argument(
         "--features", type=Path, metavar="TABLE",
-        help="Features table (default RUN_DIR/sae/features/features.parquet)."
+        help=f"Features table (default RUN_DIR/sae/features/{FEATURES_TABLE})."
     )
     p.add_argument("--top", type=int, help="At most N features per layer, by |d| (default: all selected).")
     p.add_argument("--layers", help="Only these layers, e.g. '25-31'.")
@@ -141,14 +98,85 @@ def add_selection_args(p: argparse.ArgumentParser) -> None:
     add_model_flags(p)
 
 
+# --- checks of the flags alone (a command's `validate`) ------------------------------------------
+
+
+def check_layers(args) -> None:
+    """--layers reads as block indices (ConfigError otherwise)."""
+    from sae.spec import parse_layers
+
+    if args.layers is not None:
+        parse_layers(args.layers)
+
+
+def check_selection(args) -> None:
+    """--layers and --ids read (ConfigError otherwise)."""
+    from sae.patching.stats import parse_ids
+
+    check_layers(args)
+    if args.ids:
+        parse_ids(args.ids)
+
+
+# --- a pass's inputs -----------------------------------------------------------------------------
+
+
+def warn(lines: list[str]) -> None:
+    """Print a pass's warnings (an SAE made for another model) on stderr."""
+    for line in lines:
+        print(line, file=sys.stderr)
+
+
+def check_layer_range(layers: list[int], reader) -> None:
+    """ConfigError when the deepest of `layers` is not a block of the loaded model."""
+    if layers and layers[-1] >= reader.n_layers:
+        last = reader.n_layers - 1
+        raise ConfigError(f"--layers: {layers[-1]} out of range; the model has blocks 0..{last}")
+
+
+def open_run(args):
+    """(games, reader, saes) for a command's args; every user error is a HarnessError, and the
+    cheap checks (layers, SAE folders, games file) come before the model is loaded. A warning for
+    an SAE made for another model is printed."""
+    from sae.games import read_games
+    from sae.reader import ResidualReader, run_model_config
+    from sae.spec import load_folders, model_warnings, parse_layers, reader_model_names, resolve_spec
+
+    layers = parse_layers(args.layers)
+    folders = resolve_spec(args.sae, layers)
+    games = read_games(args.run_dir)
+    reader = ResidualReader(
+        run_model_config(args.run_dir, args.model, args.style),
+        device=args.device, dtype=args.dtype, batch_size=args.batch_size,
+    )
+    check_layer_range(layers, reader)
+    saes = load_folders(folders, device=reader.device, dtype=args.sae_dtype, d_model=reader.d_model)
+    warn(model_warnings(saes, reader_model_names(reader)))
+    return games, reader, saes
+
+
+@contextmanager
+def progress(args, kind: str, model: str, run_dir: Path | None, *, echo: bool = True) -> Iterator:
+    """The pass's `PassProgress`: events to --events, else RUN_DIR/events.jsonl (none with
+    --no-events, or with neither a run directory nor --events); its run_end says how the pass ended."""
+    from sae.progress import PassProgress, finishing
+
+    wanted = not args.no_events and (run_dir is not None or args.events is not None)
+    report = PassProgress(run_dir or Path("."), kind, model, events=wanted, echo=echo, file=args.events)
+    with finishing(report):
+        yield report
+
+
 def find_run_dir(path: Path) -> Path | None:
+    """The run directory at `path` or up to three folders above it (where a features table lies)."""
     for p in (path, *path.parents[:3]):
-        if (p / "manifest.json").is_file() or (p / "games.jsonl").is_file():
+        if (p / MANIFEST_FILE).is_file() or (p / GAMES_FILE).is_file():
             return p
     return None
 
 
 def manifest_config(run_dir: Path | None) -> dict:
+    """The run's config as its manifest records it ({} without a readable manifest)."""
     from harness.rundir.manifest import read_manifest
 
     try:
@@ -165,10 +193,12 @@ def resolve_inputs(args) -> tuple[Path | None, Path]:
         return find_run_dir(target.parent), args.features or target
     if not target.is_dir():
         raise ConfigError(f"{target}: neither a run directory nor a features table")
-    return target, args.features or target / "sae" / "features" / "features.parquet"
+    return target, args.features or sae_pass_dir(target, "features") / FEATURES_TABLE
 
 
 def selected(args, table_path: Path):
+    """The features the flags pick from the table (with --causal: only those it classed safe or
+    risky); ConfigError when none is left."""
     from sae.patching.stats import parse_ids, read_feature_table, select_features
     from sae.spec import parse_layers
 

@@ -4,15 +4,17 @@ resumable). Torch loads only when the command runs."""
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
+from harness.rundir.files import PASS_REPORT, PATCH_FEATURES, sae_pass_dir
 from sae.commands.options import (
     add_events_flags,
     add_selection_args,
     check_selection,
     manifest_config,
+    progress,
     resolve_inputs,
     selected,
+    warn,
 )
 
 #: The checks of the flags alone, before anything is read.
@@ -46,13 +48,6 @@ def register(sub) -> None:
     p.set_defaults(func=run, validate=validate)
 
 
-def _progress(run_dir: Path | None, args, model: str):
-    from sae.progress import PassProgress
-
-    wanted = not args.no_events and (run_dir is not None or args.events is not None)
-    return PassProgress(run_dir or Path("."), "patching", model, events=wanted, file=args.events)
-
-
 def _load_generator(args, model_cfg, gen_cfg: dict):
     from sae.patching.generate import Generator
 
@@ -63,70 +58,18 @@ def _load_generator(args, model_cfg, gen_cfg: dict):
     )
 
 
-def _targets(chosen) -> list[dict]:
-    """Per feature the two patch targets: the stopped group's mean (safe), the bankrupt one's (risky)."""
-    return [
-        {"layer": int(r["layer"]), "feature": int(r["feature"]), "target_safe": float(r["mean_stopped"]),
-         "target_risky": float(r["mean_bankrupt"]), "direction": r.get("direction")}
-        for r in chosen.to_dict("records")
-    ]
-
-
-def _sae_loader(args, folders: dict, generator, model_cfg, warnings: list[str]):
-    """load_sae(layer) for the pass: one layer's SAE, its model checked against the run's (a
-    foreign model is warned about once)."""
-    from sae.spec import load_folders, model_warnings
-
-    d_model = int(generator.model.config.hidden_size)
-    names = [model_cfg.name, model_cfg.path, getattr(generator.model.config, "_name_or_path", None)]
-
-    def load_sae(layer: int):
-        sae = load_folders(
-            {layer: folders[layer]}, device=generator.device, dtype=args.sae_dtype, d_model=d_model
-        )[layer]
-        if sae.cfg.model_name and not any(sae.cfg.model_name in w for w in warnings):
-            warnings.extend(model_warnings({layer: sae}, names))
-        return sae
-
-    return load_sae
-
-
-def _write_patch_results(args, lines, features: list[dict], meta: dict, out: Path):
-    from sae.patching.stats import classify, compare_patches, write_report
-
-    wanted = {(f["layer"], f["feature"]) for f in features}
-    lines = [u for u in lines if u.type == "baseline" or (u.layer, u.feature) in wanted]
-    tests = compare_patches(lines, args.alpha, args.min_effect)
-    table = classify(tests)
-    for name, frame in (("patch_tests", tests), ("patch_features", table)):
-        frame.to_parquet(out / f"{name}.parquet", index=False)
-        frame.to_csv(out / f"{name}.csv", index=False)
-    write_report(table, tests, lines, meta, out)
-    return table
-
-
-def run(args) -> int:
+def _prompts_and_settings(args, config: dict, model_cfg, generator):
+    """The two test prompts (the run's rules, the flags' conditions) and the pass's settings."""
     from harness.game.prompts import DECISION_MAX_TOKENS
     from harness.game.rules import GameRules
     from sae.patching.prompts import build_test_prompts
-    from sae.patching.trials import PatchSettings, run_pass
-    from sae.progress import finishing
-    from sae.reader import run_model_config
-    from sae.spec import resolve_spec
+    from sae.patching.trials import PatchSettings
 
-    run_dir, table_path = resolve_inputs(args)
-    chosen = selected(args, table_path)
-    # the SAE folders are resolved before the model loads
-    folders = resolve_spec(args.sae, sorted(int(x) for x in chosen["layer"].unique()))
-    config = manifest_config(run_dir)
-    model_cfg = run_model_config(run_dir or table_path.parent, args.model, args.style)
-    generator = _load_generator(args, model_cfg, config.get("generation") or {})
+    game = config.get("game") or {}
+    rules = GameRules.model_validate({k: v for k, v in game.items() if k in GameRules.model_fields})
     prompts = build_test_prompts(
-        generator.formatter, model_cfg.style, GameRules.model_validate(
-            # not `decision`
-            {k: v for k, v in (config.get("game") or {}).items() if k in GameRules.model_fields}
-        ),
-        decision=args.decision or (config.get("game") or {}).get("decision", "free"),
+        generator.formatter, model_cfg.style, rules,  # the rules without `decision`, given apart
+        decision=args.decision or game.get("decision", "free"),
         safe_condition=args.safe_condition, safe_history=args.safe_history,
         risky_condition=args.risky_condition, risky_history=args.risky_history,
     )
@@ -138,24 +81,59 @@ def run(args) -> int:
         seed=args.seed if args.seed is not None else int(config.get("seed", 0)), model=model_cfg.name,
         style=model_cfg.style, prompts={name: p.describe() for name, p in prompts.items()},
     )
-    features = _targets(chosen)
-    out = args.out or (run_dir / "sae" / "patching" if run_dir else table_path.parent / "patching")
-    report = _progress(run_dir, args, model_cfg.name)
+    return prompts, settings
+
+
+def _sae_loader(args, folders: dict, generator, model_cfg, warnings: list[str]):
+    """load_sae(layer) for the pass: one layer's SAE, its model checked against the run's (a
+    foreign model is warned about once, when its first layer loads)."""
+    from sae.spec import load_folders, model_warnings
+
+    d_model = int(generator.model.config.hidden_size)
+    names = [model_cfg.name, model_cfg.path, getattr(generator.model.config, "_name_or_path", None)]
+
+    def load_sae(layer: int):
+        sae = load_folders(
+            {layer: folders[layer]}, device=generator.device, dtype=args.sae_dtype, d_model=d_model
+        )[layer]
+        if sae.cfg.model_name and not any(sae.cfg.model_name in w for w in warnings):
+            new = model_warnings({layer: sae}, names)
+            warn(new)
+            warnings.extend(new)
+        return sae
+
+    return load_sae
+
+
+def run(args) -> int:
+    from sae.patching.stats import patch_targets, write_results
+    from sae.patching.trials import run_pass
+    from sae.reader import run_model_config
+    from sae.spec import resolve_spec
+
+    run_dir, table_path = resolve_inputs(args)
+    chosen = selected(args, table_path)
+    # the SAE folders are resolved before the model loads
+    folders = resolve_spec(args.sae, sorted(int(x) for x in chosen["layer"].unique()))
+    config = manifest_config(run_dir)
+    model_cfg = run_model_config(run_dir or table_path.parent, args.model, args.style)
+    generator = _load_generator(args, model_cfg, config.get("generation") or {})
+    prompts, settings = _prompts_and_settings(args, config, model_cfg, generator)
+    features = patch_targets(chosen)
+    out = args.out or (sae_pass_dir(run_dir, "patching") if run_dir else table_path.parent / "patching")
     warnings: list[str] = []
     load_sae = _sae_loader(args, folders, generator, model_cfg, warnings)
     t0 = time.perf_counter()
-    with finishing(report):
+    with progress(args, "patching", model_cfg.name, run_dir) as report:
         lines = run_pass(generator, prompts, features, load_sae, settings, out, batch_size=args.batch_size,
                          restart=args.restart, progress=report)
     meta = {**settings.model_dump(exclude={"prompts"}), "alpha": args.alpha, "min_effect": args.min_effect,
             "features_table": str(table_path), "sae_spec": args.sae, "warnings": warnings,
             "wall_s": round(time.perf_counter() - t0, 2)}
-    (out / "patch_meta.json").write_text(
-        settings.model_copy(update={"warnings": warnings}).model_dump_json(indent=2)
-    )
-    table = _write_patch_results(args, lines, features, meta, out)
+    table = write_results(lines, features, settings.model_copy(update={"warnings": warnings}), meta, out,
+                          alpha=args.alpha, min_effect=args.min_effect)
     counts = table["classification"].value_counts().to_dict() if len(table) else {}
     print(f"{len(table)} features patched: {counts.get('safe', 0)} safe, {counts.get('risky', 0)} risky, "
           f"{counts.get('breaks_format', 0)} breaks_format, {counts.get('none', 0)} none; "
-          f"wrote {out / 'patch_features.parquet'} and {out / 'report.md'}")
+          f"wrote {out / PATCH_FEATURES} and {out / PASS_REPORT}")
     return 0

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import sys
 
+from harness.errors import RunDirError
+from harness.rundir.files import sae_pass_dir
 from sae.commands.options import add_pass_args, check_layers, open_run, progress
 
 #: The checks of the flags alone, before anything is read.
@@ -30,28 +32,21 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from sae.pathway.shards import ShardStore
-    from sae.pathway.tracking import compare_pathway, extract_pathway, select_games, write_pathway
+    from sae.pathway.tracking import run_pathway, select_games
 
     games, reader, saes = open_run(args)
     ids = [s.strip() for s in args.game_ids.split(",")] if args.game_ids else None
     chosen, sample = select_games(games, None if args.all_games else args.games, ids, seed=args.seed)
     if not chosen:
-        from harness.errors import RunDirError
-
         raise RunDirError(f"{args.run_dir}: no bankrupt or stopped games to track")
-    out = args.out or args.run_dir / "sae" / "pathway"
-    with progress(args, "pathway", reader) as report:
-        index = extract_pathway(chosen, saes, reader, out / "shards", args.rows_per_shard, report, sample)
-    store = ShardStore(out / "shards")
-    size = sum(f.stat().st_size for f in (out / "shards").glob("shard-*.safetensors"))
-    per_group = index.groupby("group")["game_id"].nunique() if len(index) else {}
-    if all(per_group.get(g, 0) >= 2 for g in ("bankrupt", "stopped")):
-        result = compare_pathway(store, top_k=args.top_k)
-        write_pathway(result, out)
-        print(result.layers.to_string(index=False))
+    out = args.out or sae_pass_dir(args.run_dir, "pathway")
+    with progress(args, "pathway", reader.model_name, args.run_dir) as report:
+        done = run_pathway(chosen, saes, reader, out, rows_per_shard=args.rows_per_shard, top_k=args.top_k,
+                           progress=report, sample=sample)
+    if done.result is not None:
+        print(done.result.layers.to_string(index=False))
     else:
         print("comparison skipped: it needs at least 2 bankrupt and 2 stopped games", file=sys.stderr)
-    shards = f"{store.meta['shards']} shards ({size / 2**20:.1f} MiB)"
-    print(f"{len(chosen)} games, {len(index)} rows, {shards} in {out}")
+    shards = f"{done.store.meta['shards']} shards ({done.shard_bytes / 2**20:.1f} MiB)"
+    print(f"{len(chosen)} games, {len(done.index)} rows, {shards} in {out}")
     return 0

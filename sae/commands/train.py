@@ -6,12 +6,19 @@ runs, so `harness --help` never imports it.
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING
 
 from harness.errors import ConfigError
-from sae.commands.options import add_events_flags, add_model_flags, add_run_dir, check_layers
+from harness.rundir.files import sae_pass_dir
+from sae.commands.options import (
+    add_events_flags,
+    add_model_flags,
+    add_run_dir,
+    check_layer_range,
+    check_layers,
+    progress,
+)
 
 if TYPE_CHECKING:
     from sae.training.config import TrainConfig, TrainMetrics
@@ -81,52 +88,32 @@ def print_metrics(metrics: list[TrainMetrics], out: Path) -> None:
 def run(args) -> int:
     from sae.commands.train_bar import TrainBar
     from sae.games import read_games
-    from sae.progress import PassProgress, finishing
     from sae.reader import ResidualReader, run_model_config
     from sae.spec import parse_layers
-    from sae.training.data import collect, prompts_by_game, split_games
-    from sae.training.trainer import TrainJob, finished_metrics
+    from sae.training.pipeline import finished_layers, split_prompts, train_layers
 
     cfg = train_config(args)
     layers = parse_layers(args.layers)
-    out: Path = args.out or args.run_dir / "sae" / "train"
-    by_game = prompts_by_game(read_games(args.run_dir))
-    train_ids, heldout_ids = split_games(list(by_game), cfg.holdout, cfg.seed)
-    done = {} if args.restart else {L: finished_metrics(out / f"layer_{L}", cfg) for L in layers}
-    todo = [L for L in layers if done.get(L) is None]
-    if args.restart:
-        for L in layers:
-            (out / f"layer_{L}" / "checkpoint.pt").unlink(missing_ok=True)
+    out: Path = args.out or sae_pass_dir(args.run_dir, "train")
+    split = split_prompts(read_games(args.run_dir), cfg)
+    done = finished_layers(out, layers, cfg, restart=args.restart)
+    todo = [L for L in layers if L not in done]
     if todo:
         reader = ResidualReader(run_model_config(args.run_dir, args.model, args.style),
                                 device=args.device, dtype=args.dtype, batch_size=args.batch_size)
-        if todo[-1] >= reader.n_layers:
-            raise ConfigError(
-                f"--layers: {todo[-1]} out of range; the model has blocks 0..{reader.n_layers - 1}"
-            )
-        splits = {name: [reader.encode(p) for gid in ids for p in by_game[gid]]
-                  for name, ids in (("train", train_ids), ("heldout", heldout_ids))}
-        n_prompts = sum(len(x) for x in splits.values())
-        total = n_prompts + len(todo) * cfg.steps
-        events = PassProgress(args.run_dir, "train", reader.model_name, events=not args.no_events, echo=False,
-                              file=args.events)
-        with finishing(events), TrainBar(n_prompts, todo, cfg.steps) as bar:
-            def read_report(n: int) -> None:
+        check_layer_range(todo, reader)
+        total = split.count + len(todo) * cfg.steps
+        with progress(args, "train", reader.model_name, args.run_dir, echo=False) as events, \
+                TrainBar(split.count, todo, cfg.steps) as bar:
+            def on_read(n: int) -> None:
                 bar.prompts(n)
                 events(n, total)
 
-            buf = collect(reader, splits, todo, out / "buffer", read_report)
-            bar.prompts(n_prompts)
-            job = TrainJob(buf, cfg, out, reader.model_name, reader.device,
-                           {"train": len(train_ids), "heldout": len(heldout_ids)}, args.checkpoint_every)
-            reader.model = None  # free the model (GPU memory) before training
-            for i, L in enumerate(todo):
-                def on_step(step: int, info: dict, L=L, base=n_prompts + i * cfg.steps) -> None:
-                    bar.step(L, step, info)
-                    events(base + step, total)
+            def on_step(layer: int, step: int, info: dict) -> None:
+                bar.step(layer, step, info)
+                events(split.count + todo.index(layer) * cfg.steps + step, total)
 
-                done[L] = job.run_layer(L, on_step)
-        if not args.keep_buffer:
-            shutil.rmtree(out / "buffer", ignore_errors=True)
-    print_metrics([cast("TrainMetrics", done[L]) for L in layers], out)  # every layer is done by now
+            done |= train_layers(reader, split, todo, cfg, out, checkpoint_every=args.checkpoint_every,
+                                 keep_buffer=args.keep_buffer, on_read=on_read, on_step=on_step)
+    print_metrics([done[L] for L in layers], out)
     return 0

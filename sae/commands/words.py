@@ -3,17 +3,19 @@ is high. Torch loads only when the command runs."""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
 from harness.errors import ConfigError
+from harness.rundir.files import PATCH_FEATURES, sae_pass_dir
 from sae.commands.options import (
     add_events_flags,
     add_selection_args,
     check_selection,
+    progress,
     resolve_inputs,
     selected,
+    warn,
 )
 
 if TYPE_CHECKING:
@@ -30,7 +32,7 @@ def register(sub) -> None:
     )
     add_selection_args(p)
     p.add_argument(
-        "--causal", type=Path, help="Only features classified safe/risky in this patch_features.parquet."
+        "--causal", type=Path, help=f"Only features classified safe/risky in this {PATCH_FEATURES}."
     )
     p.add_argument(
         "--k-tokens", type=int, default=10, help="Promoted / suppressed tokens per feature (default 10)."
@@ -44,24 +46,19 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    import numpy as np
-
-    from sae.games import decision_rounds, group_of, read_games, split_groups
+    from sae.games import decision_rounds, read_games
     from sae.patching.generate import Generator
-    from sae.progress import PassProgress, finishing
     from sae.reader import ResidualReader, run_model_config
     from sae.spec import load_folders, model_warnings, resolve_spec
-    from sae.words import feature_words, write_words
+    from sae.words import extract_words, write_words
 
     run_dir, table_path = resolve_inputs(args)
     if run_dir is None:
         raise ConfigError(f"{args.target}: `words` needs the run directory (its games)")
     chosen = selected(args, table_path)
-    layers = sorted(int(x) for x in chosen["layer"].unique())
-    folders = resolve_spec(args.sae, layers)
-    all_games = read_games(run_dir)
-    games = [g for g in all_games if decision_rounds(g)]
-    if not games:
+    folders = resolve_spec(args.sae, sorted(int(x) for x in chosen["layer"].unique()))
+    games = read_games(run_dir)
+    if not any(decision_rounds(g) for g in games):
         raise ConfigError(f"{run_dir}: no game with a saved decision prompt")
     model_cfg = run_model_config(run_dir, args.model, args.style)
     # one CausalLM: LM head + blocks
@@ -72,24 +69,12 @@ def run(args) -> int:
     )
     saes = load_folders(folders, device=generator.device, dtype=args.sae_dtype, d_model=reader.d_model)
     warnings = model_warnings(saes, [model_cfg.name, model_cfg.path, lm.config._name_or_path])
-    prompts = [decision_rounds(g)[-1].prompt for g in games]
-    acts = {L: np.zeros((len(games), saes[L].d_sae), dtype=np.float32) for L in layers}
-    report = PassProgress(run_dir, "words", model_cfg.name, events=not args.no_events, file=args.events)
-    with finishing(report):
-        done = 0
-        for idx, residuals in reader.last_token(prompts, layers):
-            for L in layers:
-                acts[L][idx] = saes[L].encode(residuals[L]).float().cpu().numpy()
-            done += len(idx)
-            report(done, len(prompts))
-    texts = [decision_rounds(g)[-1].response or "" for g in games]
-    groups = [group_of(g) or "other" for g in games]  # the delta compares bankrupt vs voluntary stops
+    warn(warnings)
     tok = generator.formatter.tokenizer
-    table = feature_words(lm, lambda i: tok.decode([i]), saes, chosen, acts, texts, groups,
-                          k_tokens=args.k_tokens, k_words=args.k_words)
-    meta = {"games": len(games), "n_bankrupt": groups.count("bankrupt"), "n_stopped": groups.count("stopped"),
-            "games_dropped": split_groups(all_games)[1], "warnings": warnings}
-    out = args.out or run_dir / "sae" / "words"
-    paths = write_words(table, meta, out)
-    print(f"{len(table)} features; wrote {paths['table']} and {paths['report']}", file=sys.stdout)
+    with progress(args, "words", model_cfg.name, run_dir) as report:
+        table, meta = extract_words(games, lm, reader, saes, chosen, lambda i: tok.decode([i]),
+                                    k_tokens=args.k_tokens, k_words=args.k_words, progress=report)
+    out = args.out or sae_pass_dir(run_dir, "words")
+    paths = write_words(table, meta | {"warnings": warnings}, out)
+    print(f"{len(table)} features; wrote {paths['table']} and {paths['report']}")
     return 0

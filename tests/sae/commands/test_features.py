@@ -46,3 +46,17 @@ def test_wrong_d_model_is_one_line_error(run_dir, tmp_path, capsys):
     rc = main(["sae", "features", str(run_dir), "--sae", spec, "--layers", "2", "--device", "cpu"])
     err = capsys.readouterr().err
     assert rc == 2 and "does not match the model's hidden size 576" in err
+
+
+def test_an_sae_of_another_model_is_warned_about_once(run_dir, tmp_path, capsys):
+    from tests.sae.builders import random_weights, write_llamascope
+
+    w = random_weights(576, 64, seed=2, threshold=0.05)
+    write_llamascope(tmp_path / "L2", w, layer=2, model_name="meta-llama/Llama-3.1-8B")
+    rc = main(["sae", "features", str(run_dir), "--sae", str(tmp_path / "L{layer}"), "--layers", "2",
+               "--device", "cpu", "--no-events", "--out", str(tmp_path / "out")])
+    assert rc == 0
+    err = capsys.readouterr().err
+    assert err.count("warning: the SAE(s) of layer(s) 2 name model 'meta-llama/Llama-3.1-8B'") == 1
+    meta = json.loads((tmp_path / "out" / "features_meta.json").read_text())
+    assert meta["warnings"] and "meta-llama/Llama-3.1-8B" in meta["warnings"][0]
