@@ -1,6 +1,6 @@
-"""`harness` command line. Each command lives in its own module with `register(subparsers)`,
-found through `harness.commands.registry`; modules import only light things at top level so
-`harness --help` is instant.
+"""`harness` command line. Each command lives in its own module (`register`, `run`, optionally
+`validate`: `harness.commands.registry.Command`), found through `harness.commands.registry`; modules
+import only light things at top level so `harness --help` is instant.
 
 A `HarnessError` is printed as one line (`harness: error: ...`) with its exit code;
 anything else is a bug and keeps its traceback.
@@ -30,6 +30,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        validate = getattr(args, "validate", None)
+        if validate is not None:
+            validate(args)  # the flags' own checks, before anything is read or loaded
         return int(args.func(args) or 0)
     except HarnessError as e:
         print(f"harness: error: {e}", file=sys.stderr)

@@ -1,7 +1,7 @@
 """SAE analysis of the models that played: load SAEs, read the residual stream, compare groups.
 
 Public API: `load(path, device=..., dtype=...) -> SAE`, `SAE`, `SAEConfig`, `SAELoadError`.
-Attributes load lazily so that `harness --help` (which imports `sae.command`) never imports torch.
+Attributes load lazily so that `harness --help` (which imports `sae.commands`) never imports torch.
 """
 
 from __future__ import annotations

@@ -1,12 +1,8 @@
 """Feature extraction: which SAE features tell bankrupt games from voluntarily stopped ones.
 
-Groups (docs/protocol.md §3): bankrupt games vs voluntarily stopped games (`is_voluntary_stop`:
-outcome `stopped` with the last decision read from the model's own words). Every other game is
-dropped and counted by rule in the meta file: `max_rounds`, `no_decision`, `invalid`,
-`stopped_by_fallback` (a stop the parser guessed), `no_prompt` (no saved decision prompt).
-
-For every game of the two groups, the prompt of its last decision (the exact string the
-model saw) goes through the model once; the last token's residual after every chosen block is
+The two groups, and the rules that drop every other game (counted in the meta file), are
+`sae.games`'s. For every game of the two groups, the prompt of its last decision (the exact string
+the model saw) goes through the model once; the last token's residual after every chosen block is
 encoded by that layer's SAE. Each group keeps running moments only, so memory does not grow with
 the number of games. Per feature: Welch's t, Cohen's d (pooled SD, positive = higher in bankrupt
 games, "risky"), and Benjamini-Hochberg q-values over all tested features of all layers together.
@@ -27,65 +23,13 @@ import numpy as np
 import pandas as pd
 
 from harness.errors import RunDirError
-from harness.records import GameRecord, is_voluntary_stop, read_game
+from harness.records import GameRecord
+from harness.rundir.files import FEATURES_CSV, FEATURES_META, FEATURES_SUMMARY, FEATURES_TABLE
+from sae.games import GROUPS, decision_rounds, split_groups
 from sae.model import SAE
 from sae.reader import ResidualReader
 from sae.spec import model_warnings, reader_model_names
 from sae.stats import CONSTANT_RTOL, RunningMoments, Thresholds, benjamini_hochberg, compare
-
-GROUPS = ("bankrupt", "stopped")
-#: Why a game is in neither group, in the order the rules are tried.
-DROP_RULES = ("max_rounds", "no_decision", "invalid", "stopped_by_fallback", "no_prompt")
-
-
-def group_of(game: GameRecord) -> str | None:
-    """'bankrupt', 'stopped' (a voluntary stop only) or None."""
-    if game.outcome == "bankrupt":
-        return "bankrupt"
-    return "stopped" if is_voluntary_stop(game) else None
-
-
-def drop_reason(game: GameRecord) -> str | None:
-    """The DROP_RULES entry that keeps `game` out of both groups, or None when it is in one."""
-    if group_of(game) is None:
-        return "stopped_by_fallback" if game.outcome == "stopped" else game.outcome
-    return None if decision_rounds(game) else "no_prompt"
-
-
-def split_groups(games: list[GameRecord]) -> tuple[list[tuple[GameRecord, str]], dict[str, int]]:
-    """([(game, group)] of the games in a group with a saved prompt, {rule: games it dropped})."""
-    dropped = dict.fromkeys(DROP_RULES, 0)
-    kept = []
-    for g in games:
-        reason, group = drop_reason(g), group_of(g)
-        if reason is None:
-            assert group is not None  # no drop reason: the game is in a group
-            kept.append((g, group))
-        else:
-            dropped[reason] += 1
-    return kept, dropped
-
-
-def read_games(run_dir: Path) -> list[GameRecord]:
-    """All games of a run directory (RunDirError naming the line if one is unreadable)."""
-    file = run_dir / "games.jsonl"
-    if not file.is_file():
-        raise RunDirError(f"{file}: not found (is {run_dir} a run directory?)")
-    games = []
-    with open(file) as f:
-        for n, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                games.append(read_game(line))  # tolerant reader
-            except ValueError as e:
-                raise RunDirError(f"{file}:{n}: not a game record: {str(e).splitlines()[0]}") from None
-    return games
-
-
-def decision_rounds(game: GameRecord):
-    """The rounds where the model decided (not forced) and whose prompt was saved, in order."""
-    return [r for r in game.rounds if not r.forced and r.prompt is not None]
 
 
 def last_decision_prompt(game: GameRecord) -> str | None:
@@ -219,10 +163,10 @@ def write_result(result: FeatureResult, out_dir: Path) -> dict[str, Path]:
 
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {
-        "table": out_dir / "features.parquet",
-        "csv": out_dir / "features.csv",
-        "summary": out_dir / "features_summary.csv",
-        "meta": out_dir / "features_meta.json",
+        "table": out_dir / FEATURES_TABLE,
+        "csv": out_dir / FEATURES_CSV,
+        "summary": out_dir / FEATURES_SUMMARY,
+        "meta": out_dir / FEATURES_META,
     }
     result.table.to_parquet(paths["table"], index=False)
     result.table.to_csv(paths["csv"], index=False)

@@ -13,7 +13,6 @@ Layers are block indices: layer L reads the output of block L (`hidden_states[L 
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 from harness.errors import ConfigError
@@ -114,7 +113,7 @@ def _model_key(name: str) -> str:
 def model_warnings(saes: dict[int, SAE], model_names: list[str | None]) -> list[str]:
     """One line per model an SAE's config names (SAELens `model_name`, LlamaScope `model_name`)
     that is none of `model_names` (the run's label, path, the loaded model's name_or_path; compared
-    by their last path component, case-insensitive). Printed to stderr and returned for the meta file."""
+    by their last path component, case-insensitive), for the meta file and for the command to print."""
     ours = {_model_key(n) for n in model_names if n}
     foreign: dict[str, list[int]] = {}
     for layer, sae in sorted(saes.items()):
@@ -126,8 +125,6 @@ def model_warnings(saes: dict[int, SAE], model_names: list[str | None]) -> list[
         f"not this run's model ({shown})"
         for name, layers in foreign.items()
     ]
-    for line in lines:
-        print(line, file=sys.stderr)
     return lines
 
 

@@ -16,11 +16,16 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Callable
 from typing import Any, cast
 
 import numpy as np
 import pandas as pd
 import torch
+
+from harness.records import GameRecord
+from harness.rundir.files import WORDS_CSV, WORDS_META, WORDS_REPORT, WORDS_TABLE
+from sae.games import decision_rounds, group_of, split_groups
 
 WORD = re.compile(r"[a-z]+(?:'[a-z]+)?|\$\d+")
 
@@ -121,13 +126,39 @@ def feature_words(
     return pd.DataFrame(rows)
 
 
+def extract_words(
+    games: list[GameRecord], lm: torch.nn.Module, reader, saes: dict, features: pd.DataFrame, decode, *,
+    k_tokens: int = 10, k_words: int = 10, progress: Callable[[int, int], None] | None = None,
+) -> tuple[pd.DataFrame, dict]:
+    """The words pass: every game's last decision prompt through `reader` (last token, the layers of
+    `features`), then `feature_words`. Games without a saved decision prompt are left out. Returns
+    (table, meta: games used, per group, and the games dropped from the groups by rule)."""
+    kept = [g for g in games if decision_rounds(g)]
+    layers = sorted(int(x) for x in features["layer"].unique())
+    prompts = [decision_rounds(g)[-1].prompt for g in kept]
+    acts = {L: np.zeros((len(kept), saes[L].d_sae), dtype=np.float32) for L in layers}
+    done = 0
+    for idx, residuals in reader.last_token(prompts, layers):
+        for L in layers:
+            acts[L][idx] = saes[L].encode(residuals[L]).float().cpu().numpy()
+        done += len(idx)
+        if progress:
+            progress(done, len(prompts))
+    texts = [decision_rounds(g)[-1].response or "" for g in kept]
+    groups = [group_of(g) or "other" for g in kept]  # the delta compares bankrupt vs voluntary stops
+    table = feature_words(lm, decode, saes, features, acts, texts, groups, k_tokens=k_tokens, k_words=k_words)
+    meta = {"games": len(kept), "n_bankrupt": groups.count("bankrupt"), "n_stopped": groups.count("stopped"),
+            "games_dropped": split_groups(games)[1]}
+    return table, meta
+
+
 def write_words(table: pd.DataFrame, meta: dict, out) -> dict:
     """words.parquet / words.csv, words_meta.json and words_report.md."""
     import json
 
     out.mkdir(parents=True, exist_ok=True)
-    paths = {"table": out / "words.parquet", "csv": out / "words.csv", "report": out / "words_report.md",
-             "meta": out / "words_meta.json"}
+    paths = {"table": out / WORDS_TABLE, "csv": out / WORDS_CSV, "report": out / WORDS_REPORT,
+             "meta": out / WORDS_META}
     table.to_parquet(paths["table"], index=False)
     table.to_csv(paths["csv"], index=False)
     paths["meta"].write_text(json.dumps(meta, indent=2))

@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from harness.errors import HarnessError
-from tui.command import add_arguments, run_monitor
+from tui.command import add_arguments, run, validate
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -14,7 +14,8 @@ def main(argv: list[str] | None = None) -> int:
     add_arguments(parser)
     args = parser.parse_args(argv)
     try:
-        return run_monitor(args)
+        validate(args)
+        return run(args)
     except HarnessError as e:
         print(f"tui: error: {e}", file=sys.stderr)
         return e.exit_code

@@ -27,12 +27,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def run_monitor(args: argparse.Namespace) -> int:
-    """Open the app until the user quits."""
+def validate(args: argparse.Namespace) -> None:
     if args.stall_after is not None and args.stall_after <= 0:
         raise ConfigError(f"--stall-after must be > 0 seconds, got {args.stall_after}")
     if args.interval <= 0:
         raise ConfigError(f"--interval must be > 0 seconds, got {args.interval}")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Open the app until the user quits."""
     from harness.study.layout import StudyDir
 
     studies = [r for r in args.runs if StudyDir(r).is_study()]
@@ -58,4 +61,4 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "c per-condition view, arrows move, ? help.",
     )
     add_arguments(parser)
-    parser.set_defaults(func=run_monitor)
+    parser.set_defaults(func=run, validate=validate)

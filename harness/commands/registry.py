@@ -1,10 +1,10 @@
-"""Where `harness` finds its commands: the modules this distribution ships, then any module another
-installed package declares in the `harness.commands` entry-point group.
+"""Where `harness` finds its commands, and the shape every command module has.
 
-Commands are named by module and imported only when the parser is built, so `harness` imports
-nothing from `sae` or `tui` (they depend on `harness`, never the reverse), and each module keeps its
-heavy imports inside its command functions so `harness --help` stays instant. A command module
-defines `register(subparsers)`, which adds its parser and sets `func(args) -> int`.
+The modules this distribution ships come first, then any module another installed package declares
+in the `harness.commands` entry-point group. Commands are named by module and imported only when the
+parser is built, so `harness` imports nothing from `sae` or `tui` (they depend on `harness`, never
+the reverse); each module keeps its heavy imports inside `run` so that `harness --help` stays
+instant. A command module is a `Command` (below).
 
 A third-party package adds a command with, in its pyproject.toml:
 
@@ -18,6 +18,26 @@ import argparse
 import importlib
 from importlib.metadata import entry_points
 from types import ModuleType
+from typing import Protocol
+
+
+class Command(Protocol):
+    """A command module, as vLLM's `CLISubcommand` (`harness.commands.status` is a short example).
+
+    `register(subparsers)` adds the command's parser and binds it with
+    `parser.set_defaults(func=run, validate=validate)`. The CLI calls `validate(args)` first, when
+    the module has one: the checks of the flags alone (a number out of range, two flags that
+    exclude each other), which must fail before anything is read or a model loads; it raises a
+    `HarnessError` and returns nothing. Then `run(args)` does the work and returns the exit code: it
+    turns the flags into arguments, calls one domain function (which never prints) and prints
+    what it returns. A group of commands (`harness sae`, `sae/commands/__init__.py`) registers a
+    parent parser and then each of its modules' `register` under it.
+    """
+
+    def register(self, subparsers: argparse._SubParsersAction) -> None: ...
+
+    def run(self, args: argparse.Namespace) -> int: ...
+
 
 #: The entry-point group other packages use to add commands.
 GROUP = "harness.commands"
@@ -28,8 +48,8 @@ BUILTIN = (
     "harness.commands.study",
     "harness.commands.schema",
     "harness.commands.status",
-    "harness.analysis.command",
-    "sae.command",
+    "harness.commands.analyze",
+    "sae.commands",
     "tui.command",
 )
 

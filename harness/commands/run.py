@@ -9,8 +9,8 @@ from harness.errors import ConfigError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    run = sub.add_parser("run", help="Run experiments.", description="Run experiments.")
-    run_sub = run.add_subparsers(dest="what", metavar="WHAT", required=True)
+    parent = sub.add_parser("run", help="Run experiments.", description="Run experiments.")
+    run_sub = parent.add_subparsers(dest="what", metavar="WHAT", required=True)
     games = run_sub.add_parser(
         "games",
         help="Play slot-machine games (resumes an existing run directory).",
@@ -49,7 +49,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         "(a throwaway one-machine Ray) or a cluster address. --out must be on a shared filesystem.",
     )
     games.add_argument("--quiet", action="store_true", help="No progress bar.")
-    games.set_defaults(func=run_games_command)
+    games.set_defaults(func=run, validate=validate)
+
+
+def validate(args: argparse.Namespace) -> None:
+    if args.gpus is not None and args.workers is not None:
+        raise ConfigError("--gpus and --workers: give one (GPU workers, or N CPU workers)")
+    if args.workers is not None and args.workers < 1:
+        raise ConfigError(f"--workers: need at least 1, got {args.workers}")
 
 
 def overrides_from_args(args: argparse.Namespace) -> dict:
@@ -64,11 +71,7 @@ def overrides_from_args(args: argparse.Namespace) -> dict:
         "backend.kind": args.backend,
         "backend.device": args.device,
     }
-    if args.gpus is not None and args.workers is not None:
-        raise ConfigError("--gpus and --workers: give one (GPU workers, or N CPU workers)")
     if args.workers is not None:
-        if args.workers < 1:
-            raise ConfigError(f"--workers: need at least 1, got {args.workers}")
         over["gpus"] = ["cpu"] * args.workers
     elif args.gpus is not None and getattr(args, "ray", None):
         over["gpus"] = [g for g in args.gpus.split(",") if g.strip()]  # Ray counts the cluster's GPUs
@@ -85,7 +88,7 @@ def overrides_from_args(args: argparse.Namespace) -> dict:
     return over
 
 
-def run_games_command(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
     from harness.backends.checkpoints import resolve_model_path
     from harness.config import load_config
     from harness.rundir.lock import RunLock

@@ -10,10 +10,10 @@ from pathlib import Path
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("schema", help="Write the JSON Schemas of the run files (default: docs/schemas).")
     p.add_argument("--out", default="docs/schemas", help="Directory to write *.schema.json into.")
-    p.set_defaults(func=schema_command)
+    p.set_defaults(func=run)
 
 
-def schema_command(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
     from harness.records import json_schemas
     from harness.status.model import status_json_schema
 

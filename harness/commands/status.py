@@ -29,15 +29,18 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="Stalled: no event for M minutes while the process lives (default: the study file's "
         "stall_minutes, 10 for a run directory).",
     )
-    p.set_defaults(func=run_status)
+    p.set_defaults(func=run, validate=validate)
 
 
-def run_status(args: argparse.Namespace) -> int:
+def validate(args: argparse.Namespace) -> None:
+    if args.stall_minutes is not None and not args.stall_minutes > 0:
+        raise ConfigError(f"--stall-minutes: must be > 0, got {args.stall_minutes}")
+
+
+def run(args: argparse.Namespace) -> int:
     from harness.rundir.files import STATUS_JSON
     from harness.status.build import write_status
 
-    if args.stall_minutes is not None and not args.stall_minutes > 0:
-        raise ConfigError(f"--stall-minutes: must be > 0, got {args.stall_minutes}")
     md = write_status(args.dir, stall_minutes=args.stall_minutes)
     print((md.parent / STATUS_JSON if args.json else md).read_text(), end="")
     return 0

@@ -13,7 +13,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Run a whole study from one study file (docs/study.md).",
     )
     study_sub = study.add_subparsers(dest="study_command", metavar="WHAT", required=True)
-    run = study_sub.add_parser(
+    p = study_sub.add_parser(
         "run",
         help="Run every experiment of a study file (rerun the same command to resume).",
         description="Start each experiment of STUDY.toml as a `harness` command once the experiments "
@@ -21,17 +21,17 @@ def register(sub: argparse._SubParsersAction) -> None:
         "the complete experiments and resumes the others. Ctrl-C stops every command (each saves its "
         "work) and exits 130.",
     )
-    run.add_argument("study", type=Path, metavar="STUDY.toml", help="The study file.")
-    run.add_argument("--out", type=Path, help="Study directory (study file: out).")
-    run.add_argument(
+    p.add_argument("study", type=Path, metavar="STUDY.toml", help="The study file.")
+    p.add_argument("--out", type=Path, help="Study directory (study file: out).")
+    p.add_argument(
         "--ray", metavar="ADDRESS",
         help="Run the games experiments' workers as Ray actors ('auto', 'local' or an address), "
         "as `harness run games --ray` does.",
     )
-    run.set_defaults(func=run_study_command)
+    p.set_defaults(func=run)
 
 
-def run_study_command(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
     from harness.rundir.files import STUDY_LOCK
     from harness.rundir.lock import RunLock
     from harness.status.build import write_status

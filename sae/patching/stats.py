@@ -35,7 +35,9 @@ import pandas as pd
 
 from harness.errors import ConfigError
 from harness.records import MODEL_DECISION_KINDS
+from harness.rundir.files import PASS_REPORT, PATCH_FEATURES, PATCH_META, PATCH_TESTS
 from sae.patching.prompts import HIGH_BET
+from sae.patching.trials import PatchSettings
 from sae.stats import benjamini_hochberg
 
 METRIC = {"safe": "stop_rate", "risky": "high_bet_rate"}
@@ -90,6 +92,15 @@ def select_features(
     if top is not None:
         t = t.groupby("layer", sort=True).head(top)
     return t.drop(columns="_abs").reset_index(drop=True)
+
+
+def patch_targets(chosen: pd.DataFrame) -> list[dict]:
+    """Per feature the two patch targets: the stopped group's mean (safe), the bankrupt one's (risky)."""
+    return [
+        {"layer": int(r["layer"]), "feature": int(r["feature"]), "target_safe": float(r["mean_stopped"]),
+         "target_risky": float(r["mean_bankrupt"]), "direction": r.get("direction")}
+        for r in chosen.to_dict("records")
+    ]
 
 
 def hit(prompt: str, action: str | None, bet: int | None) -> bool:
@@ -262,6 +273,25 @@ def write_report(
     cols = [c for c in features.columns if (c.endswith("_change") and "unparsed" not in c)
             or c in ("layer", "feature", "direction", "classification", "min_q")]
     parts.append(md_table(causal[cols]) if len(causal) else "(none)")
-    path = out / "report.md"
+    path = out / PASS_REPORT
     path.write_text("\n".join(parts) + "\n")
     return path
+
+
+def write_results(
+    lines, features: list[dict], settings: PatchSettings, meta: dict, out: Path, *, alpha: float,
+    min_effect: float,
+) -> pd.DataFrame:
+    """The end of a pass: the settings with their warnings (patch_meta.json), the tests and the class
+    of every feature in `features` (patch_tests, patch_features: .parquet and .csv) and report.md.
+    Returns the classes."""
+    (out / PATCH_META).write_text(settings.model_dump_json(indent=2))
+    wanted = {(f["layer"], f["feature"]) for f in features}
+    lines = [u for u in lines if u.type == "baseline" or (u.layer, u.feature) in wanted]
+    tests = compare_patches(lines, alpha, min_effect)
+    table = classify(tests)
+    for name, frame in ((PATCH_TESTS, tests), (PATCH_FEATURES, table)):
+        frame.to_parquet(out / name, index=False)
+        frame.to_csv((out / name).with_suffix(".csv"), index=False)
+    write_report(table, tests, lines, meta, out)
+    return table

@@ -23,8 +23,9 @@ import numpy as np
 import pandas as pd
 
 from harness.records import GameRecord
+from harness.rundir.files import PATHWAY_SHARDS_DIR
 from harness.seeds import derive_seed
-from sae.features import GROUPS, decision_rounds, group_of, split_groups
+from sae.games import GROUPS, decision_rounds, group_of, split_groups
 from sae.model import SAE
 from sae.pathway.shards import ShardStore, ShardWriter
 from sae.reader import ResidualReader
@@ -218,3 +219,39 @@ def write_pathway(result: PathwayResult, out_dir: Path) -> dict[str, Path]:
         frame.to_csv(paths[name], index=False)
         frame.to_parquet(out_dir / f"pathway_{name}.parquet", index=False)
     return paths
+
+
+@dataclass
+class PathwayPass:
+    """What `run_pathway` did: the shards' index and store, their size, and the comparison (None
+    when a group has fewer than 2 games: nothing to compare)."""
+
+    index: pd.DataFrame
+    store: ShardStore
+    shard_bytes: int
+    result: PathwayResult | None
+
+
+def run_pathway(
+    games: list[GameRecord],
+    saes: dict[int, SAE],
+    reader: ResidualReader,
+    out_dir: Path,
+    *,
+    rows_per_shard: int = 8192,
+    top_k: int = 10,
+    progress: Callable[[int, int], None] | None = None,
+    sample: dict | None = None,
+) -> PathwayPass:
+    """The pathway pass: every decision of `games` into OUT/shards, then the comparison of the two
+    groups (written to OUT) when each has at least 2 games."""
+    shards = out_dir / PATHWAY_SHARDS_DIR
+    index = extract_pathway(games, saes, reader, shards, rows_per_shard, progress, sample)
+    store = ShardStore(shards)
+    size = sum(f.stat().st_size for f in shards.glob("shard-*.safetensors"))
+    per_group = index.groupby("group")["game_id"].nunique() if len(index) else {}
+    result = None
+    if all(per_group.get(g, 0) >= 2 for g in GROUPS):
+        result = compare_pathway(store, top_k=top_k)
+        write_pathway(result, out_dir)
+    return PathwayPass(index, store, size, result)

@@ -4,7 +4,7 @@ import pandas as pd
 import pytest
 
 from harness.cli import main
-from sae.features import group_of, read_games
+from sae.games import group_of, read_games
 from tests.sae.builders import write_layer_saes
 
 pytestmark = pytest.mark.model

@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 import torch
 
-from sae.features import extract_features, group_of, last_decision_prompt, split_groups, write_result
+from sae.features import extract_features, last_decision_prompt, write_result
+from sae.games import group_of, split_groups
 from sae.model import SAE, SAEConfig
 from sae.pathway.shards import ShardStore, ShardWriter
 from sae.pathway.tracking import compare_pathway, extract_pathway, select_games

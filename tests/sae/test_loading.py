@@ -162,7 +162,7 @@ def test_model_named_by_the_sae_is_checked(tmp_path, w, capsys):
         "warning: the SAE(s) of layer(s) 25, 26 name model 'meta-llama/Llama-3.1-8B', not this run's model "
         "('smollm2', '/cache/SmolLM2-135M-Instruct')"
     ]
-    assert capsys.readouterr().err.strip() == lines[0]
+    assert capsys.readouterr().err == ""  # the command prints them, not the loader
     with pytest.raises(SAELoadError, match=r"hyperparams\.json: act_fn 'topk' not supported"):
         load(write_llamascope(tmp_path / "tk", w, act_fn="topk"))
 

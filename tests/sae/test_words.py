@@ -1,17 +1,13 @@
-"""Feature words: decoder directions through a hand-made unembedding, answer words, the CLI."""
+"""Feature words: decoder directions through a hand-made unembedding, answer words."""
 
-import json
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 
-from harness.cli import main
-from sae.features import read_games
 from sae.model import SAE, SAEConfig
 from sae.words import answer_words, feature_words, final_norm_gain, token_effects, top_tokens
-from tests.sae.builders import write_layer_saes
 
 VOCAB = ["a", "b", "c", "d", "e"]
 
@@ -88,27 +84,3 @@ def test_feature_words_on_hand_made_decoder():
     assert two["promotes"] == "'e' +0.50, 'b' +0.20" and two["suppresses"] == "'a' -0.50, 'd' -0.30"
     assert two["delta"] == pytest.approx(0.5 - 1.5)
     assert one["high_words"] == "'bet' +1.00, 'big' +0.50" and "'stop' -1.00" in one["low_words"]
-
-
-@pytest.mark.model
-def test_words_cli_on_demo_run(demo_run, tmp_path):
-    games = read_games(demo_run)
-    assert games
-    table = pd.DataFrame({"layer": [1, 1, 3], "feature": [2, 5, 9], "mean_bankrupt": [0.0] * 3,
-                          "mean_stopped": [0.0] * 3, "d": [0.4, -0.6, 0.1],
-                          "direction": ["risky", "safe", "risky"], "significant": [True, True, False]})
-    table.to_parquet(tmp_path / "features.parquet", index=False)
-    spec = write_layer_saes(tmp_path / "saes", "gemmascope", [1, 3], 576, 32)
-    out = tmp_path / "w"
-    rc = main(["sae", "words", str(demo_run), "--features", str(tmp_path / "features.parquet"), "--sae", spec,
-               "--device", "cpu", "--out", str(out), "--k-tokens", "5", "--no-events"])  # demo_run is shared
-    assert rc == 0
-    words = pd.read_parquet(out / "words.parquet")
-    assert words[["layer", "feature"]].values.tolist() == [[1, 5], [1, 2]]  # significant only, by |d|
-    assert (words["n_high"] + words["n_low"] == len(games)).all()
-    assert all(len(s.split(", ")) == 5 for s in words["promotes"])
-    report = (out / "words_report.md").read_text()
-    assert report.startswith("# Feature words") and "## Layer 1, feature 5" in report
-    meta = json.loads((out / "words_meta.json").read_text())
-    assert sum(meta["games_dropped"].values()) + meta["n_bankrupt"] + meta["n_stopped"] == len(games)
-    assert meta["warnings"] == []

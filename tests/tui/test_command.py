@@ -8,12 +8,12 @@ import sys
 import pytest
 
 from harness.cli import build_parser, main
-from tui.command import run_monitor
+from tui.command import run
 
 
 def test_monitor_is_a_harness_command():
     args = build_parser().parse_args(["monitor", "runs/a", "runs/b", "--stall-after", "30"])
-    assert args.func is run_monitor
+    assert args.func is run
     assert (
         [str(r) for r in args.runs] == ["runs/a", "runs/b"] and args.stall_after == 30 and args.interval == 1
     )

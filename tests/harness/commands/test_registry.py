@@ -44,3 +44,30 @@ def test_building_every_parser_loads_no_backend():
     )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert r.stdout.strip() == "[]"
+
+
+def _leaves(parser, path=()):
+    """(argv prefix, parser) of every command that runs: the parsers without sub-commands."""
+    import argparse
+
+    subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    if not subs:
+        yield path, parser
+    for action in subs:
+        for name, child in action.choices.items():
+            yield from _leaves(child, (*path, name))
+
+
+def test_every_command_has_one_shape():
+    """Each command is bound to its module's `run` and, when it has one, its module's `validate`."""
+    import importlib
+
+    from harness.cli import build_parser
+
+    leaves = dict(_leaves(build_parser()))
+    assert {("run", "games"), ("analyze",), ("sae", "patch"), ("sae", "train"), ("monitor",)} <= set(leaves)
+    for path, parser in leaves.items():
+        run, validate = parser.get_default("func"), parser.get_default("validate")
+        module = importlib.import_module(run.__module__)
+        assert run.__name__ == "run" and module.run is run, path
+        assert validate is None or validate is getattr(module, "validate", None), path

@@ -1,6 +1,5 @@
-"""Activation patching: the hook on the real SmolLM2, batching, the pass's resume, statistics, CLI."""
+"""Activation patching: the hook on the real SmolLM2, batching, the pass's resume, statistics."""
 
-import json
 import math
 
 import pandas as pd
@@ -8,11 +7,9 @@ import pytest
 import torch
 
 from harness.backends.formatter import PromptFormatter
-from harness.cli import main
 from harness.config import ModelConfig
 from harness.game.prompts import build_prompt
 from harness.game.rules import GameRules
-from harness.records import EVENT_ADAPTER
 from sae.hooks import capture_residual, edit_residual
 from sae.model import SAE, SAEConfig
 from sae.patching.generate import Row, RowPatch, TrialResult, row_patches
@@ -20,7 +17,7 @@ from sae.patching.prompts import build_test_prompts, plan_history
 from sae.patching.stats import classify, compare_patches, select_features
 from sae.patching.trials import Condition, PatchSettings, Trial, UnitLine, read_lines, run_pass
 from sae.stats import benjamini_hochberg
-from tests.sae.builders import GAME_PLANS, played_game, random_weights, write_layer_saes, write_run
+from tests.sae.builders import random_weights
 
 LAYER = 3
 
@@ -296,62 +293,3 @@ def test_feature_selection():
     assert select_features(t, top=1)[["layer", "feature"]].values.tolist() == [[1, 6], [2, 5]]
     assert len(select_features(t, include_all=True, layers=[1])) == 3
     assert select_features(t, ids=[(2, 5), (1, 7)])["feature"].tolist() == [5, 7]
-
-
-# --- CLI end to end -----------------------------------------------------------------------------
-
-
-def _features_table(run_dir, layers=(2, 5)):
-    t = pd.DataFrame({"layer": [layers[0], layers[0], layers[1]], "feature": [1, 3, 7],
-                      "mean_bankrupt": [2.0, 0.0, 1.5], "mean_stopped": [0.0, 3.0, 0.1],
-                      "d": [0.5, -0.8, 0.4], "direction": ["risky", "safe", "risky"],
-                      "significant": [True, True, True]})
-    path = run_dir / "features.parquet"
-    t.to_parquet(path, index=False)
-    return path
-
-
-@pytest.mark.model
-def test_patch_cli_with_events(tmp_path, smollm2_path, capsys):
-    fmt = PromptFormatter.from_pretrained(smollm2_path, "chat")
-    run_dir = write_run(tmp_path / "run",
-                        [played_game(fmt, b, repetition=i) for i, (b, _) in enumerate(GAME_PLANS)],
-                        smollm2_path)
-    table = _features_table(run_dir)
-    spec = write_layer_saes(tmp_path / "saes", "llamascope", [2, 5], 576, 64)
-    args = ["sae", "patch", str(run_dir), "--features", str(table), "--sae", spec, "--trials", "2",
-            "--max-new-tokens", "4", "--device", "cpu", "--top", "1", "--layers", "5"]
-    assert main(args) == 0
-    out = run_dir / "sae" / "patching"
-    features = pd.read_parquet(out / "patch_features.parquet")
-    assert features[["layer", "feature"]].values.tolist() == [[5, 7]]
-    assert set(features["classification"]) <= {"safe", "risky", "breaks_format", "none"}
-    assert (len(pd.read_csv(out / "patch_tests.csv")) == 8
-            and (out / "report.md").read_text().startswith("# Activation"))
-    meta = json.loads((out / "patch_meta.json").read_text())
-    assert meta["trials"] == 2 and meta["prompts"]["safe"]["balance"] == 140
-    events = [EVENT_ADAPTER.validate_json(x) for x in (run_dir / "events.jsonl").read_text().splitlines()]
-    mine = [e for e in events if e.kind == "patching"]
-    assert mine[0].type == "run_start" and mine[-1].type == "run_end" and mine[-1].games_done == 1
-    assert "1 features patched" in capsys.readouterr().out
-    # rerun, given the table (the run dir is found above it): all done, nothing generated
-    args[2:5] = [str(table)]
-    assert main(args) == 0
-    assert len(read_lines(out / "patch_trials.jsonl")) == 2
-
-
-@pytest.mark.model
-def test_patch_cli_on_demo_run(demo_run, tmp_path):
-    table = _features_table(tmp_path, layers=(1, 3))
-    spec = write_layer_saes(tmp_path / "saes", "saelens", [1, 3], 576, 64)
-    out = tmp_path / "p"
-    assert main(["sae", "patch", str(demo_run), "--features", str(table), "--sae", spec, "--trials", "2",
-                 "--max-new-tokens", "4", "--device", "cpu", "--out", str(out), "--no-events",
-                 "--ids", "3:7"]) == 0
-    lines = read_lines(out / "patch_trials.jsonl")
-    assert [u.type for u in lines] == ["baseline", "feature"]
-    assert all(len(c.trials) == 2 for u in lines for c in u.conditions)
-    meta = json.loads((out / "patch_meta.json").read_text())
-    # demo: base prompts, $30 start
-    assert meta["style"] == "base" and meta["prompts"]["safe"]["balance"] == 140
-    assert meta["prompts"]["safe"]["rendered"].endswith("Final Decision:")

@@ -27,7 +27,7 @@ import torch
 
 from harness.errors import RunDirError
 from harness.records import GameRecord
-from sae.features import decision_rounds
+from sae.games import decision_rounds
 from sae.hooks import StopForward, capture_residual
 
 

@@ -1,10 +1,11 @@
 """`harness sae train`: train a sparse autoencoder per layer on the residual stream of a run's prompts.
 
-One pass reads every decision prompt of the run through the model (`sae.train_data`: every token
-position, all chosen layers, into a disk buffer), then each layer's SAE (`sae.trainable`) is
-trained on the training games' tokens and measured on the held-out games' tokens. Each layer
-writes `OUT/layer_{L}/` in the SAELens layout (`cfg.json`, `sae_weights.safetensors`) with
-`metrics.json` beside it, so `--sae OUT` serves `features`, `patch` and `words` directly.
+One pass reads every decision prompt of the run through the model (`sae.training.data`: every
+token position, all chosen layers, into a disk buffer), then each layer's SAE
+(`sae.training.trainable`) is trained on the training games' tokens and measured on the held-out
+games' tokens. Each layer writes `OUT/layer_{L}/` in the SAELens layout (`cfg.json`,
+`sae_weights.safetensors`) with `metrics.json` beside it, so `--sae OUT` serves `features`,
+`patch` and `words` directly.
 
 Resuming: a layer checkpoints (`checkpoint.pt`: weights, Adam state, dead-feature counters, step)
 every `checkpoint_every` steps and on Ctrl-C. Batches are drawn from a generator seeded by
@@ -25,9 +26,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from sae.train_config import TrainConfig, TrainMetrics
-from sae.train_data import ActivationBuffer
-from sae.trainable import TrainableSAE, saelens_cfg, write_saelens
+from sae.training.config import TrainConfig, TrainMetrics
+from sae.training.data import ActivationBuffer
+from sae.training.trainable import TrainableSAE, saelens_cfg, write_saelens
 
 StepReport = Callable[[int, dict], None]
 

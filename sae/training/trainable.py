@@ -26,7 +26,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from sae.train_config import TrainConfig
+from sae.training.config import TrainConfig
 
 #: The sae-lens release whose `cfg.json` / weight names the export follows.
 SAELENS_LAYOUT = "6.54.12"

@@ -46,7 +46,12 @@ def register(subparsers) -> None:
     )
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
     p.add_argument("--no-figures", action="store_true", help="skip the PNG figures")
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, validate=validate)
+
+
+def validate(args: argparse.Namespace) -> None:
+    if args.bootstrap < 10:
+        raise ConfigError(f"--bootstrap: needs at least 10 resamples, got {args.bootstrap}")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -54,8 +59,6 @@ def run(args: argparse.Namespace) -> int:
     from harness.analysis.stats import Boot
     from harness.analysis.tables import Exclusion
 
-    if args.bootstrap < 10:
-        raise ConfigError(f"--bootstrap: needs at least 10 resamples, got {args.bootstrap}")
     for d in args.run_dirs:
         if not d.exists():
             raise ConfigError(f"{d}: no such run directory")
