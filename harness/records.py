@@ -73,7 +73,8 @@ Action = Literal["bet", "stop"]
 ParseKind = Literal["final_decision", "first_line", "fallback", "extracted", "unparsed", "empty"]
 #: Parse kinds that read a decision from the model's own words, not a guess (docs/protocol.md §1.6).
 MODEL_DECISION_KINDS: tuple[ParseKind, ...] = ("final_decision", "first_line", "extracted")
-PassKind = Literal["games", "patching", "features", "pathway", "train", "words"]
+#: Which pass wrote an event; "patching" is the patch pass's older name, still read.
+PassKind = Literal["games", "train", "features", "pathway", "patch", "words", "patching"]
 
 
 def _type_required(schema: dict[str, Any]) -> None:

@@ -18,6 +18,7 @@ from pydantic import ValidationError
 
 from harness.errors import RunDirError
 from harness.records import Event, read_event
+from harness.rundir.files import OLD_PASS_NAMES
 from harness.rundir.jsonl import complete_lines
 from harness.rundir.progress import WorkerKey, WorkerState, fold_events
 from harness.rundir.store import EVENTS_FILE, GAMES_FILE
@@ -27,10 +28,10 @@ ProcessState = Literal["alive", "stopped", "gone"]
 
 #: The pass kind (`Event.kind`) each experiment kind writes its events with.
 PASS_KIND = {"games": "games", "sae-train": "train", "sae-features": "features",
-             "sae-pathway": "pathway", "sae-patch": "patching", "sae-words": "words"}
+             "sae-pathway": "pathway", "sae-patch": "patch", "sae-words": "words"}
 #: SAE output folders of a run directory (RUN/sae/NAME, the commands' default --out) and their kind.
 SAE_FOLDERS = {"train": "sae-train", "features": "sae-features", "pathway": "sae-pathway",
-               "patching": "sae-patch", "words": "sae-words"}
+               "patch": "sae-patch", "patching": "sae-patch", "words": "sae-words"}
 #: The report's own files, not an experiment's outputs.
 REPORT_FILES = (STATUS_MD, STATUS_JSON, STATUS_MD + ".tmp", STATUS_JSON + ".tmp")
 
@@ -138,7 +139,7 @@ def _processes(recorded: ExperimentEvent | None, workers: list[WorkerState]) -> 
 def pass_workers(workers: dict[WorkerKey, WorkerState], kind: str) -> list[WorkerState]:
     """The workers of an experiment kind's pass: those of its pass kind, or, when none is (a kind
     without its own pass kind), every worker of its events file."""
-    mine = [w for (k, _), w in sorted(workers.items()) if k == PASS_KIND.get(kind)]
+    mine = [w for (k, _), w in sorted(workers.items()) if OLD_PASS_NAMES.get(k, k) == PASS_KIND.get(kind)]
     return mine or [w for _, w in sorted(workers.items())]
 
 
@@ -171,12 +172,12 @@ def run_facts(run_dir: Path, argv: list[str]) -> list[ExperimentFacts]:
     workers = fold_events(events)
     by_kind: dict[str, list[WorkerState]] = {}
     for (kind, _), w in sorted(workers.items()):
-        by_kind.setdefault(kind, []).append(w)
+        by_kind.setdefault(OLD_PASS_NAMES.get(kind, kind), []).append(w)  # an older run's names too
     passes: dict[str, tuple[str, Path]] = {}
     if (run_dir / GAMES_FILE).exists() or "games" in by_kind:
         passes["games"] = ("games", run_dir)
     sae = run_dir / "sae"
-    order = list(SAE_FOLDERS)  # the pipeline's order: train, features, pathway, patching, words
+    order = list(SAE_FOLDERS)  # the pipeline's order: train, features, pathway, patch, words
     folders = sorted(sae.iterdir(), key=lambda p: (order.index(p.name) if p.name in order else 99, p.name)) \
         if sae.is_dir() else []
     for folder in folders:

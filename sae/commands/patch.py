@@ -120,11 +120,11 @@ def run(args) -> int:
     generator = _load_generator(args, model_cfg, config.get("generation") or {})
     prompts, settings = _prompts_and_settings(args, config, model_cfg, generator)
     features = patch_targets(chosen)
-    out = args.out or (sae_pass_dir(run_dir, "patching") if run_dir else table_path.parent / "patching")
+    out = args.out or (sae_pass_dir(run_dir, "patch") if run_dir else table_path.parent / "patch")
     warnings: list[str] = []
     load_sae = _sae_loader(args, folders, generator, model_cfg, warnings)
     t0 = time.perf_counter()
-    with progress(args, "patching", model_cfg.name, run_dir) as report:
+    with progress(args, "patch", model_cfg.name, run_dir) as report:
         lines = run_pass(generator, prompts, features, load_sae, settings, out, batch_size=args.batch_size,
                          restart=args.restart, progress=report)
     meta = {**settings.model_dump(exclude={"prompts"}), "alpha": args.alpha, "min_effect": args.min_effect,

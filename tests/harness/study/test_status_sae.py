@@ -1,5 +1,5 @@
 """`harness status` on a run directory with real SAE passes: a tiny SAE trained on the real SmolLM2
-demo run, then features, patching and words with it, each the real command. The headline results
+demo run, then features, patch and words with it, each the real command. The headline results
 are read back from the files the passes wrote."""
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ def test_headlines_of_real_sae_passes(demo_run, tmp_path, capsys):
     assert main(["sae", "words", str(run), "--sae", sae, *CPU, "--top", "2"]) == 0
 
     status = {e.name: e for e in build_status(run).experiments}
-    assert list(status) == ["games", "sae/train", "sae/features", "sae/patching", "sae/words"]
+    assert list(status) == ["games", "sae/train", "sae/features", "sae/patch", "sae/words"]
     assert all(e.state == "complete" for e in status.values()), {n: e.note for n, e in status.items()}
     train = status["sae/train"].headlines[0]
     assert train.header[:4] == ["layer", "explained variance", "L0", "dead"] and train.rows[0][0] == "3"
@@ -42,9 +42,9 @@ def test_headlines_of_real_sae_passes(demo_run, tmp_path, capsys):
     assert features.rows == [["3", str(len(table)), str(int(table["significant"].sum())),
                               str(int((table["significant"] & (table["direction"] == "risky")).sum())),
                               str(int((table["significant"] & (table["direction"] == "safe")).sum()))]]
-    patch = status["sae/patching"].headlines[0]
+    patch = status["sae/patch"].headlines[0]
     assert patch.header == ["layer", "safe", "risky", "breaks_format", "none"]
     assert patch.rows[-1][0] == "all" and sum(int(c) for c in patch.rows[-1][1:]) == 2
     words = status["sae/words"].headlines[0]
     assert len(words.rows) == 2 and all(r[0] == "3" for r in words.rows)
-    assert status["sae/patching"].done == status["sae/patching"].total > 0
+    assert status["sae/patch"].done == status["sae/patch"].total > 0
