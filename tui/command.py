@@ -7,13 +7,14 @@ import argparse
 from pathlib import Path
 
 from harness.errors import ConfigError
+from harness.rundir.files import EVENTS_FILE
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The monitor's arguments (shared by `harness monitor` and `python -m tui`)."""
     parser.add_argument(
         "runs", nargs="+", type=Path, metavar="RUN_DIR",
-        help="run directories (or events.jsonl files); ones that do not exist yet are waited for; or one "
+        help=f"run directories (or {EVENTS_FILE} files); ones that do not exist yet are waited for; or one "
         "study directory (with study.toml): one panel per experiment",
     )
     parser.add_argument(
@@ -56,7 +57,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "monitor",
         help="watch runs live: one panel per GPU/worker, or per experiment of a study (reads, never writes)",
         description="Live terminal monitor of runs: progress, rates, ETA, errors and stalls per "
-        "worker, following each RUN_DIR/events.jsonl as it grows. On a study directory: one panel per "
+        f"worker, following each RUN_DIR/{EVENTS_FILE} as it grows. On a study directory: one panel per "
         "experiment (state, progress, ETA, note, as `harness status` judges them). Keys: q quit, p pause, "
         "c per-condition view, arrows move, ? help.",
     )

@@ -7,6 +7,7 @@ import argparse
 from pathlib import Path
 
 from harness.errors import ConfigError
+from harness.rundir.files import GAMES_FILE, TABLES_DIR
 
 
 def register(subparsers) -> None:
@@ -14,7 +15,7 @@ def register(subparsers) -> None:
         "analyze",
         help="behavioural metrics, tables, figures and report.md for one or more runs",
         description=(
-            "Compute the docs/protocol.md §2 metrics for each run (one per model) from games.jsonl: "
+            f"Compute the docs/protocol.md §2 metrics for each run (one per model) from {GAMES_FILE}: "
             "per-game indices, "
             "per-condition and per-run rates and means with bootstrap 95%% intervals, index-bankruptcy "
             "correlation, component effects, streak chasing. Writes report.md, figures/*.png and "
@@ -22,7 +23,7 @@ def register(subparsers) -> None:
         ),
     )
     p.add_argument(
-        "run_dirs", nargs="+", type=Path, metavar="RUN_DIR", help="run directories (or games.jsonl files)"
+        "run_dirs", nargs="+", type=Path, metavar="RUN_DIR", help=f"run directories (or {GAMES_FILE} files)"
     )
     p.add_argument(
         "--out",
@@ -71,5 +72,5 @@ def run(args: argparse.Namespace) -> int:
         Boot(resamples=args.bootstrap, seed=args.seed),
         figures=not args.no_figures,
     )
-    print(f"wrote {report} (tables in {out / 'tables'}, figures in {out / 'figures'})")
+    print(f"wrote {report} (tables in {out / TABLES_DIR}, figures in {out / 'figures'})")
     return 0

@@ -204,3 +204,20 @@ def test_an_unreadable_result_file_is_one_line_not_a_crash(tmp_path):
     (found,) = headlines("sae-patch", tmp_path)
     assert found.text.startswith("unreadable: ") and not found.rows
     assert headlines("sae-words", tmp_path) == []  # nothing written yet: no headline
+
+
+@pytest.mark.parametrize("name", ["patch", "patching"])
+def test_the_patch_pass_is_found_under_its_name_and_its_older_one(tmp_path, name):
+    """A run directory's patch pass: RUN/sae/patch with events of kind `patch`, or an older run's
+    RUN/sae/patching with events of kind `patching`: one pass either way, with its worker."""
+    from harness.study.facts import run_facts
+
+    from harness.rundir.files import EVENTS_FILE
+    from tests.tui.builders import append, progress, start
+
+    (tmp_path / "sae" / name).mkdir(parents=True)
+    append(tmp_path / EVENTS_FILE, start(0, gpu=None, total=3, kind=name), progress(5, 2, gpu=None, total=3,
+                                                                                   kind=name))
+    (found,) = run_facts(tmp_path, [])
+    assert (found.name, found.kind) == (f"sae/{name}", "sae-patch")
+    assert [(w.kind, w.games_done) for w in found.workers] == [(name, 2)]

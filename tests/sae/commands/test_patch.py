@@ -35,7 +35,7 @@ def test_patch_cli_with_events(tmp_path, smollm2_path, capsys):
     args = ["sae", "patch", str(run_dir), "--features", str(table), "--sae", spec, "--trials", "2",
             "--max-new-tokens", "4", "--device", "cpu", "--top", "1", "--layers", "5"]
     assert main(args) == 0
-    out = run_dir / "sae" / "patching"
+    out = run_dir / "sae" / "patch"
     features = pd.read_parquet(out / "patch_features.parquet")
     assert features[["layer", "feature"]].values.tolist() == [[5, 7]]
     assert set(features["classification"]) <= {"safe", "risky", "breaks_format", "none"}
@@ -44,13 +44,15 @@ def test_patch_cli_with_events(tmp_path, smollm2_path, capsys):
     meta = json.loads((out / "patch_meta.json").read_text())
     assert meta["trials"] == 2 and meta["prompts"]["safe"]["balance"] == 140
     events = [EVENT_ADAPTER.validate_json(x) for x in (run_dir / "events.jsonl").read_text().splitlines()]
-    mine = [e for e in events if e.kind == "patching"]
+    mine = [e for e in events if e.kind == "patch"]
     assert mine[0].type == "run_start" and mine[-1].type == "run_end" and mine[-1].games_done == 1
     assert "1 features patched" in capsys.readouterr().out
-    # rerun, given the table (the run dir is found above it): all done, nothing generated
+    # rerun, given the table (the run dir is found above it): all done, nothing generated; a pass
+    # begun under the older folder name continues there
+    old = out.rename(run_dir / "sae" / "patching")
     args[2:5] = [str(table)]
     assert main(args) == 0
-    assert len(read_lines(out / "patch_trials.jsonl")) == 2
+    assert len(read_lines(old / "patch_trials.jsonl")) == 2 and not out.exists()
 
 
 @pytest.mark.model
