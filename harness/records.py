@@ -28,6 +28,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from harness.errors import RunDirError
+from harness.rundir.files import EVENTS_FILE, GAMES_FILE
 
 SCHEMA_VERSION = "2.0"
 _MAJOR = int(SCHEMA_VERSION.split(".")[0])
@@ -138,7 +139,7 @@ class RoundRecord(_Record):
 class GameRecord(_Record):
     """One complete game: a line of `games.jsonl`."""
 
-    type: Literal["game"] = Field("game", description="Line type: always 'game' in games.jsonl.")
+    type: Literal["game"] = Field("game", description=f"Line type: always 'game' in {GAMES_FILE}.")
     schema_version: SchemaVersion = SCHEMA_VERSION
     game_id: str = Field(description="Unique per (condition, repetition); the same on every rerun.")
     run_id: str = Field(description="Id of the run directory's manifest.")
@@ -189,7 +190,7 @@ class GameDoneEvent(_Event):
     """A game was written to games.jsonl (a summary of its record)."""
 
     type: Literal["game_done"] = Field("game_done", description="Line type.")
-    game_id: str = Field(description="The game's id in games.jsonl.")
+    game_id: str = Field(description=f"The game's id in {GAMES_FILE}.")
     condition_id: str = Field(description="Its condition, e.g. 'variable-L-GMP'.")
     outcome: Outcome = Field(description="How the game ended.")
     final_balance: int = Field(description="Balance at the end, dollars.")
@@ -284,7 +285,7 @@ def event_json_schema() -> dict[str, Any]:
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "title": "Event",
-        "description": "One line of events.jsonl; `type` says which event it is.",
+        "description": f"One line of {EVENTS_FILE}; `type` says which event it is.",
         "type": "object",
         "required": ["type"],
         "properties": {"type": {"enum": names}},

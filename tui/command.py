@@ -7,7 +7,7 @@ import argparse
 from pathlib import Path
 
 from harness.errors import ConfigError
-from harness.rundir.files import EVENTS_FILE
+from harness.rundir.files import EVENTS_FILE, STUDY_FILE
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -15,7 +15,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "runs", nargs="+", type=Path, metavar="RUN_DIR",
         help=f"run directories (or {EVENTS_FILE} files); ones that do not exist yet are waited for; or one "
-        "study directory (with study.toml): one panel per experiment",
+        f"study directory (with {STUDY_FILE}): one panel per experiment",
     )
     parser.add_argument(
         "--stall-after", type=float, default=None, metavar="SECONDS",

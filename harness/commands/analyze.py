@@ -7,18 +7,18 @@ import argparse
 from pathlib import Path
 
 from harness.errors import ConfigError
-from harness.rundir.files import GAMES_FILE, TABLES_DIR
+from harness.rundir.files import GAMES_FILE, REPORT_FILE, TABLES_DIR
 
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
         "analyze",
-        help="behavioural metrics, tables, figures and report.md for one or more runs",
+        help=f"behavioural metrics, tables, figures and {REPORT_FILE} for one or more runs",
         description=(
             f"Compute the docs/protocol.md §2 metrics for each run (one per model) from {GAMES_FILE}: "
             "per-game indices, "
             "per-condition and per-run rates and means with bootstrap 95%% intervals, index-bankruptcy "
-            "correlation, component effects, streak chasing. Writes report.md, figures/*.png and "
+            f"correlation, component effects, streak chasing. Writes {REPORT_FILE}, figures/*.png and "
             "tables/*.csv|parquet. A run still in progress can be analysed."
         ),
     )

@@ -10,6 +10,7 @@ import argparse
 from pathlib import Path
 
 from harness.errors import ConfigError
+from harness.rundir.files import STATUS_JSON, STATUS_MD
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -17,13 +18,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         "status",
         help="Status report of a study or run directory: state, progress, ETA, errors, results.",
         description="Read a study directory (or a single run directory, its games and SAE passes) and "
-        "write DIR/status.md and DIR/status.json: a summary table (experiment, state, progress, device, "
-        "GPU memory, ETA, note), then per experiment its command, folder, log, outputs, last error, "
+        f"write DIR/{STATUS_MD} and DIR/{STATUS_JSON}: a summary table (experiment, state, progress, "
+        "device, GPU memory, ETA, note), then per experiment its command, folder, log, outputs, last error, "
         "diagnoses and headline results. States: not started, running, complete, stalled, failed, "
         "interrupted. See docs/status.md.",
     )
     p.add_argument("dir", type=Path, metavar="DIR", help="A study directory or a run directory.")
-    p.add_argument("--json", action="store_true", help="Print status.json instead of the Markdown.")
+    p.add_argument("--json", action="store_true", help=f"Print {STATUS_JSON} instead of the Markdown.")
     p.add_argument(
         "--stall-minutes", type=float, metavar="M",
         help="Stalled: no event for M minutes while the process lives (default: the study file's "

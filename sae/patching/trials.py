@@ -22,6 +22,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from harness.errors import ConfigError
+from harness.rundir.files import PATCH_META, PATCH_TRIALS
 from harness.rundir.jsonl import append_record, complete_lines, repair_torn_tail
 from harness.seeds import derive_seed
 from sae.patching.prompts import PROMPTS, PatchPrompt
@@ -109,7 +110,7 @@ def read_lines(file: Path) -> list[UnitLine]:
 def open_pass(out: Path, settings: PatchSettings, restart: bool = False) -> list[UnitLine]:
     """Create/check the output folder; the lines already done (none with `restart`)."""
     out.mkdir(parents=True, exist_ok=True)
-    meta, trials = out / "patch_meta.json", out / "patch_trials.jsonl"
+    meta, trials = out / PATCH_META, out / PATCH_TRIALS
     if restart:
         trials.unlink(missing_ok=True)
     if meta.is_file() and trials.is_file():
@@ -124,7 +125,7 @@ def open_pass(out: Path, settings: PatchSettings, restart: bool = False) -> list
 
 
 def append_line(out: Path, line: UnitLine) -> None:
-    append_record(out / "patch_trials.jsonl", line, fsync=True)
+    append_record(out / PATCH_TRIALS, line, fsync=True)
 
 
 def _condition(prompt: str, patch: str, target: float | None, results) -> Condition:

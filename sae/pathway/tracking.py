@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from harness.records import GameRecord
-from harness.rundir.files import PATHWAY_SHARDS_DIR
+from harness.rundir.files import GAMES_FILE, PATHWAY_SHARDS_DIR
 from harness.seeds import derive_seed
 from sae.games import GROUPS, decision_rounds, group_of, split_groups
 from sae.model import SAE
@@ -46,7 +46,7 @@ def select_games(
         if missing:
             from harness.errors import ConfigError
 
-            raise ConfigError(f"--game-ids: not in games.jsonl: {missing[:5]}")
+            raise ConfigError(f"--game-ids: not in {GAMES_FILE}: {missing[:5]}")
         return [by_id[i] for i in ids], {"mode": "ids", "game_ids": list(ids)}
     kept, dropped = split_groups(games)
     pools = {grp: [g for g, in_grp in kept if in_grp == grp] for grp in GROUPS}
