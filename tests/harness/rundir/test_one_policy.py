@@ -14,6 +14,7 @@ from harness.run.worker_run import pending_games
 from harness.rundir.reader import RunFiles
 from harness.rundir.store import RunDir
 from harness.status.build import build_status
+from sae.games import read_games
 from tests.helpers import make_game, write_games
 from tui.follow import RunFollower
 from tui.state import MonitorState
@@ -80,6 +81,10 @@ def seen_by_status(run: Path) -> tuple[int | None, list[str]]:
     return games.done, games.diagnoses
 
 
+def seen_by_sae_pass(run: Path) -> dict[str, int]:
+    return {g.game_id: g.final_balance for g in read_games(run)}
+
+
 def seen_by_monitor(run: Path) -> set[str]:
     follower, state = RunFollower([run]), MonitorState([str(run)])
     state.apply(follower.poll())
@@ -97,6 +102,7 @@ def test_every_reader_sees_the_same_games(tmp_path, kind):
     assert {g.game_id: g.final_balance for g in read.games} == want
     assert seen_by_resume(run) == set(want)
     assert seen_by_analyze(run) == want
+    assert seen_by_sae_pass(run) == want
     assert seen_by_monitor(run) == set(want)
     done, diagnoses = seen_by_status(run)
     assert done == len(want)
