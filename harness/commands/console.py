@@ -149,6 +149,37 @@ class PassLine:
               file=sys.stderr, flush=True)
 
 
+class TrainBar:
+    """A rich bar for reading the prompts and one per layer, with loss, L0 and dead features."""
+
+    def __init__(self, prompts: int, layers: list[int], steps: int):
+        self.progress = Progress(
+            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TimeRemainingColumn(),
+            console=Console(stderr=True),
+        )
+        self.read = self.progress.add_task("prompts", total=prompts, info="")
+        self.layers = {
+            L: self.progress.add_task(f"layer {L}", total=steps, info="", start=False) for L in layers
+        }
+
+    def __enter__(self) -> TrainBar:
+        self.progress.__enter__()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.progress.__exit__(*exc)
+
+    def prompts(self, done: int) -> None:
+        self.progress.update(self.read, completed=done)
+
+    def step(self, layer: int, step: int, info: dict) -> None:
+        task = self.layers[layer]
+        self.progress.start_task(task)
+        text = f"loss {info['loss']:.4f} L0 {info['l0']:.1f} dead {info['dead']}" if info else "resumed"
+        self.progress.update(task, completed=step, info=text)
+
+
 def print_multi_summary(out: str, result: MultiResult) -> None:
     """Closing summary of a run with several workers (processes or Ray actors)."""
     print(f"{out}: {result.games_done}/{result.games_total} games ({result.this_run} this run) | "

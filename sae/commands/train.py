@@ -87,7 +87,7 @@ def print_metrics(metrics: list[TrainMetrics], out: Path) -> None:
 
 
 def run(args) -> int:
-    from sae.commands.train_bar import TrainBar
+    from harness.commands.console import TrainBar
     from sae.reader import ResidualReader, run_model_config
     from sae.spec import parse_layers
     from sae.training.pipeline import finished_layers, split_prompts, train_layers
