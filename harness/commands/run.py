@@ -67,8 +67,8 @@ def overrides_from_args(args: argparse.Namespace) -> dict:
     if args.gpus is not None and args.workers is not None:
         raise ConfigError("--gpus and --workers: give one (GPU workers, or N CPU workers)")
     if args.workers is not None:
-        if args.workers < 1:
-            raise ConfigError(f"--workers: need at least 1, got {args.workers}")
+        if not 1 <= args.workers <= 1024:
+            raise ConfigError(f"--workers: need 1 to 1024, got {args.workers}")
         over["gpus"] = ["cpu"] * args.workers
     elif args.gpus is not None and getattr(args, "ray", None):
         over["gpus"] = [g for g in args.gpus.split(",") if g.strip()]  # Ray counts the cluster's GPUs
@@ -76,12 +76,12 @@ def overrides_from_args(args: argparse.Namespace) -> dict:
         from harness.workers.gpus import resolve_gpus
 
         over["gpus"] = resolve_gpus(args.gpus)  # 'all' fails here, before the run directory is touched
-    if args.conditions:
+    if args.conditions is not None:  # every entry kept, so the config refuses an empty or repeated one
         text = args.conditions.strip()
         if text in ("grid64", "grid128"):
             over["conditions"] = {"grid": text.removeprefix("grid")}
         else:
-            over["conditions"] = {"ids": [c for c in text.split(",") if c.strip()]}
+            over["conditions"] = {"ids": text.split(",")}
     return over
 
 
