@@ -13,15 +13,16 @@ import pyarrow.parquet as pq
 
 from harness.analysis import effects as fx
 from harness.analysis import plots
-from harness.analysis.load import RunData, load_run, unique_labels
+from harness.analysis.load import AnalysisInputError, RunData, load_run, unique_labels
 from harness.analysis.stats import Boot
 from harness.analysis.tables import Exclusion, PreparedRun, completeness_row, prepare, run_tables
+from harness.rundir.files import GAMES_FILE
 
 #: Table name -> what it holds (written as NAME.csv and NAME.parquet; listed in the report).
 TABLES = {
     "completeness": (
-        "decision mode, games read vs expected, torn/bad lines, invalid, no_decision and guessed counts "
-        "per run"
+        "decision mode, games read vs expected, torn/bad lines, duplicates, games that do not add up "
+        "(inconsistent), invalid, no_decision and guessed counts per run"
     ),
     "runs": "per run and bet type (scope): rates, means and 95% intervals",
     "conditions": "per condition: rates, means and 95% intervals, decisions by parse kind (decisions_*)",
@@ -116,6 +117,16 @@ def write(results: Results, out: Path, *, figures: bool = True) -> Path:
     return report
 
 
+def _each_once(run_dirs: list[Path]) -> None:
+    """A run given twice would stand beside itself as two models: refused."""
+    seen: dict[Path, Path] = {}
+    for d in run_dirs:
+        key = (d if d.is_file() else d / GAMES_FILE).resolve()
+        if key in seen:
+            raise AnalysisInputError(f"{d}: the same run as {seen[key]}; give each run once")
+        seen[key] = d
+
+
 def run_analysis(
     run_dirs: list[Path],
     out: Path,
@@ -124,4 +135,5 @@ def run_analysis(
     figures: bool = True,
 ) -> Path:
     """Load, analyse, write. Returns the path of report.md."""
+    _each_once(run_dirs)
     return write(analyse([load_run(d) for d in run_dirs], exclusion, boot), out, figures=figures)

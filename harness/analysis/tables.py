@@ -37,7 +37,8 @@ class Exclusion:
             f"games that ended `invalid` or `no_decision` are {inv} (flag `--include-invalid` / default "
             f"excluded: a guard or the unparsed policy ended them, so they have no behavioural outcome); "
             f"games with a guessed parse (a round read by `fallback` or left `unparsed`) are {gue} "
-            f"(flag `--exclude-guessed`)"
+            f"(flag `--exclude-guessed`); games whose balances, rounds and outcome do not add up under "
+            f"the rules are excluded (column `inconsistent`)"
         )
 
 
@@ -59,7 +60,7 @@ def prepare(run: RunData, exclusion: Exclusion) -> PreparedRun:
     metrics = game_metrics(run.rounds, len(run.games))
     games = pd.concat([condition_columns(run.games), metrics], axis=1)
     invalid = games["outcome"].isin(NO_OUTCOME).to_numpy()
-    included = np.ones(len(games), dtype=bool)
+    included = ~games["inconsistent"].to_numpy(dtype=bool)
     if exclusion.invalid:
         included &= ~invalid
     if exclusion.guessed:
@@ -167,6 +168,7 @@ def completeness_row(prep: PreparedRun) -> dict:
         "torn_lines": r.torn_lines,
         "bad_lines": len(r.bad_lines),
         "duplicates": r.duplicates,
+        "inconsistent": len(r.inconsistent),
         "decision_mode": r.decision_mode,
         "invalid": int((g["outcome"] == "invalid").sum()),
         "no_decision": int((g["outcome"] == "no_decision").sum()),
