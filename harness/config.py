@@ -182,7 +182,7 @@ class BackendConfig(_Strict):
     cpu_kvcache_space_gib: int = Field(4, gt=0, description="vllm-cpu: VLLM_CPU_KVCACHE_SPACE.")
     enforce_eager: bool = False
     script: list[str] | None = Field(None, description="scripted: answers to cycle through (tests, demos).")
-    script_delay_s: float = Field(0.0, ge=0, description="scripted: seconds each answer takes.")
+    script_delay_s: float = Field(0.0, ge=0, le=60, description="scripted: seconds each answer takes.")
 
 
 class RunFilesConfig(_Strict):

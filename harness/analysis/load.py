@@ -135,7 +135,11 @@ def _values_ok(table: pa.Table) -> bool:
         ok = pc.or_kleene(ok, column.is_null()) if nullable else ok
         if not pc.all(ok.fill_null(False)).as_py():
             return False
-    required = [table.column(c) for c in ("game_id", "final_balance", "n_rounds", "total_bet")]
+    required = [table.column(c) for c in (
+        "game_id", "model", "condition", "repetition", "final_balance", "n_rounds", "total_bet", "retries",
+        "rounds",
+    )]
+    required += [cond.field("id"), cond.field("components")]
     required += [rounds.field("round"), rounds.field("balance_before"), rounds.field("balance_after")]
     return all(c.null_count == 0 for c in required)
 

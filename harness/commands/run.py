@@ -92,8 +92,6 @@ def run_games_command(args: argparse.Namespace) -> int:
     from harness.rundir.store import RunDir
 
     config = load_config(args.config, overrides_from_args(args))
-    if config.backend_note:
-        print(config.backend_note, file=sys.stderr)
     if config.backend.kind != "scripted":
         try:  # a missing model is a config error, found before anything is written
             resolve_model_path(config.model)
@@ -101,6 +99,8 @@ def run_games_command(args: argparse.Namespace) -> int:
             raise ConfigError(f"{args.config or 'defaults'}: {e}") from None
     run_dir = RunDir(config.out)
     run_dir.check_compatible(config.model_dump(mode="json"))  # refused before the lock file is made
+    if config.backend_note:  # after the checks: a refused run prints its one line only
+        print(config.backend_note, file=sys.stderr)
     with RunLock(run_dir.path):  # one driver per run directory; workers write under its lock
         return _run_locked(config, run_dir, args)
 

@@ -188,4 +188,8 @@ def record_columns(games: list[GameRecord]) -> tuple[GameColumns, RoundColumns]:
 
 def audit_record(game: GameRecord, rules: GameRules | None) -> str:
     """What is wrong with one game ('' when it adds up)."""
-    return str(audit(*record_columns([game]), rules)[0])
+    try:
+        columns = record_columns([game])
+    except OverflowError:
+        return "a number beyond 64 bits"
+    return str(audit(*columns, rules)[0])
