@@ -2,8 +2,10 @@
 `validate`: `harness.commands.registry.Command`), found through `harness.commands.registry`; modules
 import only light things at top level so `harness --help` is instant.
 
-A `HarnessError` is printed as one line (`harness: error: ...`) with its exit code;
-anything else is a bug and keeps its traceback.
+A `HarnessError` is printed as one line (`harness: error: ...`) with its exit code, and so is
+an error of the machine rather than of the code (`OSError`: a permission, a full disk, a directory
+where a file belongs; a file that is not UTF-8): exit 2, or 1 for a full disk. Anything else is a
+bug and keeps its traceback.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import sys
 
 from harness.commands.registry import register_all
 from harness.errors import HarnessError
+from harness.rundir.fileops import NO_SPACE
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -37,11 +40,24 @@ def main(argv: list[str] | None = None) -> int:
     except HarnessError as e:
         print(f"harness: error: {e}", file=sys.stderr)
         return e.exit_code
+    except (OSError, UnicodeDecodeError) as e:
+        print(f"harness: error: {_environment_error(e)}", file=sys.stderr)
+        return 1 if isinstance(e, OSError) and e.errno in NO_SPACE else 2
     except KeyboardInterrupt:
         print(
             "harness: interrupted; completed work is saved, rerun the same command to resume", file=sys.stderr
         )
         return _exit_interrupted()
+
+
+def _environment_error(e: OSError | UnicodeDecodeError) -> str:
+    """`PATH: strerror` (what the OS said about which file), in one line."""
+    if isinstance(e, UnicodeDecodeError):
+        return f"a file is not UTF-8 text (byte {e.start}: {e.reason})"
+    if e.errno in NO_SPACE:
+        return f"no space left on device writing {e.filename}" if e.filename else "no space left on device"
+    where = f"{e.filename} -> {e.filename2}" if e.filename2 else e.filename
+    return f"{where}: {e.strerror or e}" if where else str(e.strerror or e)
 
 
 def _exit_interrupted() -> int:

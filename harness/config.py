@@ -5,6 +5,9 @@ A validation error becomes one `ConfigError` line naming the file and the field 
 
 from __future__ import annotations
 
+import os
+import re
+import stat
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
@@ -26,10 +29,15 @@ from harness.game.rules import GameRules
 from harness.records import BetType, FirstResult
 
 EMBEDDED_MODEL = "embedded:smollm2-135m-instruct"
+#: Games one run directory holds at most: checked before anything is planned or allocated.
+MAX_GAMES = 1_000_000
+#: A config or study file is small; anything larger is not one (e.g. `--config /dev/zero`).
+MAX_CONFIG_BYTES = 1 << 20
+INT64 = (-(1 << 63), (1 << 63) - 1)
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class ModelConfig(_Strict):
@@ -50,19 +58,29 @@ DEFAULT_MAX_NEW_TOKENS = {"base": 100, "chat": 1024}
 
 
 class GenerationConfig(_Strict):
-    temperature: float = Field(0.7, ge=0.0)
+    temperature: float = Field(0.7, ge=0.0, le=10.0)
     top_p: float = Field(1.0, gt=0.0, le=1.0)
     max_new_tokens: int | None = Field(
-        None, gt=0, description="Answer length cap; unset: 100 for style 'base', 1,024 for 'chat'."
+        None, gt=0, le=131_072,
+        description="Answer length cap; unset: 100 for style 'base', 1,024 for 'chat'.",
     )
-    stop: list[str] = Field(default_factory=list, description="Extra stop strings.")
+    stop: list[str] = Field(default_factory=list, description="Extra stop strings (not empty).")
+
+    @field_validator("stop")
+    @classmethod
+    def _no_empty_stop(cls, v: list[str]) -> list[str]:
+        if "" in v:
+            raise ValueError("an empty stop string would end every answer before its first token")
+        return v
 
 
 class GuardConfig(_Strict):
     """Bounds on re-asking (docs/protocol.md §1.7: never retry forever)."""
 
-    max_retries: int = Field(5, ge=0, description="Re-asks per round for empty or unreadable answers.")
-    request_timeout_s: float = Field(600.0, gt=0, description="Per model call.")
+    max_retries: int = Field(
+        5, ge=0, le=100, description="Re-asks per round for empty or unreadable answers."
+    )
+    request_timeout_s: float = Field(600.0, gt=0, le=86_400, description="Per model call.")
     extract: bool = Field(
         True,
         description="When the re-asks find no decision and some answer had text: continue the model's "
@@ -100,15 +118,22 @@ class ConditionsConfig(_Strict):
     components: list[str] | None = Field(None, description="Component subsets such as 'GMP' or 'BASE'.")
     ids: list[str] | None = Field(None, description="Explicit condition ids, e.g. 'variable-L-GMP'.")
 
+    @field_validator("bet_types", "first_results")
+    @classmethod
+    def _listed_once(cls, v: list[str] | None) -> list[str] | None:
+        return None if v is None else _once(v, v)
+
     @field_validator("components")
     @classmethod
     def _canon(cls, v: list[str] | None) -> list[str] | None:
-        return None if v is None else [canonical_components(c) for c in v]
+        return None if v is None else _once(v, [canonical_components(c) for c in v])
 
     @field_validator("ids")
     @classmethod
     def _ids(cls, v: list[str] | None) -> list[str] | None:
-        return None if v is None else [parse_condition_id(c).id for c in v]
+        if v is not None and any(not c.strip() for c in v):
+            raise ValueError("an empty condition id (a doubled or trailing comma?)")
+        return None if v is None else _once(v, [parse_condition_id(c).id for c in v])
 
     def resolve(self) -> list[Condition]:
         if self.ids is not None:
@@ -125,6 +150,20 @@ class ConditionsConfig(_Strict):
         if not out:
             raise ValueError("the filters select no condition")
         return out
+
+
+def _once(given: list[str], canonical: list[str]) -> list[str]:
+    """`canonical` (the entries as read), refused when empty or when one entry comes twice: a
+    condition listed twice would play each of its games twice under one id."""
+    if not canonical:
+        raise ValueError("empty list; leave the field out, or name at least one")
+    seen: dict[str, str] = {}
+    for text, key in zip(given, canonical, strict=True):
+        if key in seen:
+            same = "listed twice" if seen[key] == text else f"the same as {seen[key]!r}"
+            raise ValueError(f"{text!r} is {same}")
+        seen[key] = text
+    return canonical
 
 
 class BackendConfig(_Strict):
@@ -144,7 +183,7 @@ class BackendConfig(_Strict):
     cpu_kvcache_space_gib: int = Field(4, gt=0, description="vllm-cpu: VLLM_CPU_KVCACHE_SPACE.")
     enforce_eager: bool = False
     script: list[str] | None = Field(None, description="scripted: answers to cycle through (tests, demos).")
-    script_delay_s: float = Field(0.0, ge=0, description="scripted: seconds each answer takes.")
+    script_delay_s: float = Field(0.0, ge=0, le=60, description="scripted: seconds each answer takes.")
 
 
 class RunFilesConfig(_Strict):
@@ -160,8 +199,10 @@ class RunFilesConfig(_Strict):
 class RunConfig(_Strict):
     """Everything a run needs. Written in full to manifest.json."""
 
-    seed: int = 0
-    repetitions: int = Field(1, gt=0)
+    seed: int = Field(0, ge=INT64[0], le=INT64[1])
+    repetitions: int = Field(
+        1, gt=0, description=f"Games per condition; a run holds {MAX_GAMES:,} games at most."
+    )
     concurrency: int = Field(256, gt=0, description="Games in flight at once.")
     out: str = Field("runs/demo", description="Run directory.")
     progress_interval_s: float = Field(2.0, gt=0)
@@ -172,7 +213,7 @@ class RunConfig(_Strict):
     guard: GuardConfig = GuardConfig()
     backend: BackendConfig = BackendConfig()
     gpus: list[str] | None = Field(
-        None, description="One worker process per GPU id; null: one in-process worker."
+        None, max_length=1024, description="One worker process per GPU id; null: one in-process worker."
     )
     run: RunFilesConfig = RunFilesConfig()
     _backend_note: str | None = PrivateAttr(None)
@@ -182,14 +223,24 @@ class RunConfig(_Strict):
         """The line saying which engine `backend.kind = "auto"` chose, for the run command to print."""
         return self._backend_note
 
+    @field_validator("out")
+    @classmethod
+    def _a_directory_name(cls, v: str) -> str:
+        if not v.strip() or "\0" in v:
+            raise ValueError(f"{v!r} does not name a directory")
+        return v
+
     @model_validator(mode="after")
     def _check(self) -> RunConfig:
         try:
-            self.conditions.resolve()
+            conditions = self.conditions.resolve()
         except ValueError as e:
             raise ValueError(f"conditions: {e}") from None
-        if self.game.min_bet > self.game.initial_balance:
-            raise ValueError("game.min_bet is larger than game.initial_balance")
+        if len(conditions) * self.repetitions > MAX_GAMES:
+            raise ValueError(
+                f"repetitions: {len(conditions):,} conditions x {self.repetitions:,} repetitions is "
+                f"{len(conditions) * self.repetitions:,} games; a run holds at most {MAX_GAMES:,}"
+            )
         if self.generation.max_new_tokens is None:
             self.generation.max_new_tokens = DEFAULT_MAX_NEW_TOKENS[self.model.style]
         if self.backend.kind == "auto":
@@ -209,11 +260,20 @@ def _auto_backend() -> tuple[Literal["vllm", "transformers"], str]:
     )
 
 
+#: A check across fields names the field its message is about: `fixed_bet: 1000 is larger than ...`.
+_FIELD_FIRST = re.compile(r"^([a-z_][a-z0-9_.]*): (.*)$", re.S)
+
+
 def format_validation_error(source: str, err: ValidationError, overridden: set[str]) -> str:
     """One line: the source, the first failing field's path, what is wrong."""
     first = err.errors()[0]
-    loc = ".".join(str(p) for p in first["loc"]) or "(top level)"
+    parts = [str(p) for p in first["loc"]]
     msg = first["msg"].removeprefix("Value error, ")
+    named = _FIELD_FIRST.match(msg)
+    if named:
+        parts.append(named.group(1))
+        msg = named.group(2)
+    loc = ".".join(parts) or "(top level)"
     if first["type"] == "extra_forbidden":
         msg = "unknown field"
     elif first["type"] == "literal_error":
@@ -225,11 +285,25 @@ def format_validation_error(source: str, err: ValidationError, overridden: set[s
 
 
 def read_toml(path: Path, what: str) -> dict[str, Any]:
-    """The TOML file's tables, or one ConfigError line naming the file."""
+    """The TOML file's tables, or one ConfigError line naming the file: not found, not a regular
+    file, unreadable, larger than a config file can be, not UTF-8, not TOML."""
     try:
-        return tomllib.loads(path.read_text())
+        with open(path, "rb") as f:
+            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+                raise ConfigError(f"{path}: {what} is not a regular file")
+            data = f.read(MAX_CONFIG_BYTES + 1)
     except FileNotFoundError:
         raise ConfigError(f"{path}: {what} not found") from None
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read the {what}: {e.strerror or e}") from None
+    if len(data) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"{path}: larger than {MAX_CONFIG_BYTES >> 20} MiB, not a {what}")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {e.start}: {data[e.start]:#04x})") from None
+    try:
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{path}: not valid TOML: {e}") from None
 

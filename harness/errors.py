@@ -26,3 +26,9 @@ class BackendError(HarnessError):
     """An inference engine is missing or failed to start."""
 
     exit_code = 3
+
+
+class NoSpaceError(HarnessError):
+    """The disk (or a quota) filled up while writing: every line written is kept, a rerun resumes."""
+
+    exit_code = 1

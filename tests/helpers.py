@@ -51,8 +51,9 @@ def make_game(
     model: str = "test-model",
     prompt: str = "PROMPT",
 ) -> GameRecord:
-    """A game from (bet, win) pairs. `end`: "stop" adds a final stop round; "auto" picks the
-    outcome from the balance (bankrupt at 0, else stopped with a stop round)."""
+    """A game from (bet, win) pairs. `end`: "stop" adds a final stop round; "invalid" and
+    "no_decision" a final round without a decision (as a guard or the unparsed policy ends a game);
+    "auto" picks the outcome from the balance (bankrupt at 0, else stopped with a stop round)."""
     cond = parse_condition_id(condition)
     rounds: list[RoundRecord] = []
     balance = start
@@ -64,12 +65,18 @@ def make_game(
     if end == "auto":
         end = "bankrupt" if balance <= 0 else "stop"
     outcome = {
-        "stop": "stopped", "bankrupt": "bankrupt", "max_rounds": "max_rounds", "invalid": "invalid"
+        "stop": "stopped", "bankrupt": "bankrupt", "max_rounds": "max_rounds", "invalid": "invalid",
+        "no_decision": "no_decision",
     }[end]
     if end == "stop":
         rounds.append(
             make_round(len(rounds) + 1, balance, None, None, decision="stop", prompt=prompt,
                        response="Final Decision: Stop")
+        )
+    elif end in ("invalid", "no_decision"):
+        rounds.append(
+            make_round(len(rounds) + 1, balance, None, None, decision=None, prompt=prompt, response="",
+                       parse_kind="empty" if end == "invalid" else "unparsed")
         )
     placed = [r for r in rounds if r.bet is not None]
     return GameRecord(

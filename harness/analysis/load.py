@@ -7,7 +7,8 @@ so 100,000 games load in about a second. The games are those the one reader of a
 counted, a game written twice keeps its first copy. If arrow rejects the file (a corrupt line, a
 dead worker's fragment, a wrong type or value), or a line says it was written by a newer major
 schema version, the file goes through that reader line by line, which names each bad line,
-recovers a game glued to a fragment and refuses a newer major version with one line.
+recovers a game glued to a fragment and refuses a newer major version with one line. Then the
+games whose balances, rounds and outcome do not add up are flagged (`harness.analysis.consistency`).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pajson
 
+from harness.analysis.consistency import flag_inconsistent, run_rules
 from harness.errors import HarnessError
 from harness.records import SCHEMA_VERSION, Action, BetType, Outcome, ParseKind
 from harness.rundir.files import GAMES_FILE, MANIFEST_FILE
@@ -48,6 +50,7 @@ _ROUND = pa.struct(
         ("requested_bet", pa.int64()),
         ("win", pa.bool_()),
         ("parse_kind", pa.string()),
+        ("balance_after", pa.int64()),
     ]
 )
 _GAME = pa.schema(
@@ -88,6 +91,8 @@ class RunData:
     bad_lines: list[str] = field(default_factory=list)
     duplicates: int = 0
     recovered_lines: int = 0
+    inconsistent: list[str] = field(default_factory=list)
+    """`GAME_ID: what is wrong` for each game that does not add up under the rules (left out)."""
 
     @property
     def completeness(self) -> float | None:
@@ -131,8 +136,12 @@ def _values_ok(table: pa.Table) -> bool:
         ok = pc.or_kleene(ok, column.is_null()) if nullable else ok
         if not pc.all(ok.fill_null(False)).as_py():
             return False
-    required = [table.column(c) for c in ("game_id", "final_balance", "n_rounds", "total_bet")]
-    required += [rounds.field("round"), rounds.field("balance_before")]
+    required = [table.column(c) for c in (
+        "game_id", "model", "condition", "repetition", "final_balance", "n_rounds", "total_bet", "retries",
+        "rounds",
+    )]
+    required += [cond.field("id"), cond.field("components")]
+    required += [rounds.field("round"), rounds.field("balance_before"), rounds.field("balance_after")]
     return all(c.null_count == 0 for c in required)
 
 
@@ -142,7 +151,16 @@ def _table_slow(path: Path) -> tuple[pa.Table, GamesRead]:
     read = read_game_lines(path)
     if not read.lines:
         return _GAME.empty_table(), read
-    return _arrow_table(b"\n".join(line.data.rstrip(b"\n") for line in read.lines) + b"\n"), read
+    try:
+        return _arrow_table(b"\n".join(line.data.rstrip(b"\n") for line in read.lines) + b"\n"), read
+    except pa.ArrowInvalid:  # a number beyond 64 bits: that line alone is left out
+        tables = []
+        for line in read.lines:
+            try:
+                tables.append(_arrow_table(line.data))
+            except pa.ArrowInvalid as e:
+                read.unreadable.append(f"line {line.line_no}: {e}")
+        return (pa.concat_tables(tables) if tables else _GAME.empty_table()), read
 
 
 def _first_copies(table: pa.Table) -> tuple[pa.Table, int]:
@@ -166,6 +184,7 @@ def read_games(path: Path) -> tuple[pa.Table, GamesRead]:
     data = data[:cut]
     try:
         table = _arrow_table(data) if data.strip() else _GAME.empty_table()
+        table.validate(full=True)  # the JSON reader does not check that strings are UTF-8
         if not _newer_major(data) and _values_ok(table):
             table, duplicates = _first_copies(table)
             return table, GamesRead(torn_tail=torn, duplicates=duplicates)
@@ -216,6 +235,7 @@ def flatten(table: pa.Table) -> tuple[pd.DataFrame, pd.DataFrame]:
             # 1 win, 0 loss, -1 no bet
             "win": pc.if_else(cols["win"].is_null(), -1, pc.cast(cols["win"], pa.int8())).to_numpy(),
             "parse_kind": _cat(cols["parse_kind"].fill_null("forced")),
+            "balance_after": cols["balance_after"].to_numpy(),
         }
     )
     return games, rounds
@@ -252,15 +272,19 @@ def load_run(run_dir: str | Path) -> RunData:
     games_path = path if path.is_file() else path / GAMES_FILE
     if not games_path.exists():
         raise AnalysisInputError(f"{games_path}: no {GAMES_FILE} here (is {path} a run directory?)")
+    if not games_path.is_file():
+        raise AnalysisInputError(f"{games_path}: not a file")
     table, read = read_games(games_path)
     games, rounds = flatten(table)
     manifest: dict = {}
     manifest_path = games_path.parent / MANIFEST_FILE
-    if manifest_path.exists():
+    if manifest_path.is_file():
         try:
-            manifest = json.loads(manifest_path.read_text())
-        except ValueError:
+            manifest = json.loads(manifest_path.read_bytes())
+        except ValueError:  # not JSON, or not UTF-8
             manifest = {}
+    manifest = manifest if isinstance(manifest, dict) else {}
+    inconsistent = flag_inconsistent(games, rounds, run_rules(manifest))
     model = (
         str(games["model"].iloc[0]) if len(games) else str(manifest.get("model") or games_path.parent.name)
     )
@@ -276,6 +300,7 @@ def load_run(run_dir: str | Path) -> RunData:
         bad_lines=read.unreadable,
         duplicates=read.duplicates,
         recovered_lines=read.recovered,
+        inconsistent=inconsistent,
     )
 
 

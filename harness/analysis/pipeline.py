@@ -12,12 +12,12 @@ import pyarrow.parquet as pq
 
 from harness.analysis import effects as fx
 from harness.analysis import plots
-from harness.analysis.load import RunData, load_run, unique_labels
+from harness.analysis.load import AnalysisInputError, RunData, load_run, unique_labels
 from harness.analysis.report import render
 from harness.analysis.results import DEFAULT_BOOT, DEFAULT_EXCLUSION, TABLES, Results
 from harness.analysis.stats import Boot
 from harness.analysis.tables import Exclusion, completeness_row, prepare, run_tables
-from harness.rundir.files import REPORT_FILE
+from harness.rundir.files import GAMES_FILE, REPORT_FILE
 
 
 def analyse(
@@ -78,6 +78,16 @@ def write(results: Results, out: Path, *, figures: bool = True) -> Path:
     return report
 
 
+def _each_once(run_dirs: list[Path]) -> None:
+    """A run given twice would stand beside itself as two models: refused."""
+    seen: dict[Path, Path] = {}
+    for d in run_dirs:
+        key = (d if d.is_file() else d / GAMES_FILE).resolve()
+        if key in seen:
+            raise AnalysisInputError(f"{d}: the same run as {seen[key]}; give each run once")
+        seen[key] = d
+
+
 def run_analysis(
     run_dirs: list[Path],
     out: Path,
@@ -86,4 +96,5 @@ def run_analysis(
     figures: bool = True,
 ) -> Path:
     """Load, analyse, write. Returns the path of report.md."""
+    _each_once(run_dirs)
     return write(analyse([load_run(d) for d in run_dirs], exclusion, boot), out, figures=figures)

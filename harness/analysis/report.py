@@ -79,6 +79,7 @@ def _completeness(res: Results) -> str:
                 "torn lines",
                 "bad lines",
                 "duplicates",
+                "inconsistent",
                 "invalid",
                 "no_decision",
                 "guessed",
@@ -97,6 +98,7 @@ def _completeness(res: Results) -> str:
                     r["torn_lines"],
                     r["bad_lines"],
                     r["duplicates"],
+                    r["inconsistent"],
                     r["invalid"],
                     r["no_decision"],
                     r["guessed"],
@@ -117,6 +119,8 @@ def _completeness(res: Results) -> str:
             )
         for line in p.run.bad_lines[:5]:
             out.append(f"\n- {p.label}: skipped {line}")
+        for game in p.run.inconsistent[:5]:
+            out.append(f"\n- {p.label}: left out {game}")
     return "".join(out) + "\n"
 
 

@@ -14,8 +14,8 @@ from harness.analysis.tables import Exclusion, PreparedRun
 #: Table name -> what it holds (written as NAME.csv and NAME.parquet; listed in the report).
 TABLES = {
     "completeness": (
-        "decision mode, games read vs expected, torn/bad lines, invalid, no_decision and guessed counts "
-        "per run"
+        "decision mode, games read vs expected, torn/bad lines, duplicates, games that do not add up "
+        "(inconsistent), invalid, no_decision and guessed counts per run"
     ),
     "runs": "per run and bet type (scope): rates, means and 95% intervals",
     "conditions": "per condition: rates, means and 95% intervals, decisions by parse kind (decisions_*)",

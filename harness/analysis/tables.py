@@ -41,7 +41,8 @@ class Exclusion:
             f"excluded: a guard or the unparsed policy ended them, so they have no behavioural outcome); "
             f"games with a guessed parse (a round read by `fallback`, decided by the constrained step "
             f"(`extracted`) or left `unparsed`) are {gue} "
-            f"(flag `--exclude-guessed`)"
+            f"(flag `--exclude-guessed`); games whose balances, rounds and outcome do not add up under "
+            f"the rules are excluded (column `inconsistent`)"
         )
 
 
@@ -63,7 +64,7 @@ def prepare(run: RunData, exclusion: Exclusion) -> PreparedRun:
     metrics = game_metrics(run.rounds, len(run.games), (run.games["bet_type"] == "variable").to_numpy())
     games = pd.concat([condition_columns(run.games), metrics], axis=1)
     invalid = games["outcome"].isin(NO_OUTCOME).to_numpy()
-    included = np.ones(len(games), dtype=bool)
+    included = ~games["inconsistent"].to_numpy(dtype=bool)
     if exclusion.invalid:
         included &= ~invalid
     if exclusion.guessed:
@@ -179,6 +180,7 @@ def completeness_row(prep: PreparedRun) -> dict:
         "torn_lines": r.torn_lines,
         "bad_lines": len(r.bad_lines),
         "duplicates": r.duplicates,
+        "inconsistent": len(r.inconsistent),
         "decision_mode": r.decision_mode,
         "invalid": int((g["outcome"] == "invalid").sum()),
         "no_decision": int((g["outcome"] == "no_decision").sum()),

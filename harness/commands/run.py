@@ -55,8 +55,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 def validate(args: argparse.Namespace) -> None:
     if args.gpus is not None and args.workers is not None:
         raise ConfigError("--gpus and --workers: give one (GPU workers, or N CPU workers)")
-    if args.workers is not None and args.workers < 1:
-        raise ConfigError(f"--workers: need at least 1, got {args.workers}")
+    if args.workers is not None and not 1 <= args.workers <= 1024:
+        raise ConfigError(f"--workers: need 1 to 1024, got {args.workers}")
 
 
 def overrides_from_args(args: argparse.Namespace) -> dict:
@@ -79,12 +79,12 @@ def overrides_from_args(args: argparse.Namespace) -> dict:
         from harness.workers.gpus import resolve_gpus
 
         over["gpus"] = resolve_gpus(args.gpus)  # 'all' fails here, before the run directory is touched
-    if args.conditions:
+    if args.conditions is not None:  # every entry kept, so the config refuses an empty or repeated one
         text = args.conditions.strip()
         if text in ("grid64", "grid128"):
             over["conditions"] = {"grid": text.removeprefix("grid")}
         else:
-            over["conditions"] = {"ids": [c for c in text.split(",") if c.strip()]}
+            over["conditions"] = {"ids": text.split(",")}
     return over
 
 
@@ -95,8 +95,6 @@ def run(args: argparse.Namespace) -> int:
     from harness.rundir.store import RunDir
 
     config = load_config(args.config, overrides_from_args(args))
-    if config.backend_note:
-        print(config.backend_note, file=sys.stderr)
     if config.backend.kind != "scripted":
         try:  # a missing model is a config error, found before anything is written
             resolve_model_path(config.model)
@@ -104,6 +102,8 @@ def run(args: argparse.Namespace) -> int:
             raise ConfigError(f"{args.config or 'defaults'}: {e}") from None
     run_dir = RunDir(config.out)
     run_dir.check_compatible(config.model_dump(mode="json"))  # refused before the lock file is made
+    if config.backend_note:  # after the checks: a refused run prints its one line only
+        print(config.backend_note, file=sys.stderr)
     with RunLock(run_dir.path):  # one driver per run directory; workers write under its lock
         return _run_locked(config, run_dir, args)
 

@@ -5,24 +5,34 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from harness.records import BetType, Outcome
 
 
 class GameRules(BaseModel):
-    """The slot machine (docs/protocol.md §1.1 defaults)."""
+    """The slot machine (docs/protocol.md §1.1 defaults). Only finite numbers, and upper bounds far
+    past any study, so that an absurd value is refused instead of overflowing inside the games."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
-    initial_balance: int = Field(100, gt=0)
+    initial_balance: int = Field(100, gt=0, le=1_000_000_000)
     win_probability: float = Field(0.30, ge=0.0, le=1.0)
-    payout_multiplier: float = Field(3.0, gt=0.0)
-    fixed_bet: int = Field(10, gt=0)
-    min_bet: int = Field(5, gt=0)
-    max_rounds: int = Field(100, gt=0, description="Rounds with a bet, the forced round included.")
+    payout_multiplier: float = Field(3.0, gt=0.0, le=1000.0)
+    fixed_bet: int = Field(10, gt=0, description="At most initial_balance.")
+    min_bet: int = Field(5, gt=0, description="At most initial_balance.")
+    max_rounds: int = Field(100, gt=0, le=10_000, description="Rounds with a bet, the forced round included.")
     history_window: int = Field(5, ge=0, description="Rounds of history shown in the prompt.")
     loss_streak_warning: int = Field(3, ge=1, description="Show the loss warning from this many losses.")
+
+    @model_validator(mode="after")
+    def _bets_fit_the_balance(self) -> GameRules:
+        for name in ("fixed_bet", "min_bet"):
+            if getattr(self, name) > self.initial_balance:
+                raise ValueError(
+                    f"{name}: {getattr(self, name)} is larger than initial_balance ({self.initial_balance})"
+                )
+        return self
 
 
 @dataclass(frozen=True)

@@ -66,7 +66,16 @@ class RunStats:
     outcomes: dict[str, int] = field(default_factory=dict)
     parse_kinds: dict[str, int] = field(default_factory=dict)
 
+    def count_game(self, record: GameRecord) -> None:
+        """A game is done once its line is kept: the game sink calls this after the write."""
+        self.games_done += 1
+        self.outcomes[record.outcome] = self.outcomes.get(record.outcome, 0) + 1
+        if record.outcome == "invalid":
+            self.invalid += 1
 
+
+#: Keeps a finished game (writes its line), then counts it (`RunStats.count_game`); an error
+#: writing it (a full disk) ends the run.
 GameSink = Callable[[GameRecord], Awaitable[None]]
 ErrorSink = Callable[[str, str | None], Awaitable[None]]
 
@@ -202,10 +211,6 @@ class GameRunner:
                     return
                 finally:
                     self.stats.in_flight -= 1
-                self.stats.games_done += 1
-                self.stats.outcomes[record.outcome] = self.stats.outcomes.get(record.outcome, 0) + 1
-                if record.outcome == "invalid":
-                    self.stats.invalid += 1
                 await on_game(record)
 
         async with asyncio.TaskGroup() as tg:

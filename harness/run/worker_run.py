@@ -3,7 +3,9 @@ and stream games and events to disk. The CLI (and each worker process) calls `ru
 
 How a run ends is always written as a `run_end` event: "complete", "incomplete" (some games
 errored: a rerun resumes them), "interrupted" (Ctrl-C or SIGTERM: `harness.run.stop`) or
-"failed" (the engine died: one fatal error event names it, then `BackendDied` goes up).
+"failed" (the engine died, or the disk filled up: one fatal error event names it, then
+`BackendDied` or `NoSpaceError` goes up). A game counts as done once its line is written, so
+run_end's `games_done` is the number of lines kept.
 """
 
 from __future__ import annotations
@@ -19,10 +21,12 @@ from harness.backends.checkpoints import resolve_model_path
 from harness.backends.devices import nvml_stats
 from harness.backends.formatter import PromptFormatter
 from harness.config import RunConfig
+from harness.errors import NoSpaceError
 from harness.records import GameRecord
 from harness.run.runner import GameRunner, GameSpec, RunStats, plan_games
 from harness.run.stop import StopOnSignal
 from harness.rundir.events import EventWriter
+from harness.rundir.fileops import is_no_space
 from harness.rundir.jsonl import JsonlAppender
 from harness.rundir.store import RunDir
 
@@ -113,24 +117,41 @@ class WorkerEvents:
                             wall_s=self.wall_s())
 
 
+class _DiskFull(Exception):
+    """A game line could not be written for lack of space (becomes one `NoSpaceError` line)."""
+
+
 class _GameSink:
-    """Where a finished game goes: its line (fsynced when the config says so), then its event."""
+    """Where a finished game goes: its line (fsynced when the config says so), then it counts as
+    done, then its event. A write under way when the run is cancelled is waited for and counted."""
 
     def __init__(self, games_out: JsonlAppender, events: WorkerEvents, on_game, stats: RunStats):
         self.games_out, self.events, self.on_game, self.stats = games_out, events, on_game, stats
 
     async def __call__(self, record: GameRecord) -> None:
-        await self.games_out.write(record)
+        write = asyncio.ensure_future(self.games_out.write(record))
+        try:
+            await asyncio.shield(write)
+        except asyncio.CancelledError:
+            await asyncio.wait([write])
+            if write.exception() is None:
+                self.stats.count_game(record)
+            raise
+        except OSError as e:
+            if is_no_space(e):
+                raise _DiskFull(str(self.games_out.path)) from None
+            raise
+        self.stats.count_game(record)
         await self.events.game_done(record)
         if self.on_game:
             self.on_game(record, self.stats)
 
 
-def _died(group: BaseExceptionGroup) -> BackendDied | None:
-    """The engine's death inside the runner's task group, if that is what ended it."""
+def _found(group: BaseExceptionGroup, kinds: tuple[type[Exception], ...]) -> Exception | None:
+    """What ended the runner's task group, if it is one of `kinds` (the engine's death, a full disk)."""
     for exc in group.exceptions:
-        found = _died(exc) if isinstance(exc, BaseExceptionGroup) else exc
-        if isinstance(found, BackendDied):
+        found = _found(exc, kinds) if isinstance(exc, BaseExceptionGroup) else exc
+        if isinstance(found, kinds):
             return found
     return None
 
@@ -144,10 +165,10 @@ async def _play(config: RunConfig, backend: Backend, formatter: PromptFormatter,
     try:
         await runner.run(specs, sink, events.error)
     except BaseExceptionGroup as group:
-        died = _died(group)
-        if died is None:
+        ended = _found(group, (BackendDied, _DiskFull))
+        if ended is None:
             raise
-        raise died from None
+        raise ended from None
     finally:
         reporter.cancel()
     return "complete" if events.stats.errors == 0 else "incomplete"
@@ -187,6 +208,10 @@ async def run_worker(
     except BackendDied as e:
         await events.error(str(e), fatal=True)
         raise
+    except _DiskFull as e:
+        message = f"no space left on device writing {e}: {events.games_done} games kept, rerun to resume"
+        await events.error(message, fatal=True)
+        raise NoSpaceError(message) from None
     finally:
         events.end_now(status)
         wall = events.wall_s()

@@ -26,6 +26,7 @@ from harness.records import (
     RunEndEvent,
     RunStartEvent,
 )
+from harness.rundir.fileops import is_no_space
 from harness.rundir.jsonl import append_record
 
 #: How a stream of events ended (`RunEndEvent.status`).
@@ -47,8 +48,14 @@ class EventWriter:
         return dict(time=time.time(), run_id=self.run_id, kind=self.kind, worker=self.worker, gpu=self.gpu)
 
     def write(self, event: BaseModel) -> None:
-        if self.path is not None:
+        """Append the event; on a full disk it is dropped (the results' own writes say so)."""
+        if self.path is None:
+            return
+        try:
             append_record(self.path, event)
+        except OSError as e:
+            if not is_no_space(e):
+                raise
 
     def run_start(self, *, model: str, games_total: int, games_already_done: int = 0) -> None:
         self.write(RunStartEvent(

@@ -8,6 +8,8 @@ worker died ends it (`close_torn_line`) so the next record starts a line of its 
 
 Durability: "flush" hands each line to the kernel (safe against a killed process); "fsync" also
 waits until it is on the disk (safe against a crash of the machine or a lost network mount).
+
+Files are written only by name, never through a symbolic link (`harness.rundir.fileops`).
 """
 
 from __future__ import annotations
@@ -22,22 +24,17 @@ from typing import Literal
 
 from pydantic import BaseModel
 
+from harness.rundir.fileops import open_nofollow, write_all
+
 Durability = Literal["fsync", "flush"]
 SEAM_BYTES = 4096  # more than one event line, so a rewritten last line is noticed
 
 
-def _write_all(fd: int, data: bytes) -> None:
-    while data:
-        data = data[os.write(fd, data):]
-
-
 def append_line(path: Path, data: bytes, *, fsync: bool = False) -> None:
     """Append `data` (one or more whole lines) with one O_APPEND write; fsync when asked."""
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    fd = open_nofollow(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
     try:
-        _write_all(fd, data)
-        if fsync:
-            os.fsync(fd)
+        write_all(fd, data, path, fsync=fsync)
     finally:
         os.close(fd)
 
@@ -57,14 +54,12 @@ class JsonlAppender:
         self._fd: int | None = None
 
     async def open(self) -> JsonlAppender:
-        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        self._fd = open_nofollow(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
         return self
 
     def _write(self, data: bytes) -> None:
         assert self._fd is not None, "open() first"
-        _write_all(self._fd, data)
-        if self.fsync:
-            os.fsync(self._fd)
+        write_all(self._fd, data, self.path, fsync=self.fsync)
 
     async def write(self, record: BaseModel) -> None:
         data = (record.model_dump_json() + "\n").encode()
@@ -81,9 +76,11 @@ class JsonlAppender:
 
 def repair_torn_tail(path: Path) -> int:
     """Cut a partial last line (no trailing newline). Returns the bytes removed."""
-    if not path.exists():
+    try:
+        fd = open_nofollow(path, os.O_RDWR)
+    except FileNotFoundError:
         return 0
-    with open(path, "rb+") as f:
+    with os.fdopen(fd, "rb+") as f:
         size = f.seek(0, os.SEEK_END)
         if size == 0:
             return 0

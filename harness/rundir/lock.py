@@ -13,6 +13,7 @@ import os
 from pathlib import Path
 
 from harness.errors import RunDirError
+from harness.rundir.fileops import open_nofollow
 from harness.rundir.files import LOCK_FILE
 
 
@@ -27,7 +28,7 @@ class RunLock:
 
     def acquire(self) -> RunLock:
         self.dir.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)  # no O_TRUNC: the holder's pid stays
+        fd = open_nofollow(self.path, os.O_RDWR | os.O_CREAT)  # no O_TRUNC: the holder's pid stays
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -37,8 +38,12 @@ class RunLock:
                 f"{self.dir}: in use by another harness process (pid {holder}); "
                 "wait for it to end or use another --out"
             ) from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        except OSError as e:  # a full disk: the lock is not kept
+            os.close(fd)
+            raise OSError(e.errno, e.strerror, str(self.path)) from None
         self._fd = fd
         return self
 

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from harness.errors import RunDirError
 from harness.records import NEWER_MAJOR, READ, SCHEMA_VERSION, SchemaVersion, SchemaVersionError
+from harness.rundir.fileops import write_atomic
 from harness.rundir.files import MANIFEST_FILE
 
 
@@ -71,8 +72,6 @@ def read_manifest(run_dir: str | Path) -> Manifest | None:
 
 
 def write_manifest(run_dir: str | Path, manifest: Manifest) -> None:
-    """Replace manifest.json atomically (a crash leaves the old one or the new one)."""
-    path = manifest_path(run_dir)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(manifest.model_dump_json(indent=2))
-    tmp.replace(path)
+    """Replace manifest.json atomically (a crash leaves the old one or the new one; never written
+    through a link, no temporary file left on a failure)."""
+    write_atomic(manifest_path(run_dir), manifest.model_dump_json(indent=2).encode())
