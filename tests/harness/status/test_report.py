@@ -210,9 +210,8 @@ def test_an_unreadable_result_file_is_one_line_not_a_crash(tmp_path):
 def test_the_patch_pass_is_found_under_its_name_and_its_older_one(tmp_path, name):
     """A run directory's patch pass: RUN/sae/patch with events of kind `patch`, or an older run's
     RUN/sae/patching with events of kind `patching`: one pass either way, with its worker."""
-    from harness.study.facts import run_facts
-
     from harness.rundir.files import EVENTS_FILE
+    from harness.status.facts import run_facts
     from tests.tui.builders import append, progress, start
 
     (tmp_path / "sae" / name).mkdir(parents=True)
@@ -220,4 +219,4 @@ def test_the_patch_pass_is_found_under_its_name_and_its_older_one(tmp_path, name
                                                                                    kind=name))
     (found,) = run_facts(tmp_path, [])
     assert (found.name, found.kind) == (f"sae/{name}", "sae-patch")
-    assert [(w.kind, w.games_done) for w in found.workers] == [(name, 2)]
+    assert [(w.kind, w.games_done) for w in found.workers] == [("patch", 2)]  # the older name read as patch
