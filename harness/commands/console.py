@@ -8,6 +8,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Self
 
 from rich.console import Console
 from rich.progress import (
@@ -30,7 +31,20 @@ def format_outcomes(counts: Mapping[str, int]) -> str:
     return " ".join(f"{outcome} {counts.get(outcome, 0)}" for outcome in OUTCOMES)
 
 
-class GameProgress:
+class _LiveBars:
+    """A rich `Progress` shown while the block runs (`with view:`)."""
+
+    progress: Progress
+
+    def __enter__(self) -> Self:
+        self.progress.__enter__()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.progress.__exit__(*exc)
+
+
+class GameProgress(_LiveBars):
     """A rich progress bar fed by `update(record, stats)` after each game."""
 
     def __init__(self, total: int, done: int = 0, enabled: bool = True):
@@ -40,13 +54,6 @@ class GameProgress:
             TimeElapsedColumn(), TimeRemainingColumn(), console=Console(stderr=True), disable=not enabled,
         )
         self.task = self.progress.add_task("games", total=total, completed=done, info="")
-
-    def __enter__(self) -> GameProgress:
-        self.progress.__enter__()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.progress.__exit__(*exc)
 
     def update(self, record: GameRecord, stats) -> None:
         info = f"{format_outcomes(stats.outcomes)} retries {stats.retries}"
@@ -72,7 +79,7 @@ def print_summary(out: str, result) -> None:
     )
 
 
-class MultiProgress:
+class MultiProgress(_LiveBars):
     """Live view: a bar for the run and one per worker, fed by following events.jsonl."""
 
     def __init__(self, events_path: Path, slots: list[Slot], shares: list[list[str]], done: int,
@@ -91,13 +98,6 @@ class MultiProgress:
             )
             for slot, share in zip(slots, shares, strict=True) if share
         }
-
-    def __enter__(self) -> MultiProgress:
-        self.progress.__enter__()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.progress.__exit__(*exc)
 
     def say(self, message: str) -> None:
         self.console.print(message, markup=False, highlight=False, soft_wrap=True)
@@ -149,7 +149,7 @@ class PassLine:
               file=sys.stderr, flush=True)
 
 
-class TrainBar:
+class TrainBar(_LiveBars):
     """A rich bar for reading the prompts and one per layer, with loss, L0 and dead features."""
 
     def __init__(self, prompts: int, layers: list[int], steps: int):
@@ -162,13 +162,6 @@ class TrainBar:
         self.layers = {
             L: self.progress.add_task(f"layer {L}", total=steps, info="", start=False) for L in layers
         }
-
-    def __enter__(self) -> TrainBar:
-        self.progress.__enter__()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.progress.__exit__(*exc)
 
     def prompts(self, done: int) -> None:
         self.progress.update(self.read, completed=done)
