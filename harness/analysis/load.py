@@ -55,7 +55,14 @@ _ROUND = pa.struct(
 )
 _GAME = pa.schema(
     [
+        ("type", pa.string()),
         ("game_id", pa.string()),
+        ("run_id", pa.string()),
+        ("seed", pa.int64()),
+        ("run_seed", pa.int64()),
+        ("total_won", pa.int64()),
+        ("started", pa.float64()),
+        ("wall_s", pa.float64()),
         ("model", pa.string()),
         ("condition", _COND),
         ("repetition", pa.int64()),
@@ -126,6 +133,7 @@ def _values_ok(table: pa.Table) -> bool:
     cond = table.column("condition").combine_chunks()
     rounds = pc.list_flatten(table.column("rounds").combine_chunks())
     checks = [
+        (table.column("type"), ("game",), False),
         (table.column("outcome"), get_args(Outcome), False),
         (cond.field("bet_type"), get_args(BetType), False),
         (rounds.field("decision"), get_args(Action), True),
@@ -136,9 +144,11 @@ def _values_ok(table: pa.Table) -> bool:
         ok = pc.or_kleene(ok, column.is_null()) if nullable else ok
         if not pc.all(ok.fill_null(False)).as_py():
             return False
+    # every field the record requires and cannot be null (a nullable one, missing, reads as null here
+    # and is refused by the record reader: lines no harness writes)
     required = [table.column(c) for c in (
-        "game_id", "model", "condition", "repetition", "final_balance", "n_rounds", "total_bet", "retries",
-        "rounds",
+        "game_id", "run_id", "model", "condition", "repetition", "seed", "run_seed", "final_balance",
+        "n_rounds", "total_bet", "total_won", "retries", "rounds", "started", "wall_s",
     )]
     required += [cond.field("id"), cond.field("components")]
     required += [rounds.field("round"), rounds.field("balance_before"), rounds.field("balance_after")]

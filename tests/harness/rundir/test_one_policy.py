@@ -4,6 +4,7 @@ fragment followed by a game on the same line, a game written twice, an unreadabl
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -126,3 +127,17 @@ def test_status_of_a_run_short_of_its_manifest_total_is_not_complete(tmp_path):
     games = next(e for e in build_status(run).experiments if e.kind == "games")
     assert (games.state, games.done, games.total) == ("interrupted", 4, REPS)
     assert "4/6 games on disk" in games.note
+
+
+@pytest.mark.parametrize("field", ["run_id", "seed", "run_seed", "total_won", "started", "wall_s", "type"])
+def test_a_line_without_a_required_field_is_read_alike_by_both_analyze_paths(tmp_path, field):
+    games = _games()
+    run = write_games(tmp_path / "run", games)
+    lines = (run / "games.jsonl").read_text().splitlines()
+    record = json.loads(lines[2])
+    del record[field]
+    lines[2] = json.dumps(record)
+    (run / "games.jsonl").write_text("\n".join(lines) + "\n")
+    kept = {g.game_id: g.final_balance for g in RunFiles(run).games().games}
+    assert seen_by_analyze(run) == kept
+    assert len(kept) == len(games) - (field != "type")  # a line's type defaults to game
