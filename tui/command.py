@@ -43,11 +43,11 @@ def run(args: argparse.Namespace) -> int:
     if studies and len(args.runs) > 1:
         raise ConfigError(f"{studies[0]}: a study directory is watched alone, not with other directories")
     for run in args.runs:
+        if run.exists() and not run.is_dir() and run.suffix != ".jsonl":
+            raise ConfigError(f"{run}: not a run directory or a .jsonl event file")
         folder = run.parent if run.suffix == ".jsonl" else run
         if not folder.is_dir():
             raise ConfigError(f"{folder}: no such directory (a misspelt path, or a run not started yet)")
-        if run.exists() and not run.is_dir() and run.suffix != ".jsonl":
-            raise ConfigError(f"{run}: not a run directory or a .jsonl event file")
     from tui.app import MonitorApp
 
     study = studies[0] if studies else None
