@@ -112,9 +112,8 @@ def _started_after(stat_fields: list[str], since: float | None) -> bool:
     rounding): its start is boot time plus its 22nd field in clock ticks."""
     if since is None:
         return False
-    boot = next(
-        float(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines() if line.startswith("btime")
-    )
+    stat = Path("/proc/stat").read_text().splitlines()
+    boot = next(float(line.split()[1]) for line in stat if line.startswith("btime"))
     started = boot + int(stat_fields[19]) / os.sysconf("SC_CLK_TCK")
     return started > since + 2.0
 
