@@ -56,7 +56,7 @@ class SAELensSettings(BaseModel):
 def written_before_6(raw: dict) -> bool:
     """As sae-lens decides it: no `sae_lens_version` (top level or in metadata), or one below 6."""
     meta = raw.get("metadata")
-    version = raw.get("sae_lens_version") or (meta.get("sae_lens_version") if isinstance(meta, dict) else None)
+    version = raw.get("sae_lens_version") or (meta if isinstance(meta, dict) else {}).get("sae_lens_version")
     if not version:
         return True
     major = re.match(r"\s*(\d+)", str(version))
