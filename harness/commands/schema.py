@@ -17,11 +17,7 @@ def run(args: argparse.Namespace) -> int:
     from harness.records import json_schemas
     from harness.status.model import status_json_schema
 
-    from harness.errors import ConfigError
-
     out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise ConfigError(f"--out {out}: a file, not a directory")
     out.mkdir(parents=True, exist_ok=True)
     for name, schema in {**json_schemas(), "status.schema.json": status_json_schema()}.items():
         (out / name).write_text(json.dumps(schema, indent=2) + "\n")
