@@ -56,5 +56,6 @@ def test_generated_cfg_json_through_the_command(raw):
     with tempfile.TemporaryDirectory() as tmp:
         folder = _folder(Path(tmp), raw)
         before = snapshot(Path(tmp))
-        code, err = run_cli(["sae", "features", str(Path(tmp) / "run"), "--sae", str(folder), "--layers", "5"])
+        argv = ["sae", "features", str(Path(tmp) / "run"), "--sae", str(folder), "--layers", "5"]
+        code, err = run_cli(argv)
         assert_clean(code, err, before, allowed_codes=())

@@ -97,8 +97,8 @@ def directory_as(name: str, argv: list[str]) -> Callable[[Path], list[str]]:
 ROWS = {
     "study: options { ou = ... } on analyze": Row(study(analyze='options = { ou = "/elsewhere" }'), 2,
                                                    "has no option --ou"),
-    'study: options { "out=/elsewhere" = true }': Row(study(analyze='options = { "out=/elsewhere" = true }'), 2,
-                                                      "an option key is a flag's name"),
+    'study: options { "out=/elsewhere" = true }': Row(
+        study(analyze='options = { "out=/elsewhere" = true }'), 2, "an option key is a flag's name"),
     "study: options { o = ... } on games": Row(study(games='options = { o = "/elsewhere" }'), 2,
                                                "has no option --o"),
     'study: options { conf = "other.toml" }': Row(study(games='options = { conf = "other.toml" }'), 2,
@@ -116,8 +116,8 @@ ROWS = {
     "sae: hook_name = 5": Row(sae({"hook_name": 5}, "--layers", "5"), 2, "5 not supported"),
     "sae: --layers 0-100000000": Row(sae({}, "--layers", "0-100000000"), 2, "beyond any model"),
     "sae: --device cuda:99": Row(sae({}, "--layers", "5", "--device", "cuda:99"), 2, "--device 'cuda:99'"),
-    "sae: --events a directory": Row(lambda t: [*sae({}, "--layers", "5")(t), "--events", str(t / "ev")], 2,
-                                     "a directory, not an events file"),
+    "sae: --events a directory": Row(
+        lambda t: [*sae({}, "--layers", "5")(t), "--events", str(t / "ev")], 2, "a directory, not an events file"),
     "schema: --out a file": Row(lambda t: (t / "f").write_bytes(b"x") and ["schema", "--out", str(t / "f")], 2,
                                 "File exists"),
 }
