@@ -117,9 +117,10 @@ ROWS = {
     "sae: --layers 0-100000000": Row(sae({}, "--layers", "0-100000000"), 2, "beyond any model"),
     "sae: --device cuda:99": Row(sae({}, "--layers", "5", "--device", "cuda:99"), 2, "--device 'cuda:99'"),
     "sae: --events a directory": Row(
-        lambda t: [*sae({}, "--layers", "5")(t), "--events", str(t / "ev")], 2, "a directory, not an events file"),
-    "schema: --out a file": Row(lambda t: (t / "f").write_bytes(b"x") and ["schema", "--out", str(t / "f")], 2,
-                                "File exists"),
+        lambda t: [*sae({}, "--layers", "5")(t), "--events", str(t / "ev")], 2,
+        "a directory, not an events file"),
+    "schema: --out a file": Row(
+        lambda t: (t / "f").write_bytes(b"x") and ["schema", "--out", str(t / "f")], 2, "File exists"),
 }
 
 
