@@ -140,7 +140,8 @@ def _check_options(i: int, exp: Experiment, base: list[str], parser: argparse.Ar
     dests = _option_dests(command)
     owned = {dests[f] for f in [*base, *(f"--{name}" for name in _SET_BY_STUDY)] if f in dests}
     for key, value in exp.options.items():
-        field = f"experiment[{i}].options.{key}"
+        plain = re.fullmatch(r"[\w.=+-]+", key) is not None
+        field = f"experiment[{i}].options" + (f".{key}" if plain else f"[{key!r}]")  # one line, any key
         flag = "--" + key.replace("_", "-")
         if key.startswith("-") or "=" in key or not key.strip():
             raise ConfigError(f"{field}: an option key is a flag's name without dashes, '=' or a value")
