@@ -35,7 +35,7 @@ def _study(tmp_path: Path, games: str = "", analyze: str = "") -> Path:
 
 @pytest.mark.parametrize(("games", "analyze", "says"), [
     ("", 'options = { ou = "/elsewhere" }', "`harness analyze` has no option --ou"),
-    ("", 'options = { "out=/elsewhere" = true }', "options['out=/elsewhere']: an option key is a flag's name"),
+    ("", 'options = { "out=/elsewhere" = true }', "['out=/elsewhere']: an option key"),
     ('options = { o = "/elsewhere" }', "", "`harness run games` has no option --o"),
     ('options = { conf = "other.toml" }', "", "`harness run games` has no option --conf"),
     ("", 'options = { out = "/elsewhere" }', "options.out: set by the study"),
