@@ -12,14 +12,25 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import Any
 
 from harness.commands.registry import register_all
 from harness.errors import HarnessError
 from harness.rundir.fileops import NO_SPACE
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse without abbreviations: `--ou` is not `--out`. Every sub-parser is one of these
+    (`add_subparsers` makes its parsers of the parent's class), so a study's option key is read
+    as exactly the flag it names."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="harness",
         description="Slot-machine gambling experiments on LLMs, and SAE analysis of the models that play "
         "them.",

@@ -263,6 +263,26 @@ def detect_layout(path: str | Path) -> tuple[str, Path]:
     )
 
 
+def check_folder(path: str | Path) -> None:
+    """The cheap half of `load`: the folder's layout and its config file (cfg.json, hyperparams.json)
+    read and checked, no weights; so a bad folder is refused before a model is loaded."""
+    name, folder = detect_layout(path)
+    if name == "saelens":
+        read_settings(read_json(folder / "cfg.json"), folder / "cfg.json")
+    elif name == "llamascope":
+        hp_file = folder / "hyperparams.json"
+        hp = read_json(hp_file)
+        if not isinstance(hp, dict):
+            raise SAELoadError(f"{hp_file}: not a JSON object")
+        for key in ("d_model", "d_sae"):
+            value = need(hp, key, hp_file)
+            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+                raise SAELoadError(f"{hp_file}: {key} {value!r} is not a positive integer")
+        hook = hp.get("hook_point_in")
+        if hook is not None and not isinstance(hook, str):
+            raise SAELoadError(f"{hp_file}: hook_point_in {hook!r} is not a hook name")
+
+
 def load(
     path: str | Path,
     *,

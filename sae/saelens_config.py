@@ -55,7 +55,8 @@ class SAELensSettings(BaseModel):
 
 def written_before_6(raw: dict) -> bool:
     """As sae-lens decides it: no `sae_lens_version` (top level or in metadata), or one below 6."""
-    version = raw.get("sae_lens_version") or (raw.get("metadata") or {}).get("sae_lens_version")
+    meta = raw.get("metadata")
+    version = raw.get("sae_lens_version") or (meta if isinstance(meta, dict) else {}).get("sae_lens_version")
     if not version:
         return True
     major = re.match(r"\s*(\d+)", str(version))
@@ -68,6 +69,8 @@ def _refuse(file: Path, key: str, value, why: str) -> SAELoadError:
 
 def read_settings(raw: dict, file: Path) -> SAELensSettings:
     """The settings of a cfg.json (already parsed) named `file`; SAELoadError on what is refused."""
+    if not isinstance(raw, dict):
+        raise SAELoadError(f"{file}: not a JSON object")
     pre_6 = written_before_6(raw)
     cfg = {PRE_6_RENAMES.get(k, k): v for k, v in raw.items()} if pre_6 else dict(raw)
     meta = cfg.get("metadata") or {}
@@ -75,6 +78,13 @@ def read_settings(raw: dict, file: Path) -> SAELensSettings:
     for key in ("d_in", "d_sae"):
         if key not in cfg:
             raise SAELoadError(f"{file}: missing field {key!r}")
+        if not _positive_int(cfg[key]):
+            raise SAELoadError(f"{file}: {names.get(key, key)} {cfg[key]!r} is not a positive integer")
+    if not isinstance(meta, dict):
+        raise SAELoadError(f"{file}: metadata {meta!r} is not a JSON object")
+    for key in ("activation_fn_kwargs",):
+        if not isinstance(cfg.get(key) or {}, dict):
+            raise SAELoadError(f"{file}: {key} {cfg[key]!r} is not a JSON object")
     arch = _architecture(cfg, file, pre_6, names)
     _check_normalization(cfg.get("normalize_activations"), file)
     if cfg.get("reshape_activations", "none") not in ("none", None):
@@ -85,11 +95,16 @@ def read_settings(raw: dict, file: Path) -> SAELensSettings:
     if cfg.get("finetuning_scaling_factor"):
         raise _refuse(file, "finetuning_scaling_factor", True, "a learned input scale")
     hook = cfg.get("hook_name") or meta.get("hook_name")
-    if hook and not RESID_HOOK.search(hook):
+    if hook and (not isinstance(hook, str) or not RESID_HOOK.search(hook)):
         raise _refuse(file, names.get("hook_name", "hook_name"), hook, "only blocks.L.hook_resid_post/pre")
     k = None
     if arch == "topk":
         k = (cfg.get("activation_fn_kwargs") or {}).get("k") if pre_6 else cfg.get("k", 100)
+        if not _positive_int(k):
+            raise _refuse(file, "k", k, "a topk SAE's k is a positive integer")
+    model = cfg.get("model_name") or meta.get("model_name")
+    if model is not None and not isinstance(model, str):
+        raise _refuse(file, "model_name", model, "a model's name is a string")
     return SAELensSettings(
         architecture=arch,
         d_in=int(cfg["d_in"]),
@@ -98,9 +113,13 @@ def read_settings(raw: dict, file: Path) -> SAELensSettings:
         k=k,
         rescale_acts_by_decoder_norm=bool(cfg.get("rescale_acts_by_decoder_norm", False)) and arch == "topk",
         hook_name=hook or None,
-        model_name=cfg.get("model_name") or meta.get("model_name"),
+        model_name=model,
         pre_6=pre_6,
     )
+
+
+def _positive_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
 
 
 def _architecture(cfg: dict, file: Path, pre_6: bool, names: dict[str, str]) -> Architecture:

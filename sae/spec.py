@@ -16,8 +16,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from harness.errors import ConfigError
-from sae.loading import LAYOUTS, SAELoadError, load
+from sae.loading import LAYOUTS, SAELoadError, check_folder, load
 from sae.model import SAE
+
+MAX_LAYERS = 1000
+"""More blocks than any model has: a layer beyond it is a typo, refused before a range is built."""
 
 
 def parse_layers(text: str) -> list[int]:
@@ -26,18 +29,25 @@ def parse_layers(text: str) -> list[int]:
     try:
         for part in text.split(","):
             part = part.strip()
-            if "-" in part:
-                lo, hi = (int(x) for x in part.split("-", 1))
-                if hi < lo:
-                    raise ValueError
-                layers.update(range(lo, hi + 1))
-            else:
-                layers.add(int(part))
+            lo, hi = (int(x) for x in part.split("-", 1)) if "-" in part[1:] else (int(part), int(part))
+            if hi < lo:
+                raise ValueError
+            if lo < 0:
+                raise ConfigError(f"--layers: {text!r}: layers are block indices >= 0")
+            if hi >= MAX_LAYERS:
+                raise ConfigError(f"--layers: {text!r}: layer {hi} is beyond any model (< {MAX_LAYERS})")
+            layers.update(range(lo, hi + 1))
     except ValueError:
         raise ConfigError(f"--layers: {text!r} is not a list of layers like '25-31' or '1,5,9'") from None
-    if not layers or min(layers) < 0:
+    if not layers:
         raise ConfigError(f"--layers: {text!r}: layers are block indices >= 0")
     return sorted(layers)
+
+
+def check_folders(folders: dict[int, Path]) -> None:
+    """Each layer's SAE folder and its config, read before any model or weights (`loading.check_folder`)."""
+    for folder in folders.values():
+        check_folder(folder)
 
 
 def _is_sae_folder(p: Path) -> bool:

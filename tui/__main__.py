@@ -10,7 +10,9 @@ from tui.command import add_arguments, run, validate
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tui", description="Live terminal monitor of runs.")
+    parser = argparse.ArgumentParser(
+        prog="python -m tui", description="Live terminal monitor of runs.", allow_abbrev=False
+    )
     add_arguments(parser)
     args = parser.parse_args(argv)
     try:

@@ -14,7 +14,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The monitor's arguments (shared by `harness monitor` and `python -m tui`)."""
     parser.add_argument(
         "runs", nargs="+", type=Path, metavar="RUN_DIR",
-        help=f"run directories (or {EVENTS_FILE} files); ones that do not exist yet are waited for; or one "
+        help=f"run directories (or {EVENTS_FILE} files, waited for in a directory that exists); or one "
         f"study directory (with {STUDY_FILE}): one panel per experiment",
     )
     parser.add_argument(
@@ -45,11 +45,15 @@ def run(args: argparse.Namespace) -> int:
     for run in args.runs:
         if run.exists() and not run.is_dir() and run.suffix != ".jsonl":
             raise ConfigError(f"{run}: not a run directory or a .jsonl event file")
+        folder = run.parent if run.suffix == ".jsonl" else run
+        if not folder.is_dir():
+            raise ConfigError(f"{folder}: no such directory (a misspelt path, or a run not started yet)")
     from tui.app import MonitorApp
 
     study = studies[0] if studies else None
-    MonitorApp(args.runs, study=study, stall_after=args.stall_after, interval=args.interval).run()
-    return 0
+    app = MonitorApp(args.runs, study=study, stall_after=args.stall_after, interval=args.interval)
+    app.run()
+    return 2 if app.return_code else 0  # its own crash: Textual has shown the traceback
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

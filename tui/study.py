@@ -56,14 +56,14 @@ class StudyWatch:
         for ev in map(read_experiment_event, read.lines):
             if ev is not None:
                 self._records[ev.experiment] = ev
-        pids = {r.pid for r in self._records.values() if r.state == "running" and r.pid is not None}
+        pids = {r.pid: r.time for r in self._records.values() if r.state == "running" and r.pid is not None}
         mtimes = {}
         for name in self.names:
             try:
                 mtimes[name] = self.dir.log_path(name).stat().st_mtime
             except OSError:
                 pass
-        return StudyRead(dict(self._records), {p: process_state(p) for p in pids}, mtimes)
+        return StudyRead(dict(self._records), {p: process_state(p, t) for p, t in pids.items()}, mtimes)
 
 
 def experiment_rows(

@@ -28,6 +28,27 @@ def resolve_device(device: str) -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
+def check_device(device: str) -> None:
+    """A device this machine has: 'auto', 'cpu', or 'cuda[:N]' with N below the GPUs torch sees
+    (ConfigError otherwise), so a missing GPU is one line before a model is loaded."""
+    import re
+
+    from harness.errors import ConfigError
+
+    match = re.fullmatch(r"cuda(?::(\d+))?", device)
+    if device in ("auto", "cpu"):
+        return
+    if match is None:
+        raise ConfigError(f"--device {device!r}: neither 'auto', 'cpu' nor 'cuda[:N]'")
+    import torch
+
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if count == 0:
+        raise ConfigError(f"--device {device!r}: this machine's torch sees no CUDA GPU (use --device cpu)")
+    if int(match.group(1) or 0) >= count:
+        raise ConfigError(f"--device {device!r}: no such GPU ({count} visible: cuda:0 to cuda:{count - 1})")
+
+
 def default_dtype(device: str) -> str:
     """float32 on CPU (bfloat16 matmuls are slow there), bfloat16 on a GPU."""
     return "float32" if resolve_device(device) == "cpu" else "bfloat16"

@@ -123,9 +123,9 @@ def write_status(study_dir: Path, *, now: float | None = None, stall_minutes: fl
     """Write DIR/status.md and DIR/status.json (each replaced whole); returns the status.md path."""
     status = build_status(study_dir, now=now, stall_minutes=stall_minutes)
     md, js = Path(study_dir) / STATUS_MD, Path(study_dir) / STATUS_JSON
+    from harness.rundir.fileops import write_atomic
+
     for path, text in ((md, render(status)), (js, status.model_dump_json(indent=2))):
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(text)
-        tmp.replace(path)
+        write_atomic(path, text.encode())  # an exclusive temporary file: never through a link
     return md
 

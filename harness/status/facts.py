@@ -68,24 +68,54 @@ class ExperimentFacts:
     """Why games.jsonl could not be read (a newer major version, an I/O error)."""
 
 
-def process_state(pid: int) -> ProcessState:
-    """Whether `pid` lives on this host: 'stopped' (SIGSTOP, a debugger), 'alive', or 'gone' (a
-    zombie counts as gone: it has exited, its parent just has not reaped it)."""
+PID_MAX = 4_194_304
+"""Linux's largest pid (`/proc/sys/kernel/pid_max` at most); a recorded pid beyond it is no process."""
+
+
+def process_state(pid: int, since: float | None = None) -> ProcessState:
+    """Whether `pid` is the recorded process and lives on this host: 'stopped' (SIGSTOP, a
+    debugger), 'alive', or 'gone'. A zombie counts as gone (it has exited, its parent just has
+    not reaped it), and so does pid 1, a pid out of range, a process that is no Python or harness,
+    and one that started after `since` (the time the pid was recorded: the pid was reused)."""
+    if not 1 < pid <= PID_MAX:
+        return "gone"
+    proc = Path(f"/proc/{pid}")
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        state = stat.rsplit(")", 1)[1].split()[0]
-        return "gone" if state in ("Z", "X") else "stopped" if state in ("T", "t") else "alive"
-    except (FileNotFoundError, IndexError):
+        fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
+        if fields[0] in ("Z", "X") or not _ours(proc) or _started_after(fields, since):
+            return "gone"
+        return "stopped" if fields[0] in ("T", "t") else "alive"
+    except (FileNotFoundError, ProcessLookupError, IndexError, ValueError):
         pass
     except OSError:
         return "alive"
     try:
         os.kill(pid, 0)
-    except ProcessLookupError:
+    except (ProcessLookupError, OverflowError):
         return "gone"
     except PermissionError:
         return "alive"
     return "alive"
+
+
+def _ours(proc: Path) -> bool:
+    """A Python process (or a `harness` entry point): the only kind that writes a run's events."""
+    try:
+        cmdline = (proc / "cmdline").read_bytes()
+    except PermissionError:
+        return True
+    return b"python" in cmdline or b"harness" in cmdline
+
+
+def _started_after(stat_fields: list[str], since: float | None) -> bool:
+    """Whether the process of `/proc/PID/stat` started after `since` (by more than the clock's
+    rounding): its start is boot time plus its 22nd field in clock ticks."""
+    if since is None:
+        return False
+    stat = Path("/proc/stat").read_text().splitlines()
+    boot = next(float(line.split()[1]) for line in stat if line.startswith("btime"))
+    started = boot + int(stat_fields[19]) / os.sysconf("SC_CLK_TCK")
+    return started > since + 2.0
 
 
 def read_events(path: Path) -> tuple[list[Event], int]:
@@ -132,10 +162,13 @@ def list_outputs(folder: Path, skip: tuple[str, ...] = ()) -> list[Output]:
 
 
 def _processes(recorded: ExperimentEvent | None, workers: list[WorkerState]) -> dict[int, ProcessState]:
-    pids = {w.pid for w in workers if w.pid is not None}
-    if recorded is not None and recorded.pid is not None:
-        pids.add(recorded.pid)
-    return {pid: process_state(pid) for pid in sorted(pids)}
+    recorded_at: dict[int, list[float]] = {}
+    for pid, t in [(w.pid, w.start_time) for w in workers] + (
+        [(recorded.pid, recorded.time)] if recorded is not None else []
+    ):
+        if pid is not None:
+            recorded_at.setdefault(pid, []).extend([t] if t else [])
+    return {pid: process_state(pid, min(ts, default=None)) for pid, ts in sorted(recorded_at.items())}
 
 
 def games_facts(kind: str, folder: Path) -> dict:

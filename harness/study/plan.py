@@ -118,19 +118,62 @@ def _culprit(message: str, options: Mapping[str, OptionValue]) -> str | None:
     return next((k for k in options if k.replace("_", "-") == flag), None)
 
 
+def command_parser(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.ArgumentParser:
+    """The sub-parser of the command `argv` starts with (`run games ...` -> `run games`'s parser)."""
+    for word in argv:
+        subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+        if not subs or word not in subs[0].choices:
+            break
+        parser = subs[0].choices[word]
+    return parser
+
+
+def _option_dests(parser: argparse.ArgumentParser) -> dict[str, str]:
+    """Each long flag of the parser, and the attribute it sets."""
+    return {f: a.dest for a in parser._actions for f in a.option_strings if f.startswith("--")}
+
+
+def _check_options(i: int, exp: Experiment, base: list[str], parser: argparse.ArgumentParser) -> None:
+    """Each option key is exactly one of the command's own flags (`_` for `-`), and none of the
+    flags the study sets itself under any of their spellings; a value is never read as a flag."""
+    command = command_parser(parser, base)
+    dests = _option_dests(command)
+    owned = {dests[f] for f in [*base, *(f"--{name}" for name in _SET_BY_STUDY)] if f in dests}
+    for key, value in exp.options.items():
+        plain = re.fullmatch(r"[\w.=+-]+", key) is not None
+        field = f"experiment[{i}].options" + (f".{key}" if plain else f"[{key!r}]")  # one line, any key
+        flag = "--" + key.replace("_", "-")
+        if key.startswith("-") or "=" in key or not key.strip():
+            raise ConfigError(f"{field}: an option key is a flag's name without dashes, '=' or a value")
+        if key.replace("_", "-") in _SET_BY_STUDY or dests.get(flag) in owned:
+            raise ConfigError(f"{field}: set by the study, not an option here")
+        if flag not in dests:
+            raise ConfigError(f"{field}: `{command.prog}` has no option {flag}")
+        for v in value if isinstance(value, list) else [value]:
+            if isinstance(v, str) and v.startswith("-") and not _is_number(v):
+                raise ConfigError(f"{field}: the value {v!r} starts with '-' and would read as a flag")
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
 def check_experiment(study: Study, i: int, root: Path, ray: str | None = None,
                      parser: argparse.ArgumentParser | None = None) -> list[str]:
     """The experiment's argv, checked by harness's parser; a mistake is one ConfigError line."""
     from harness.cli import build_parser
 
     exp = study.experiment[i]
+    parser = parser or build_parser()
     try:
         _check_devices(i, exp)
-        for key in exp.options:
-            if key.replace("_", "-") in _SET_BY_STUDY:
-                raise ConfigError(f"experiment[{i}].options.{key}: set by the study, not an option here")
+        _check_options(i, exp, KINDS[exp.kind].argv(resolve(study, exp, root, ray)), parser)
         argv = experiment_argv(study, exp, root, ray)
-        message = _parse_error(parser or build_parser(), argv)
+        message = _parse_error(parser, argv)
         if message is not None:
             culprit = _culprit(message, exp.options)
             field = f"experiment[{i}].options" + (f".{culprit}" if culprit else "")

@@ -150,6 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     from harness.errors import HarnessError
 
     parser = argparse.ArgumentParser(
+        allow_abbrev=False,
         prog="python -m harness.workers.process", description=__doc__.split("\n")[0]
     )
     parser.add_argument("--job", default="-", help="WorkerJob JSON file, or '-' for stdin (default).")

@@ -106,11 +106,18 @@ def add_selection_args(p: argparse.ArgumentParser) -> None:
 
 
 def check_layers(args) -> None:
-    """--layers reads as block indices (ConfigError otherwise)."""
+    """--layers reads as block indices, --device is a device of this machine, --events is no
+    directory (ConfigError otherwise)."""
+    from harness.backends.devices import check_device
     from sae.spec import parse_layers
 
     if args.layers is not None:
         parse_layers(args.layers)
+    if getattr(args, "device", None) is not None:
+        check_device(args.device)
+    events = getattr(args, "events", None)
+    if events is not None and Path(events).is_dir():
+        raise ConfigError(f"--events {events}: a directory, not an events file")
 
 
 def check_selection(args) -> None:
@@ -155,10 +162,18 @@ def open_run(args):
     cheap checks (layers, SAE folders, games file) come before the model is loaded. A warning for
     an SAE made for another model is printed."""
     from sae.reader import ResidualReader, run_model_config
-    from sae.spec import load_folders, model_warnings, parse_layers, reader_model_names, resolve_spec
+    from sae.spec import (
+        check_folders,
+        load_folders,
+        model_warnings,
+        parse_layers,
+        reader_model_names,
+        resolve_spec,
+    )
 
     layers = parse_layers(args.layers)
     folders = resolve_spec(args.sae, layers)
+    check_folders(folders)
     games = run_games(args.run_dir)
     reader = ResidualReader(
         run_model_config(args.run_dir, args.model, args.style),

@@ -109,12 +109,13 @@ def run(args) -> int:
     from sae.patching.stats import patch_targets, write_results
     from sae.patching.trials import run_pass
     from sae.reader import run_model_config
-    from sae.spec import resolve_spec
+    from sae.spec import check_folders, resolve_spec
 
     run_dir, table_path = resolve_inputs(args)
     chosen = selected(args, table_path)
     # the SAE folders are resolved before the model loads
     folders = resolve_spec(args.sae, sorted(int(x) for x in chosen["layer"].unique()))
+    check_folders(folders)
     config = manifest_config(run_dir)
     model_cfg = run_model_config(run_dir or table_path.parent, args.model, args.style)
     generator = _load_generator(args, model_cfg, config.get("generation") or {})

@@ -50,7 +50,7 @@ def run(args) -> int:
     from sae.games import decision_rounds
     from sae.patching.generate import Generator
     from sae.reader import ResidualReader, run_model_config
-    from sae.spec import load_folders, model_warnings, resolve_spec
+    from sae.spec import check_folders, load_folders, model_warnings, resolve_spec
     from sae.words import extract_words, write_words
 
     run_dir, table_path = resolve_inputs(args)
@@ -58,6 +58,7 @@ def run(args) -> int:
         raise ConfigError(f"{args.target}: `words` needs the run directory (its games)")
     chosen = selected(args, table_path)
     folders = resolve_spec(args.sae, sorted(int(x) for x in chosen["layer"].unique()))
+    check_folders(folders)
     games = run_games(run_dir)
     if not any(decision_rounds(g) for g in games):
         raise ConfigError(f"{run_dir}: no game with a saved decision prompt")

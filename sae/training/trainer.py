@@ -80,7 +80,7 @@ def start_layer(data: np.ndarray, cfg: TrainConfig, layer: int, file: Path, key:
     """(sae, optimizer, state): from `file` when it was written for the same settings and data, else fresh."""
     sae = TrainableSAE(data.shape[1], cfg, torch.Generator().manual_seed(cfg.seed + layer)).to(device)
     opt = torch.optim.Adam(sae.parameters(), lr=cfg.lr)
-    ckpt = torch.load(file, map_location=device, weights_only=False) if file.is_file() else None
+    ckpt = torch.load(file, map_location=device, weights_only=True) if file.is_file() else None
     if ckpt and ckpt["config"] == cfg.model_dump() and ckpt["buffer_key"] == key:
         sae.load_state_dict(ckpt["model"])
         opt.load_state_dict(ckpt["optim"])

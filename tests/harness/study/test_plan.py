@@ -117,7 +117,7 @@ def test_options_become_flags():
 
 
 @pytest.mark.parametrize(("change", "message"), [
-    (("top = 3", "tpo = 3"), "experiment[6].options.tpo: unrecognized arguments: --tpo 3"),
+    (("top = 3", "tpo = 3"), "experiment[6].options.tpo: `harness sae patch` has no option --tpo"),
     (("top = 3", 'top = "three"'), "experiment[6].options.top: argument --top: invalid int value: 'three'"),
     (("steps = 60", 'steps = 60, architecture = "relu"'), "experiment[3].options.architecture: argument"),
     (('layers = "15", ', ""), "experiment[3].options: the following arguments are required: --layers"),

@@ -133,7 +133,7 @@ def test_ctrl_c_resume_gives_the_uninterrupted_result(tmp_path):
     resumed = job(tmp_path / "b")
     with pytest.raises(KeyboardInterrupt):
         resumed.run_layer(2, interrupt)
-    ckpt = torch.load(tmp_path / "b" / "out" / "layer_2" / "checkpoint.pt", weights_only=False)
+    ckpt = torch.load(tmp_path / "b" / "out" / "layer_2" / "checkpoint.pt", weights_only=True)
     assert ckpt["state"]["step"] == 50
     steps: list[int] = []
     resumed.run_layer(2, lambda step, info: steps.append(step))
