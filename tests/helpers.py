@@ -109,3 +109,27 @@ def write_games(run_dir: Path, games: list[GameRecord]) -> Path:
         json.dumps({"run_id": "test-run", "model": games[0].model if games else None})
     )
     return run_dir
+
+
+_GAMES_AND_ANALYZE = """name = "s"
+out = "{out}"
+[[experiment]]
+name = "games"
+kind = "games"
+config = "run.toml"
+{games}
+[[experiment]]
+name = "behaviour"
+kind = "analyze"
+runs = ["games"]
+{analyze}
+"""
+
+
+def write_study(folder: Path, games: str = "", analyze: str = "") -> Path:
+    """folder/study.toml: a games experiment and an analyze of it, with extra lines (such as
+    `options = {...}`) for each; its output goes to folder/study-out. Returns the study file."""
+    (folder / "run.toml").write_text("seed = 1\n")
+    path = folder / "study.toml"
+    path.write_text(_GAMES_AND_ANALYZE.format(out=folder / "study-out", games=games, analyze=analyze))
+    return path

@@ -15,20 +15,7 @@ import pytest
 from harness.cli import main
 from harness.rundir.files import EVENTS_FILE
 from harness.study.layout import ExperimentEvent, StudyDir
-
-STUDY = """name = "s"
-out = "{out}"
-[[experiment]]
-name = "games"
-kind = "games"
-config = "run.toml"
-{games}
-[[experiment]]
-name = "behaviour"
-kind = "analyze"
-runs = ["games"]
-{analyze}
-"""
+from tests.helpers import write_study
 
 
 @dataclass
@@ -40,9 +27,7 @@ class Row:
 
 def study(games: str = "", analyze: str = "") -> Callable[[Path], list[str]]:
     def argv(tmp: Path) -> list[str]:
-        (tmp / "run.toml").write_text("seed = 1\n")
-        (tmp / "study.toml").write_text(STUDY.format(out=tmp / "study-out", games=games, analyze=analyze))
-        return ["study", "run", str(tmp / "study.toml")]
+        return ["study", "run", str(write_study(tmp, games, analyze))]
 
     return argv
 

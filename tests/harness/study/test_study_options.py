@@ -9,28 +9,11 @@ from pathlib import Path
 import pytest
 
 from harness.cli import build_parser, main
-
-STUDY = """
-name = "s"
-out = "{out}"
-[[experiment]]
-name = "games"
-kind = "games"
-config = "run.toml"
-{games}
-[[experiment]]
-name = "behaviour"
-kind = "analyze"
-runs = ["games"]
-{analyze}
-"""
+from tests.helpers import write_study
 
 
 def _study(tmp_path: Path, games: str = "", analyze: str = "") -> Path:
-    (tmp_path / "run.toml").write_text("seed = 1\n")
-    path = tmp_path / "study.toml"
-    path.write_text(STUDY.format(out=tmp_path / "study-out", games=games, analyze=analyze))
-    return path
+    return write_study(tmp_path, games, analyze)
 
 
 @pytest.mark.parametrize(("games", "analyze", "says"), [
