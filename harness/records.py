@@ -119,6 +119,10 @@ class RoundRecord(_Record):
     empty_retries: int = Field(0, description="Calls re-asked because the answer was empty.")
     unparsed_retries: int = Field(0, description="Calls re-asked because no decision could be read.")
     timeouts: int = Field(0, description="Calls that hit the per-request timeout.")
+    transport_retries: int = Field(
+        0, description="Calls repeated because the transport failed (429, 5xx, timeout, reset, malformed "
+        "body) on an endpoint; not answers of the model, so not in `retries`.",
+    )
     prompt: str | None = Field(None, description="The exact text the model saw (chat template applied).")
     response: str | None = Field(None, description="The accepted (last) answer, new tokens only.")
     seed: int | None = Field(None, description="Sampling seed of the accepted call.")
@@ -171,6 +175,8 @@ class _Event(_Record):
     worker: int = Field(0, description="Worker index (one per GPU or CPU worker).")
     gpu: str | None = Field(None, description="GPU id the worker runs on; null for CPU.")
     kind: PassKind = Field("games", description="Which pass wrote the event.")
+    host: str | None = Field(None, description="Host name of the machine the writer ran on.")
+    node_id: str | None = Field(None, description="Ray node id of the writer; null off Ray.")
 
 
 class RunStartEvent(_Event):
@@ -198,6 +204,22 @@ class GameDoneEvent(_Event):
     retries: int = Field(description="Extra model calls over the whole game.")
 
 
+class EndpointStats(_Record):
+    """One OpenAI-compatible endpoint as a worker sees it (backend.kind = "openai")."""
+
+    url: str = Field(description="The endpoint's base URL (never a key).")
+    in_flight: int = Field(0, description="Requests sent and not yet answered.")
+    requests: int = Field(0, description="Requests answered so far.")
+    requests_per_s: float = Field(0.0, description="Requests answered per second over the last interval.")
+    tokens_per_s: float = Field(0.0, description="Generated tokens per second over the last interval.")
+    transport_retries: int = Field(0, description="Requests repeated after a transport fault.")
+    rate_limited: int = Field(0, description="429 answers (Too Many Requests) so far.")
+    failures: int = Field(0, description="Transport faults so far (429s included).")
+    resting: bool = Field(False, description="True while the endpoint is rested after failing.")
+    latency_p50_s: float | None = Field(None, description="Median request latency, seconds.")
+    latency_p95_s: float | None = Field(None, description="95th-percentile request latency, seconds.")
+
+
 class ProgressEvent(_Event):
     """Throughput and counters, every `progress_interval_s` seconds."""
 
@@ -214,6 +236,11 @@ class ProgressEvent(_Event):
     invalid: int = Field(0, description="Games that ended 'invalid' so far.")
     errors: int = Field(0, description="Games that raised an error (left for a resume).")
     in_flight: int = Field(0, description="Games being played right now.")
+    transport_retries: int = Field(0, description="Requests repeated after a transport fault so far.")
+    rate_limited: int = Field(0, description="429 answers (Too Many Requests) so far.")
+    endpoints: list[EndpointStats] = Field(
+        default_factory=list, description="Per-endpoint counters (backend.kind = 'openai'); empty otherwise.",
+    )
     gpu_memory_used_mb: float | None = Field(None, description="GPU memory in use, MiB; null on CPU.")
     gpu_memory_total_mb: float | None = Field(None, description="GPU memory in all, MiB, when known.")
     gpu_utilization: float | None = Field(None, description="Percent, from NVML when available.")

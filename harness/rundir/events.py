@@ -11,6 +11,7 @@ thin wrapper (`harness.run.worker_run.WorkerEvents`) adds only its periodic prog
 from __future__ import annotations
 
 import os
+import socket
 import threading
 import time
 from pathlib import Path
@@ -38,14 +39,16 @@ class EventWriter:
     None nothing is written (a pass run with --no-events)."""
 
     def __init__(self, path: Path | None, *, run_id: str, kind: PassKind = "games", worker: int = 0,
-                 gpu: str | None = None):
+                 gpu: str | None = None, node_id: str | None = None):
         self.path = Path(path) if path is not None else None
         self.run_id, self.kind, self.worker, self.gpu = run_id, kind, worker, gpu
+        self.host, self.node_id = socket.gethostname(), node_id  # which machine wrote it (Ray: several)
         self._ended = threading.Lock()  # run_end once: from the stream's end, or from another thread
 
     def stamp(self) -> dict:
         """The fields every event of this stream carries."""
-        return dict(time=time.time(), run_id=self.run_id, kind=self.kind, worker=self.worker, gpu=self.gpu)
+        return dict(time=time.time(), run_id=self.run_id, kind=self.kind, worker=self.worker, gpu=self.gpu,
+                    host=self.host, node_id=self.node_id)
 
     def write(self, event: BaseModel) -> None:
         """Append the event; on a full disk it is dropped (the results' own writes say so)."""
