@@ -167,8 +167,10 @@ def _once(given: list[str], canonical: list[str]) -> list[str]:
 
 
 class BackendConfig(_Strict):
-    kind: Literal["transformers", "vllm", "scripted", "auto"] = Field(
-        "transformers", description="'auto': vllm when the vllm package is installed, else transformers."
+    kind: Literal["transformers", "vllm", "openai", "scripted", "auto"] = Field(
+        "transformers",
+        description="'auto': vllm when the vllm package is installed, else transformers; 'openai': any "
+        "OpenAI-compatible server or API (docs/endpoints.md).",
     )
     device: str = Field("auto", description="'auto', 'cpu', 'cuda', 'cuda:1', ...")
     max_batch_size: int = Field(64, gt=0, description="transformers: requests per forward batch.")
@@ -184,6 +186,64 @@ class BackendConfig(_Strict):
     enforce_eager: bool = False
     script: list[str] | None = Field(None, description="scripted: answers to cycle through (tests, demos).")
     script_delay_s: float = Field(0.0, ge=0, le=60, description="scripted: seconds each answer takes.")
+    engine_args: dict[str, Any] = Field(
+        default_factory=dict,
+        description="vllm: further AsyncEngineArgs fields passed through (tensor_parallel_size, "
+        "quantization, ...); the fields above and the model's own are set by the harness.",
+    )
+    # OpenAI-compatible endpoints (used by the openai backend)
+    base_urls: list[str] | None = Field(
+        None, min_length=1, max_length=256,
+        description="openai: one or more base URLs ending in /v1; requests go to the endpoint with the "
+        "fewest in flight, and a failing endpoint is rested while the others take its requests.",
+    )
+    api: Literal["chat", "completions"] = Field(
+        "chat", description="openai: /v1/chat/completions (messages) or /v1/completions (the formatted prompt)."
+    )
+    served_model: str | None = Field(None, description="openai: the model name sent; unset: model.path.")
+    api_key_env: str | None = Field(
+        None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+        description="openai: the NAME of the environment variable holding the key (the key itself is "
+        "never written anywhere); unset: no key (a local server).",
+    )
+    max_connections: int = Field(64, gt=0, le=4096, description="openai: requests in flight per endpoint.")
+    requests_per_minute: float | None = Field(None, gt=0, description="openai: limit over all endpoints.")
+    tokens_per_minute: float | None = Field(None, gt=0, description="openai: limit over all endpoints.")
+    max_transport_retries: int = Field(
+        8, ge=0, le=100,
+        description="openai: retries of one request after 429, 5xx, a timeout, a reset or a malformed "
+        "body (counted as transport_retries, apart from the guard's re-asks).",
+    )
+    structured_outputs: Literal["auto", "vllm", "none"] = Field(
+        "auto",
+        description="openai: whether the server constrains to a regex (vLLM's `structured_outputs` in "
+        "the body); 'auto' asks the server once at start.",
+    )
+    send_seed: bool = Field(True, description="openai: send a per-request seed (best-effort on most APIs).")
+    extra_body: dict[str, Any] = Field(
+        default_factory=dict, description="openai: server-specific fields merged into every request body."
+    )
+
+
+class PricingConfig(_Strict):
+    """Prices per million tokens, for `--dry-run`'s estimate and the summary's cost spent."""
+
+    input_per_million: float = Field(ge=0, description="Price of one million prompt tokens.")
+    output_per_million: float = Field(ge=0, description="Price of one million generated tokens.")
+    currency: str = Field("USD", min_length=1, max_length=8)
+
+
+class WorkersConfig(_Strict):
+    """How Ray workers are placed and restarted (local process workers use `gpus` only)."""
+
+    max_restarts: int = Field(2, ge=0, le=1000, description="Ray: replacement workers after failures, in all.")
+    gpus_per_worker: int = Field(
+        1, gt=0, le=64, description="Ray: GPUs of one node each worker holds (a tensor-parallel model)."
+    )
+    ray_resources: dict[str, float] = Field(
+        default_factory=dict, description="Ray: custom resources each worker asks for."
+    )
+    stop_grace_s: float = Field(10.0, gt=0, le=600, description="Ray: how long Ctrl-C waits for workers.")
 
 
 class RunFilesConfig(_Strict):
@@ -216,6 +276,8 @@ class RunConfig(_Strict):
         None, max_length=1024, description="One worker process per GPU id; null: one in-process worker."
     )
     run: RunFilesConfig = RunFilesConfig()
+    pricing: PricingConfig | None = None
+    workers: WorkersConfig = WorkersConfig()
     _backend_note: str | None = PrivateAttr(None)
 
     @property

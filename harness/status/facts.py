@@ -10,6 +10,7 @@ RUN/events.jsonl, told apart by the events' `kind`. Only reading here; the judgi
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -109,13 +110,14 @@ def _ours(proc: Path) -> bool:
 
 def _started_after(stat_fields: list[str], since: float | None) -> bool:
     """Whether the process of `/proc/PID/stat` started after `since` (by more than the clock's
-    rounding): its start is boot time plus its 22nd field in clock ticks."""
+    rounding). Its age is measured on the kernel's own clock (uptime minus its 22nd field, in
+    clock ticks since boot), not as `btime` plus ticks: in a VM restored from a snapshot `btime`
+    can drift seconds from the wall clock, which made a live process look newer than its record."""
     if since is None:
         return False
-    stat = Path("/proc/stat").read_text().splitlines()
-    boot = next(float(line.split()[1]) for line in stat if line.startswith("btime"))
-    started = boot + int(stat_fields[19]) / os.sysconf("SC_CLK_TCK")
-    return started > since + 2.0
+    uptime = float(Path("/proc/uptime").read_text().split()[0])
+    age = uptime - int(stat_fields[19]) / os.sysconf("SC_CLK_TCK")
+    return time.time() - age > since + 2.0
 
 
 def read_events(path: Path) -> tuple[list[Event], int]:
