@@ -24,7 +24,7 @@ EMBEDDED = '[model]\nname = "x"\npath = "embedded:smollm2-135m-instruct"\n'
     [
         (EMBEDDED + "[game]\nwin_probability = 2\n", "game.win_probability"),
         (EMBEDDED + '[backend]\nkind = "tgi"\n',
-         "backend.kind: Input should be 'transformers', 'vllm', 'scripted' or 'auto'"),
+         "backend.kind: Input should be 'transformers', 'vllm', 'openai', 'scripted' or 'auto'"),
         (EMBEDDED + "colour = 1\n", "colour: unknown field"),
         ('[model]\nname = "x"\npath = "/nonexistent/model"\n',
          "model.path: '/nonexistent/model' is not a local directory"),
