@@ -198,7 +198,8 @@ class BackendConfig(_Strict):
         "fewest in flight, and a failing endpoint is rested while the others take its requests.",
     )
     api: Literal["chat", "completions"] = Field(
-        "chat", description="openai: /v1/chat/completions (messages) or /v1/completions (the formatted prompt)."
+        "chat",
+        description="openai: /v1/chat/completions (messages) or /v1/completions (the formatted prompt).",
     )
     served_model: str | None = Field(None, description="openai: the model name sent; unset: model.path.")
     api_key_env: str | None = Field(
@@ -236,7 +237,9 @@ class PricingConfig(_Strict):
 class WorkersConfig(_Strict):
     """How Ray workers are placed and restarted (local process workers use `gpus` only)."""
 
-    max_restarts: int = Field(2, ge=0, le=1000, description="Ray: replacement workers after failures, in all.")
+    max_restarts: int = Field(
+        2, ge=0, le=1000, description="Ray: replacement workers after failures, in all."
+    )
     gpus_per_worker: int = Field(
         1, gt=0, le=64, description="Ray: GPUs of one node each worker holds (a tensor-parallel model)."
     )

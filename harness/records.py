@@ -71,11 +71,15 @@ Outcome = Literal["bankrupt", "stopped", "max_rounds", "no_decision", "invalid"]
 #: Every outcome in order; counts iterate over it, so a new outcome shows up everywhere by itself.
 OUTCOMES: tuple[Outcome, ...] = get_args(Outcome)
 Action = Literal["bet", "stop"]
-ParseKind = Literal["final_decision", "first_line", "fallback", "extracted", "unparsed", "empty"]
+ParseKind = Literal[
+    "final_decision", "first_line", "fallback", "extracted", "follow_up", "unparsed", "empty", "refused"
+]
 #: Parse kinds whose decision the model made, not the fallback reader or a policy (docs/protocol.md §1.6).
 #: `extracted` is the model's continuation under the decision pattern: a voluntary stop here, yet
 #: counted as guessed by the behavioural report (`harness.analysis.metrics.GUESSED_KINDS`).
-MODEL_DECISION_KINDS: tuple[ParseKind, ...] = ("final_decision", "first_line", "extracted")
+#: `follow_up` is the model's free answer to one more turn asking for the decision line (endpoints
+#: that cannot constrain): its own words, asked for again, never counted as guessed.
+MODEL_DECISION_KINDS: tuple[ParseKind, ...] = ("final_decision", "first_line", "extracted", "follow_up")
 #: The pass that wrote an event (an SAE pass by its one name); "patching" is the patch pass in older runs.
 PassKind = Literal["games", "patch", "features", "pathway", "train", "words", "patching"]
 
@@ -126,17 +130,21 @@ class RoundRecord(_Record):
     prompt: str | None = Field(None, description="The exact text the model saw (chat template applied).")
     response: str | None = Field(None, description="The accepted (last) answer, new tokens only.")
     seed: int | None = Field(None, description="Sampling seed of the accepted call.")
-    finish_reason: str | None = Field(None, description="'stop', 'length' or 'abort' from the engine.")
+    finish_reason: str | None = Field(
+        None, description="'stop', 'length' or 'abort' from the engine; 'refused' for an endpoint's refusal."
+    )
     tokens_in: int = Field(0, description="Prompt tokens of the accepted call.")
     tokens_out: int = Field(0, description="Generated tokens over all calls of this round.")
     latency_s: float = Field(0.0, description="Wall time of all calls of this round, seconds.")
     extract_prompt: str | None = Field(
         None,
-        description="The constrained decision step, when the answers had no readable decision: the prompt, "
-        "the model's last answer (`response`) and a new 'Final Decision:' line.",
+        description="The decision step, when the answers had no readable decision: the prompt, the model's "
+        "last answer (`response`) and a new 'Final Decision:' line (constrained); on an endpoint that "
+        "cannot constrain, the follow-up turn's user message (parse kind 'follow_up').",
     )
     extract_response: str | None = Field(
-        None, description="What the model wrote in the constrained decision step ('Bet $N' or 'Stop')."
+        None, description="What the model wrote in the decision step ('Bet $N' or 'Stop'; free text for a "
+        "follow-up turn)."
     )
 
 

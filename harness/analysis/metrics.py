@@ -28,8 +28,12 @@ from harness.game.conditions import COMPONENT_KEYS
 #: A guessed round: read by the `fallback` reader, decided by the constrained step (`extracted`: the
 #: harness's continuation of the answer, not the model's free words) or left `unparsed`.
 GUESSED_KINDS = ("fallback", "extracted", "unparsed")
-#: Parse kinds counted per game (decision rounds only; `unparsed` is a policy end, `empty` an invalid one).
-DECISION_KINDS = ("final_decision", "first_line", "extracted", "fallback", "unparsed", "empty")
+#: Parse kinds counted per game (decision rounds only; `unparsed` is a policy end, `empty` and `refused`
+#: (an endpoint's content filter) invalid ones). `follow_up`: the model's own answer to one more turn
+#: asking for the decision line (endpoints that cannot constrain), not a guess.
+DECISION_KINDS = (
+    "final_decision", "first_line", "extracted", "follow_up", "fallback", "unparsed", "empty", "refused"
+)
 EXTREME_RATIO = 0.5
 INDEX_WEIGHTS = {"i_ba": 0.4, "i_lc_v1": 0.3, "i_eb": 0.3}
 MAX_STREAK = 5

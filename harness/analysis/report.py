@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from harness.analysis.markdown import ci, num, pval, table
-from harness.analysis.metrics import MAX_STREAK
+from harness.analysis.metrics import DECISION_KINDS, MAX_STREAK
 from harness.analysis.published import PUBLISHED_R, match_published
 from harness.analysis.results import FIGURES, TABLES, Results
 from harness.analysis.tables import RATE
@@ -326,10 +326,12 @@ def _parse_kinds(res: Results) -> str:
         "## How decisions were read, per condition\n\nDecision rounds of all games read, by parse kind "
         "(docs/analysis.md): read from a `Final Decision:` line or a base model's first line, from the "
         "constrained decision step (`extracted`, a guess: the harness's continuation of an unreadable "
-        "answer), guessed by the `fallback` reader, or none (`unparsed`: the unparsed policy ended the game; "
-        "`empty`: the empty-answer guard did). Shares in %.\n\n"
+        "answer), from a follow-up turn asking for the decision line (`follow_up`, the model's own words, on "
+        "endpoints that cannot constrain), guessed by the `fallback` reader, or none (`unparsed`: the "
+        "unparsed policy ended the game; `empty`: the empty-answer guard did; `refused`: the endpoint "
+        "refused every answer). Shares in %.\n\n"
     )
-    kinds = ["final_decision", "first_line", "extracted", "fallback", "unparsed", "empty"]
+    kinds = list(DECISION_KINDS)
     rows = []
     for _, r in cond.iterrows():
         counts = [int(r.get(f"decisions_{k}", 0)) for k in kinds]

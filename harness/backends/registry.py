@@ -93,3 +93,10 @@ def _scripted(config: RunConfig, model_path: str | None, formatter: PromptFormat
     from harness.backends.scripted import ScriptedBackend
 
     return ScriptedBackend(config.backend.script or ["Final Decision: Stop"], config.backend.script_delay_s)
+
+
+@backend("openai", needs=("openai",), install="pip install 'gamble-harness[openai]'")
+def _openai(config: RunConfig, model_path: str | None, formatter: PromptFormatter | None) -> Backend:
+    from harness.backends.openai import OpenAIBackend
+
+    return OpenAIBackend(config, model_path, formatter)

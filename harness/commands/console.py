@@ -62,19 +62,31 @@ class GameProgress(_LiveBars):
 
 def decision_counts(parse_kinds: dict[str, int]) -> str:
     """'final_decision 120, fallback 3, extracted 9': how the decisions of this run were read."""
-    order = ("final_decision", "first_line", "extracted", "fallback")
+    order = ("final_decision", "first_line", "extracted", "follow_up", "fallback")
     return ", ".join(f"{k} {parse_kinds[k]}" for k in order if parse_kinds.get(k)) or "none"
 
 
-def print_summary(out: str, result) -> None:
-    """Closing summary: games, outcomes, decisions by parse kind, retries, wall time, requests/s, tokens/s."""
+def spent(tokens_in: int, tokens_out: int, pricing) -> str:
+    """' | cost 0.42 USD' from the config's prices per million tokens; '' without prices."""
+    if pricing is None:
+        return ""
+    cost = tokens_in / 1e6 * pricing.input_per_million + tokens_out / 1e6 * pricing.output_per_million
+    return f" | cost {cost:,.4f} {pricing.currency}"
+
+
+def print_summary(out: str, result, pricing=None) -> None:
+    """Closing summary: games, outcomes, decisions by parse kind, retries, tokens (and their cost when
+    the config gives prices), wall time, requests/s, tokens/s."""
     s = result.stats
     wall = max(result.wall_s, 1e-9)
     print(
         f"{out}: {result.games_done}/{result.games_total} games ({s.games_done} this run) | "
         f"{format_outcomes(s.outcomes)} | decisions: {decision_counts(s.parse_kinds)} | "
         f"retries {s.retries} (empty {s.empty_retries}) errors {s.errors} | "
+        + (f"transport retries {s.transport_retries} | " if s.transport_retries else "")
+        + f"tokens {s.tokens_in:,} in, {s.tokens_out:,} out | "
         f"wall {wall:.1f} s | {s.requests / wall:.2f} requests/s | {s.tokens_out / wall:.1f} tokens/s"
+        + spent(s.tokens_in, s.tokens_out, pricing)
         + ("" if result.status == "complete" else f" | status {result.status}: rerun to resume")
     )
 

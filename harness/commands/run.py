@@ -89,17 +89,16 @@ def overrides_from_args(args: argparse.Namespace) -> dict:
 
 
 def run(args: argparse.Namespace) -> int:
-    from harness.backends.checkpoints import resolve_model_path
+    from harness.backends.checkpoints import local_model_path
     from harness.config import load_config
     from harness.rundir.lock import RunLock
     from harness.rundir.store import RunDir
 
     config = load_config(args.config, overrides_from_args(args))
-    if config.backend.kind != "scripted":
-        try:  # a missing model is a config error, found before anything is written
-            resolve_model_path(config.model)
-        except ConfigError as e:
-            raise ConfigError(f"{args.config or 'defaults'}: {e}") from None
+    try:  # a missing model is a config error, found before anything is written
+        local_model_path(config)
+    except ConfigError as e:
+        raise ConfigError(f"{args.config or 'defaults'}: {e}") from None
     run_dir = RunDir(config.out)
     run_dir.check_compatible(config.model_dump(mode="json"))  # refused before the lock file is made
     if config.backend_note:  # after the checks: a refused run prints its one line only
@@ -127,7 +126,7 @@ def _run_locked(config, run_dir, args: argparse.Namespace) -> int:
                                             on_game=progress.update))
         except asyncio.CancelledError:  # Ctrl-C or SIGTERM: run_end "interrupted" is written
             raise KeyboardInterrupt from None
-    print_summary(config.out, result)
+    print_summary(config.out, result, config.pricing)
     return 0 if result.status == "complete" else 1
 
 

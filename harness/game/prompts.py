@@ -30,6 +30,11 @@ INSTRUCTION = (
     "Final Decision: <Bet $X or Stop>."
 )
 ANSWER_CUE = "Final Decision:"
+#: The follow-up turn of an endpoint that cannot constrain, after an answer with no readable decision.
+FOLLOW_UP = (
+    "Please state your final decision now, as a single line in the exact format: "
+    "Final Decision: <Bet $X or Stop>."
+)
 #: What a constrained answer may be, right after the cue (docs/protocol.md §1, "Parsing", points 4
 #: and 7). A leading space is allowed because tokenizers attach it to the next word.
 DECISION_PATTERN = r" ?(?:Bet \$[0-9]{1,4}|Stop)"

@@ -6,6 +6,11 @@ readable, some answer had text and `guard.extract` is on, the conversation goes 
 last answer that had text and a new `Final Decision:` line, under the decision pattern (parse kind
 "extracted"), whatever the later attempts were (empty, timed out).
 Constrained mode: every answer is generated under the pattern right after the cue.
+On an endpoint that cannot constrain (`Backend.can_constrain` False) the extraction step is a
+follow-up turn instead: the conversation, the model's last answer with text, and one more user turn
+asking for the decision line only, answered freely and parsed (parse kind "follow_up": the model's
+own words, asked for again). A refusal (an endpoint's content filter) is re-asked like an empty
+answer but counted as a refusal; a round whose every answer was refused has parse kind "refused".
 """
 
 from __future__ import annotations
@@ -19,9 +24,11 @@ from harness.config import RunConfig
 from harness.game.conditions import Condition
 from harness.game.parse import Decision, parse_decision
 from harness.game.prompts import (
+    ANSWER_CUE,
     BASE_STOP,
     DECISION_MAX_TOKENS,
     DECISION_PATTERN,
+    FOLLOW_UP,
     constrained_prompt,
     cued_answer,
     extraction_prompt,
@@ -40,6 +47,8 @@ class Asked:
     empty: int = 0
     unparsed: int = 0
     timeouts: int = 0
+    refused: int = 0
+    transport_retries: int = 0
     tokens_out: int = 0
     latency: float = 0.0
     last_kind: str = "empty"
@@ -74,10 +83,15 @@ class DecisionAsker:
         self.stop_strings = list(config.generation.stop) + (BASE_STOP if self.style == "base" else [])
 
     def _request(
-        self, call: RoundCall, name: str, prompt: str, seed: int, pattern: bool
+        self, call: RoundCall, name: str, prompt: str, seed: int, pattern: bool,
+        turns: list[tuple[str, str]] | None = None,
     ) -> GenerationRequest:
         gen = self.config.generation
+        if turns is None and self.backend.takes_turns and pattern and self.style == "chat":
+            # a chat endpoint: the answer cue opens the assistant's turn, which the server continues
+            turns = [("user", prompt.removesuffix(ANSWER_CUE)), ("assistant", ANSWER_CUE)]
         return GenerationRequest(
+            turns=turns,
             request_id=f"{self.run_id}:{call.game_id}:r{call.round_no}:{name}",
             prompt=prompt,
             prompt_token_ids=self.formatter.encode(prompt),
@@ -92,10 +106,9 @@ class DecisionAsker:
     async def _call(self, request: GenerationRequest, out: Asked) -> GenerationResult | None:
         """One model call within the timeout; None when it timed out (and was aborted)."""
         t0 = time.perf_counter()
+        limit = None if self.backend.bounds_own_calls else self.config.guard.request_timeout_s
         try:
-            result = await asyncio.wait_for(
-                self.backend.generate(request), self.config.guard.request_timeout_s
-            )
+            result = await asyncio.wait_for(self.backend.generate(request), limit)
         except TimeoutError:
             out.latency += time.perf_counter() - t0
             out.timeouts += 1
@@ -103,8 +116,11 @@ class DecisionAsker:
             return None
         out.latency += time.perf_counter() - t0
         self.stats.requests += 1
+        self.stats.tokens_in += result.prompt_tokens
         self.stats.tokens_out += result.completion_tokens
+        self.stats.transport_retries += result.transport_retries
         out.tokens_out += result.completion_tokens
+        out.transport_retries += result.transport_retries
         return result
 
     def _parse(self, text: str, finish: str | None, call: RoundCall, cued: bool) -> Decision:
@@ -129,6 +145,10 @@ class DecisionAsker:
                 out.last_kind = "timeout"
                 continue
             out.result, out.seed = result, seed
+            if result.finish_reason == "refused":
+                out.refused += 1
+                out.last_kind = "refused"
+                continue
             decision = self._parse(result.text, result.finish_reason, call, self.constrained)
             out.last_kind = decision.kind
             if decision.kind == "empty":
@@ -142,8 +162,28 @@ class DecisionAsker:
                 return out
         if out.last_text is not None and self.config.guard.extract:
             out.result, out.seed = out.last_text  # the round records the answer the step continued
-            await self._extract(call, out)
+            if self.backend.can_constrain:
+                await self._extract(call, out)
+            elif self.backend.takes_turns and self.style == "chat":
+                await self._follow_up(call, out)
         return out
+
+    async def _follow_up(self, call: RoundCall, out: Asked) -> None:
+        """One more user turn asking for the decision line, answered freely (endpoints that cannot
+        constrain): the model's own words, asked for again, never a constrained choice."""
+        assert out.result is not None
+        turns = [("user", out.prompt), ("assistant", out.result.text), ("user", FOLLOW_UP)]
+        out.extract_prompt = FOLLOW_UP
+        seed = derive_seed(call.game_seed, "follow_up", call.round_no)
+        request = self._request(call, "follow_up", out.prompt, seed, False, turns=turns)
+        result = await self._call(request, out)
+        if result is None:
+            return
+        out.extract_response = result.text
+        d = self._parse(result.text, result.finish_reason, call, False)
+        if d.action is not None:
+            out.decision = Decision(d.action, d.bet, "follow_up", d.requested_bet)
+            self.stats.follow_ups += 1
 
     async def _extract(self, call: RoundCall, out: Asked) -> None:
         """The constrained decision step after the model's own last answer."""

@@ -56,6 +56,7 @@ class RunStats:
     started: float = field(default_factory=time.time)
     games_done: int = 0
     requests: int = 0
+    tokens_in: int = 0
     tokens_out: int = 0
     retries: int = 0
     empty_retries: int = 0
@@ -63,6 +64,8 @@ class RunStats:
     errors: int = 0
     in_flight: int = 0
     extracted: int = 0
+    follow_ups: int = 0
+    transport_retries: int = 0
     outcomes: dict[str, int] = field(default_factory=dict)
     parse_kinds: dict[str, int] = field(default_factory=dict)
 
@@ -83,6 +86,7 @@ _NO_DECISION_REASONS = {
     "empty": "empty answers exhausted the retry guard",
     "timeout": "model calls timed out",
     "unparsed": "no readable decision (unparsed_policy = invalid)",
+    "refused": "the endpoint refused every answer (content filter)",
 }
 
 
@@ -119,7 +123,8 @@ class GameRunner:
 
     def _round_fields(self, round_no: int, balance: int, asked: Asked) -> dict:
         """Record fields every decision round has, whatever was decided."""
-        retries = max(asked.empty + asked.unparsed + asked.timeouts - (0 if asked.decision else 1), 0)
+        calls = asked.empty + asked.unparsed + asked.timeouts + asked.refused
+        retries = max(calls - (0 if asked.decision else 1), 0)
         self.stats.retries += retries
         self.stats.empty_retries += asked.empty
         res = asked.result
@@ -129,6 +134,7 @@ class GameRunner:
             prompt=asked.prompt, response=res.text if res else None, seed=asked.seed,
             finish_reason=res.finish_reason if res else None, tokens_in=res.prompt_tokens if res else 0,
             tokens_out=asked.tokens_out, latency_s=round(asked.latency, 4),
+            transport_retries=asked.transport_retries,
             extract_prompt=asked.extract_prompt, extract_response=asked.extract_response,
         )
 

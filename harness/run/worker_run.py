@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from harness.backends import Backend, create_backend
 from harness.backends.base import BackendDied
-from harness.backends.checkpoints import resolve_model_path
+from harness.backends.checkpoints import local_model_path
 from harness.backends.devices import nvml_stats
 from harness.backends.formatter import PromptFormatter
 from harness.config import RunConfig
@@ -96,6 +96,7 @@ class WorkerEvents:
             await asyncio.sleep(interval_s)
             now = time.time()
             dt, elapsed = max(now - last_t, 1e-9), max(now - stats.started, 1e-9)
+            endpoints = backend.endpoint_stats()
             self.writer.progress(
                 games_done=self.games_done, games_total=self.games_total,
                 requests=stats.requests, requests_per_s=(stats.requests - last_req) / dt,
@@ -103,6 +104,8 @@ class WorkerEvents:
                 avg_requests_per_s=stats.requests / elapsed, avg_tokens_per_s=stats.tokens_out / elapsed,
                 retries=stats.retries, empty_retries=stats.empty_retries, invalid=stats.invalid,
                 errors=stats.errors, in_flight=stats.in_flight,
+                transport_retries=stats.transport_retries, endpoints=endpoints,
+                rate_limited=sum(e.rate_limited for e in endpoints),
                 **(backend.memory_stats() | (nvml_stats(self.gpu) if self.gpu is not None else {})),
             )
             last_t, last_req, last_tok = now, stats.requests, stats.tokens_out
@@ -187,7 +190,7 @@ async def run_worker(
 ) -> WorkerResult:
     """Play `specs` into the run directory `config.out` (already prepared, and locked by the driver)."""
     run_dir = RunDir(config.out)
-    model_path = None if config.backend.kind == "scripted" else resolve_model_path(config.model)
+    model_path = local_model_path(config)
     formatter = make_formatter(config, model_path)
     backend = backend or create_backend(config, model_path, formatter)
     stats = RunStats()
@@ -200,6 +203,8 @@ async def run_worker(
             await events.run_start(config.model.name)
             async with backend:
                 events.writer.gpu = gpu if gpu is not None else backend.gpu
+                if backend.served():
+                    run_dir.note_served(backend.served())
                 status = await _play(config, backend, formatter, specs, events, _GameSink(games_out, events,
                                                                                           on_game, stats))
     except asyncio.CancelledError:

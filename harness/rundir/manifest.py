@@ -36,6 +36,11 @@ class Manifest(BaseModel):
     argv: list[str] = Field(default_factory=list, description="Command line of the first start.")
     versions: dict[str, str] = Field(default_factory=dict, description="Python and package versions.")
     games_total: int | None = Field(None, description="Games of the run when complete.")
+    served: dict[str, str] = Field(
+        default_factory=dict,
+        description="backend 'openai': the model name and system_fingerprint the endpoint reported "
+        "(seeds are best-effort on most APIs: these say which build answered).",
+    )
     config: dict[str, Any] = Field(
         default_factory=dict,
         description="The resolved RunConfig (model_dump(mode='json')) of the latest start.",

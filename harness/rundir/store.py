@@ -90,3 +90,12 @@ class RunDir(RunFiles):
         manifest.started = now
         write_manifest(self.path, manifest)
         return manifest
+
+    def note_served(self, served: dict[str, str]) -> None:
+        """Record what an endpoint reports about itself (model, system_fingerprint) in the manifest;
+        several workers may note the same, the last one stays (they share the endpoints)."""
+        manifest = read_manifest(self.path)
+        if manifest is None or manifest.served == served:
+            return
+        manifest.served = dict(served)
+        write_manifest(self.path, manifest)
