@@ -203,10 +203,12 @@ async def run_worker(
             await events.run_start(config.model.name)
             async with backend:
                 events.writer.gpu = gpu if gpu is not None else backend.gpu
-                if backend.served():
-                    run_dir.note_served(backend.served())
-                status = await _play(config, backend, formatter, specs, events, _GameSink(games_out, events,
-                                                                                          on_game, stats))
+                try:
+                    status = await _play(config, backend, formatter, specs, events,
+                                         _GameSink(games_out, events, on_game, stats))
+                finally:
+                    if backend.served():  # what the endpoint said it is, once it has answered
+                        run_dir.note_served(backend.served())
     except asyncio.CancelledError:
         status = "interrupted"
         raise

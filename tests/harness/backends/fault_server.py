@@ -23,7 +23,8 @@ class FaultServer:
 
     def __init__(self, faults: Callable[[int, dict], str | None] = lambda n, body: None,
                  answer: Callable[[dict], str] = lambda body: "I will stop.\nFinal Decision: Stop",
-                 slow_s: float = 2.0, retry_after_s: float = 0.3, api_key: str | None = None):
+                 slow_s: float = 2.0, retry_after_s: float = 0.3, api_key: str | None = None,
+                 port: int = 0):
         self.faults, self.answer, self.slow_s, self.retry_after_s = faults, answer, slow_s, retry_after_s
         self.api_key = api_key
         self.lock = threading.Lock()
@@ -34,7 +35,7 @@ class FaultServer:
         self.answer_times: dict[int, float] = {}
         self.connections: set[socket.socket] = set()
         self.dead = False
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", port), self._handler())
         self.httpd.daemon_threads = True
         self.thread: threading.Thread | None = None
 
@@ -77,6 +78,12 @@ class FaultServer:
                 super().setup()
                 with server.lock:
                     server.connections.add(self.connection)
+
+            def handle(self) -> None:
+                try:
+                    super().handle()
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the client gave up (its timeout) or the endpoint died: nothing to answer
 
             def finish(self) -> None:
                 with server.lock:
