@@ -104,8 +104,8 @@ class FaultServer:
 
             def do_GET(self) -> None:
                 if self.path.rstrip("/").endswith("/models"):
-                    self._send(200, json.dumps({"object": "list", "data": [
-                        {"id": "fault-model", "object": "model", "created": 0, "owned_by": "test"}]}).encode())
+                    model = {"id": "fault-model", "object": "model", "created": 0, "owned_by": "test"}
+                    self._send(200, json.dumps({"object": "list", "data": [model]}).encode())
                 else:
                     self._send(404, b'{"error": {"message": "not found"}}')
 
@@ -115,7 +115,8 @@ class FaultServer:
                     return
                 length = int(self.headers.get("Content-Length") or 0)
                 body = json.loads(self.rfile.read(length) or b"{}")
-                if server.api_key is not None and self.headers.get("Authorization") != f"Bearer {server.api_key}":
+                key = server.api_key
+                if key is not None and self.headers.get("Authorization") != f"Bearer {key}":
                     self._send(401, b'{"error": {"message": "bad key"}}')
                     return
                 with server.lock:
@@ -156,7 +157,8 @@ def _completion(body: dict, text: str, chat: bool, finish: str = "stop") -> byte
     common = {"id": "cmpl-1", "created": 0, "model": "fault-model-2026", "system_fingerprint": "fp_test",
               "usage": usage}
     if chat:
+        message = {"role": "assistant", "content": text}
         return json.dumps(common | {"object": "chat.completion", "choices": [
-            {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": finish}]}).encode()
+            {"index": 0, "message": message, "finish_reason": finish}]}).encode()
     return json.dumps(common | {"object": "text_completion", "choices": [
         {"index": 0, "text": text, "finish_reason": finish}]}).encode()

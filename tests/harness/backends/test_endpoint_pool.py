@@ -24,8 +24,9 @@ def _pool(*urls: str, retries: int = 6, timeout: float = 0.5, **kw) -> EndpointP
 def _ask(pool: EndpointPool, n: int = 1):
     async def go():
         try:
-            return await asyncio.gather(*(pool.chat(model="m", messages=[{"role": "user", "content": f"q{i}"}],
-                                                    max_tokens=8) for i in range(n)))
+            return await asyncio.gather(*(
+                pool.chat(model="m", messages=[{"role": "user", "content": f"q{i}"}], max_tokens=8)
+                for i in range(n)))
         finally:
             await pool.aclose()
     return asyncio.run(go())

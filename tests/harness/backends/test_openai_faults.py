@@ -113,7 +113,8 @@ def test_a_refused_answer_is_recorded_as_refused_not_empty(tmp_path):
 
 def test_an_unreadable_answer_gets_one_follow_up_turn_on_a_server_that_cannot_constrain(tmp_path):
     def answer(body: dict) -> str:
-        return "Final Decision: Stop" if body["messages"][-1]["content"] == FOLLOW_UP else "Hmm, let me think."
+        asked_again = body["messages"][-1]["content"] == FOLLOW_UP
+        return "Final Decision: Stop" if asked_again else "Hmm, let me think."
 
     srv = FaultServer(answer=answer).start()
     try:
