@@ -95,8 +95,12 @@ def run(args: argparse.Namespace) -> int:
     from harness.rundir.store import RunDir
 
     config = load_config(args.config, overrides_from_args(args))
-    try:  # a missing model is a config error, found before anything is written
+    try:  # a missing model or key is a config error, found before anything is written
         local_model_path(config)
+        if config.backend.kind == "openai":
+            from harness.backends.openai import api_key
+
+            api_key(config.backend.api_key_env)
     except ConfigError as e:
         raise ConfigError(f"{args.config or 'defaults'}: {e}") from None
     run_dir = RunDir(config.out)

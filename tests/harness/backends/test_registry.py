@@ -31,8 +31,8 @@ def test_every_kind_of_the_config_is_registered_and_named_in_the_backend_docstri
 
 
 def test_an_unknown_backend_lists_the_known_ones():
-    with pytest.raises(ConfigError, match="unknown backend 'openai'; known: scripted, transformers, vllm"):
-        registry.create("openai", load_config(None), None)
+    with pytest.raises(ConfigError, match="unknown backend 'tgi'; known: openai, scripted, transformers, vllm"):
+        registry.create("tgi", load_config(None), None)
 
 
 def test_a_missing_package_gives_the_install_line_before_the_class_is_imported(monkeypatch):
