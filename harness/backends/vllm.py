@@ -20,7 +20,7 @@ from typing import Any
 
 from harness.backends.base import Backend, BackendDied, GenerationRequest, GenerationResult
 from harness.backends.devices import nvml_stats, resolve_device
-from harness.errors import BackendError
+from harness.errors import BackendError, ConfigError
 
 CPU_MAX_MODEL_LEN = 2048  # default context on CPU when the config sets none
 FINISH_REASONS = {"stop": "stop", "length": "length"}  # anything else (abort, error) is 'abort'
@@ -35,6 +35,40 @@ def model_max_len(model_path: str | None) -> int | None:
     config = config.get("text_config", config)
     value = config.get("max_position_embeddings")
     return int(value) if isinstance(value, int) else None
+
+
+#: AsyncEngineArgs fields the harness sets itself, from the model section and [backend]'s own fields.
+VLLM_OWNED_ARGS = {
+    "model": "model.path", "tokenizer": "model.path", "dtype": "model.dtype", "seed": "seed",
+    "max_num_seqs": "backend.max_num_seqs", "enable_prefix_caching": "backend.enable_prefix_caching",
+    "enforce_eager": "backend.enforce_eager", "max_model_len": "backend.max_model_len",
+    "max_num_batched_tokens": "backend.max_num_batched_tokens",
+    "gpu_memory_utilization": "backend.gpu_memory_utilization",
+    "attention_backend": "backend.attention_backend",
+}
+
+
+def check_engine_args(engine_args: dict, known: set[str]) -> None:
+    """One ConfigError line for a `[backend.engine_args]` name vLLM does not know (with the close
+    match), or one the harness sets from its own field."""
+    import difflib
+
+    for name in engine_args:
+        if name in VLLM_OWNED_ARGS:
+            raise ConfigError(f"backend.engine_args.{name}: set by the harness; use {VLLM_OWNED_ARGS[name]}")
+        if name not in known:
+            close = difflib.get_close_matches(name, sorted(known), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ConfigError(f"backend.engine_args.{name}: not an argument of vLLM's AsyncEngineArgs{hint}")
+
+
+def engine_fields() -> set[str]:
+    """The names AsyncEngineArgs takes in the installed vLLM."""
+    import dataclasses
+
+    from vllm.engine.arg_utils import AsyncEngineArgs
+
+    return {f.name for f in dataclasses.fields(AsyncEngineArgs)}
 
 
 def engine_kwargs(backend, model_path: str | None, dtype: str, device: str) -> dict:
@@ -69,7 +103,7 @@ def engine_kwargs(backend, model_path: str | None, dtype: str, device: str) -> d
         kwargs["gpu_memory_utilization"] = backend.gpu_memory_utilization
     if batched is not None:
         kwargs["max_num_batched_tokens"] = batched
-    return kwargs
+    return kwargs | dict(backend.engine_args)  # checked against the engine at start
 
 
 class VLLMBackend(Backend):
@@ -107,6 +141,7 @@ class VLLMBackend(Backend):
             from vllm.v1.engine.async_llm import AsyncLLM
         except ImportError as e:  # its package was found (harness.backends.registry), yet it does not import
             raise BackendError(f"vLLM is installed but does not import: {e}") from None
+        check_engine_args(self.config.backend.engine_args, engine_fields())
         kwargs = engine_kwargs(self.config.backend, self.model_path, self.config.model.dtype, self.device)
         if self.config.backend.attention_backend and _engine_has_field("attention_backend"):
             kwargs["attention_backend"] = self.config.backend.attention_backend

@@ -101,6 +101,10 @@ def run(args: argparse.Namespace) -> int:
             from harness.backends.openai import api_key
 
             api_key(config.backend.api_key_env)
+        if config.backend.engine_args and config.backend.kind == "vllm":
+            from harness.backends.vllm import check_engine_args, engine_fields
+
+            check_engine_args(config.backend.engine_args, engine_fields())
     except ConfigError as e:
         raise ConfigError(f"{args.config or 'defaults'}: {e}") from None
     run_dir = RunDir(config.out)

@@ -281,3 +281,36 @@ def test_constrained_games_on_vllm(tmp_path, smollm2_path):
     assert len(games) == 3 and asked
     assert all(re.fullmatch(DECISION_PATTERN, r.response) and r.parse_kind == "final_decision" for r in asked)
     assert {g.outcome for g in games} <= {"bankrupt", "stopped", "max_rounds"}
+
+
+# -- [backend.engine_args] -------------------------------------------------------------------
+
+
+def test_engine_args_pass_through_checked_against_the_installed_engine(smollm2_path):
+    from harness.backends.vllm import check_engine_args, engine_fields
+
+    known = engine_fields()
+    assert {"tensor_parallel_size", "quantization"} <= known
+    args = {"tensor_parallel_size": 1, "max_logprobs": 3}
+    check_engine_args(args, known)
+    kw = engine_kwargs(BackendConfig(engine_args=args), smollm2_path, "float32", "cpu")
+    assert kw["tensor_parallel_size"] == 1 and kw["max_logprobs"] == 3
+    with pytest.raises(Exception, match=r"backend.engine_args.tensor_paralel_size: not an argument .*"
+                                        r"did you mean 'tensor_parallel_size'"):
+        check_engine_args({"tensor_paralel_size": 2}, known)
+    with pytest.raises(Exception, match=r"backend.engine_args.max_num_seqs: set by the harness; "
+                                        r"use backend.max_num_seqs"):
+        check_engine_args({"max_num_seqs": 2}, known)
+
+
+def test_an_unknown_engine_arg_is_one_line_exit_2(tmp_path, capsys):
+    from harness.cli import main
+
+    config = tmp_path / "c.toml"
+    config.write_text('[model]\nname = "s"\npath = "embedded:smollm2-135m-instruct"\ndtype = "float32"\n'
+                      '[conditions]\nids = ["fixed-W-BASE"]\n[backend]\nkind = "vllm"\ndevice = "cpu"\n'
+                      '[backend.engine_args]\nquantisation = "fp8"\n')
+    assert main(["run", "games", "--config", str(config), "--out", str(tmp_path / "run"), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert not (tmp_path / "run").exists() and err[-1].endswith("backend.engine_args.quantisation: not an argument of vLLM's AsyncEngineArgs "
+                            "(did you mean 'quantization'?)")
