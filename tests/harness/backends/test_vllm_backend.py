@@ -312,5 +312,6 @@ def test_an_unknown_engine_arg_is_one_line_exit_2(tmp_path, capsys):
                       '[backend.engine_args]\nquantisation = "fp8"\n')
     assert main(["run", "games", "--config", str(config), "--out", str(tmp_path / "run"), "--quiet"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert not (tmp_path / "run").exists() and err[-1].endswith("backend.engine_args.quantisation: not an argument of vLLM's AsyncEngineArgs "
+    assert not (tmp_path / "run").exists()
+    assert err[-1].endswith("backend.engine_args.quantisation: not an argument of vLLM's AsyncEngineArgs "
                             "(did you mean 'quantization'?)")
