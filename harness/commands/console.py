@@ -191,3 +191,31 @@ def print_multi_summary(out: str, result: MultiResult) -> None:
           f"{len(result.workers)} workers ({', '.join(result.workers)}) | {format_outcomes(result.outcomes)} "
           f"| worker failures {result.deaths} | wall {result.wall_s:.1f} s"
           + ("" if result.complete else " | incomplete: rerun to resume"))
+
+
+def print_estimate(out: str, estimate, *, as_json: bool = False) -> None:
+    """`--dry-run`: one row per scenario (requests, prompt and output tokens, cost)."""
+    if as_json:
+        print(estimate.model_dump_json(indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    priced = estimate.currency is not None
+    table = Table(title=f"{out}: {estimate.games:,} games to play ({estimate.games_done:,} already done)",
+                  title_justify="left")
+    for name in ("scenario", "requests", "prompt tokens", "output tokens (at most)"):
+        table.add_column(name, justify="left" if name == "scenario" else "right")
+    if priced:
+        table.add_column(f"cost, {estimate.currency} (at most)", justify="right")
+    for s in estimate.scenarios:
+        row = [s.name, f"{s.requests:,}", f"{s.prompt_tokens:,}", f"{s.output_tokens:,}"]
+        table.add_row(*row, *([f"{s.cost:,.2f}"] if priced else []))
+    console = Console(width=120)
+    console.print(table)
+    for s in estimate.scenarios:
+        console.print(f"  {s.name}: {s.assumption}", highlight=False, markup=False)
+    console.print(f"  tokens counted with {estimate.tokens_counted_by}; nothing was started or written.",
+                  highlight=False)
+    if not priced:
+        console.print("  no [pricing] in the config: no cost.", highlight=False, markup=False)

@@ -34,7 +34,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "after the 'Final Decision:' cue.",
     )
     games.add_argument("--concurrency", type=int, help="Games in flight at once (config: concurrency).")
-    games.add_argument("--backend", choices=["transformers", "vllm", "scripted", "auto"],
+    games.add_argument("--backend", choices=["transformers", "vllm", "openai", "scripted", "auto"],
                        help="config: backend.kind (auto: vllm when installed, else transformers).")
     games.add_argument("--device", help="config: backend.device, e.g. cpu, cuda, cuda:1.")
     games.add_argument(
@@ -49,6 +49,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         "(a throwaway one-machine Ray) or a cluster address. --out must be on a shared filesystem.",
     )
     games.add_argument("--quiet", action="store_true", help="No progress bar.")
+    games.add_argument(
+        "--dry-run", action="store_true",
+        help="Start nothing, write nothing: print the requests, prompt and output tokens the run would "
+        "take (first decision, reference, upper bound), and their cost when the config has [pricing].",
+    )
+    games.add_argument("--json", action="store_true", help="With --dry-run: the estimate as JSON.")
     games.set_defaults(func=run, validate=validate)
 
 
@@ -97,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
     config = load_config(args.config, overrides_from_args(args))
     try:  # a missing model or key is a config error, found before anything is written
         local_model_path(config)
-        if config.backend.kind == "openai":
+        if config.backend.kind == "openai" and not args.dry_run:  # a dry run needs no key
             from harness.backends.openai import api_key
 
             api_key(config.backend.api_key_env)
@@ -109,10 +115,41 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"{args.config or 'defaults'}: {e}") from None
     run_dir = RunDir(config.out)
     run_dir.check_compatible(config.model_dump(mode="json"))  # refused before the lock file is made
+    if args.dry_run:
+        return dry_run(config, run_dir, as_json=args.json)
     if config.backend_note:  # after the checks: a refused run prints its one line only
         print(config.backend_note, file=sys.stderr)
     with RunLock(run_dir.path):  # one driver per run directory; workers write under its lock
         return _run_locked(config, run_dir, args)
+
+
+def dry_run(config, run_dir, *, as_json: bool) -> int:
+    """Print what the run would ask of its model; nothing is started or written."""
+    from harness.backends.checkpoints import resolve_model_path
+    from harness.commands.console import print_estimate
+    from harness.run.estimate import approximate_count, estimate
+    from harness.run.worker_run import make_formatter
+    from harness.rundir.reader import RunFiles
+
+    games = [line.game for line in RunFiles(run_dir.path).games().lines]
+    decided = [[r for r in g.rounds if not r.forced] for g in games]
+    measured = [(len(rounds), sum(1 + r.retries for r in rounds)) for rounds in decided]
+    try:  # the model's own tokenizer where it is local (an endpoint's model may not be)
+        path = None if config.backend.kind == "scripted" else resolve_model_path(config.model)
+    except ConfigError:
+        path = None
+    if path is not None:
+        formatter = make_formatter(config, path)
+
+        def count(text: str) -> int:
+            return len(formatter.encode(formatter.render(text)) or [])
+        counted_by = "the model's tokenizer"
+    else:
+        count = approximate_count
+        counted_by = f"about 4 characters a token (no local tokenizer for {config.model.path})"
+    result = estimate(config, count, counted_by, games_done=len(games), measured=measured)
+    print_estimate(config.out, result, as_json=as_json)
+    return 0
 
 
 def _run_locked(config, run_dir, args: argparse.Namespace) -> int:
