@@ -28,7 +28,15 @@ from tui.screens import ConditionsScreen, HelpScreen
 from tui.state import MonitorState
 from tui.study import StudyRead, StudyWatch, experiment_rows
 from tui.views import MonitorView
-from tui.widgets import ErrorLog, ExperimentGrid, ExperimentPanel, RunSummary, WorkerGrid, WorkerPanel
+from tui.widgets import (
+    EndpointTable,
+    ErrorLog,
+    ExperimentGrid,
+    ExperimentPanel,
+    RunSummary,
+    WorkerGrid,
+    WorkerPanel,
+)
 
 
 class EventsRead(Message):
@@ -92,6 +100,7 @@ class MonitorApp(App[None]):
         yield RunSummary(id="summary").data_bind(MonitorApp.view)
         grid = ExperimentGrid if self.study is not None else WorkerGrid
         yield grid(id="panels").data_bind(MonitorApp.view)
+        yield EndpointTable(id="endpoints").data_bind(MonitorApp.view)
         yield ErrorLog(id="errors").data_bind(MonitorApp.view)
         yield Footer()
 

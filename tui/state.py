@@ -13,7 +13,7 @@ from collections import deque
 from dataclasses import dataclass, field, fields
 
 from harness.records import OUTCOMES, ErrorEvent, Event, GameDoneEvent, ProgressEvent
-from harness.rundir.progress import WorkerState, pass_name
+from harness.rundir.progress import WorkerState, endpoint_totals, pass_name
 from tui.follow import SourceBatch
 from tui.views import ConditionRow, ErrorLine, MonitorView, WorkerView, summarize
 
@@ -111,6 +111,10 @@ class MonitorState:
             last_malformed=self.last_malformed,
             waiting=tuple(label for label, ok in zip(self.labels, self.exists, strict=True) if not ok),
             read_errors=tuple(e for e in self.read_errors if e),
+            endpoints=tuple(
+                (label, e) for source, label in enumerate(self.labels)
+                for e in endpoint_totals(w for k, w in sorted(self.workers.items()) if k[0] == source)
+            ),
         )
 
     def _worker_view(self, w: WorkerState, now: float, stall_after: float) -> WorkerView:

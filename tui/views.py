@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from harness.records import OUTCOMES
+from harness.records import OUTCOMES, EndpointStats
 
 
 @dataclass(frozen=True)
@@ -128,6 +128,8 @@ class MonitorView:
     """Files that could not be read at the last poll, with why."""
     experiments: tuple[ExperimentRow, ...] = ()
     """A study's experiments, in its file's order (empty when watching run directories)."""
+    endpoints: tuple[tuple[str, EndpointStats], ...] = ()
+    """(run, endpoint) of runs on the openai backend, summed over each run's workers."""
 
 
 def summarize(workers: tuple[WorkerView, ...]) -> tuple[SummaryRow, ...]:

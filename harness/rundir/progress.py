@@ -11,10 +11,19 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from harness.records import ErrorEvent, Event, GameDoneEvent, ProgressEvent, RunEndEvent, RunStartEvent
+from harness.records import (
+    EndpointStats,
+    ErrorEvent,
+    Event,
+    GameDoneEvent,
+    ProgressEvent,
+    RunEndEvent,
+    RunStartEvent,
+)
 from harness.rundir.files import OLD_PASS_NAMES
 
-_IDLE_RATES = {"requests_per_s": 0.0, "tokens_per_s": 0.0}
+_IDLE_RATES = {"requests_per_s": 0.0, "tokens_per_s": 0.0, "in_flight": 0}
+_IDLE_ENDPOINT = {"requests_per_s": 0.0, "tokens_per_s": 0.0, "in_flight": 0, "resting": False}
 
 
 @dataclass
@@ -82,7 +91,8 @@ class WorkerState:
     def _idle(self) -> None:
         """No current rates: the process (re)started or ended."""
         if self.progress is not None:
-            self.progress = self.progress.model_copy(update=_IDLE_RATES)
+            endpoints = [e.model_copy(update=_IDLE_ENDPOINT) for e in self.progress.endpoints]
+            self.progress = self.progress.model_copy(update=_IDLE_RATES | {"endpoints": endpoints})
 
     def eta_s(self) -> float | None:
         """Seconds left at the games rate since this worker (re)started; None if unknown."""
@@ -94,6 +104,34 @@ class WorkerState:
 
 
 WorkerKey = tuple[str, int]  # (pass kind, worker)
+
+
+def endpoint_totals(workers: Iterable[WorkerState]) -> list[EndpointStats]:
+    """Each endpoint (by URL) summed over the workers' last progress events: counts and rates add
+    up; latency percentiles are the slowest worker's (percentiles of several workers do not add);
+    an endpoint rests if any worker rests it."""
+    totals: dict[str, EndpointStats] = {}
+    for w in workers:
+        for e in w.progress.endpoints if w.progress is not None else []:
+            t = totals.get(e.url)
+            if t is None:
+                totals[e.url] = e.model_copy()
+                continue
+            totals[e.url] = t.model_copy(update=dict(
+                in_flight=t.in_flight + e.in_flight, requests=t.requests + e.requests,
+                requests_per_s=t.requests_per_s + e.requests_per_s,
+                tokens_per_s=t.tokens_per_s + e.tokens_per_s,
+                transport_retries=t.transport_retries + e.transport_retries,
+                rate_limited=t.rate_limited + e.rate_limited, failures=t.failures + e.failures,
+                resting=t.resting or e.resting,
+                latency_p50_s=_worst(t.latency_p50_s, e.latency_p50_s),
+                latency_p95_s=_worst(t.latency_p95_s, e.latency_p95_s),
+            ))
+    return list(totals.values())
+
+
+def _worst(a: float | None, b: float | None) -> float | None:
+    return b if a is None else a if b is None else max(a, b)
 
 
 def pass_name(kind: str) -> str:

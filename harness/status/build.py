@@ -22,6 +22,7 @@ from harness.rundir.files import (
     STUDY_FILE,
 )
 from harness.rundir.manifest import read_manifest
+from harness.rundir.progress import endpoint_totals
 from harness.status.diagnose import judge, waits_for
 from harness.status.facts import ExperimentFacts, run_facts, study_facts
 from harness.status.headline import headlines
@@ -74,6 +75,7 @@ def experiment_status(f: ExperimentFacts, now: float, window_s: float) -> Experi
             gpu_memory_used_mb=w.progress.gpu_memory_used_mb if w.progress else None,
             gpu_memory_total_mb=w.progress.gpu_memory_total_mb if w.progress else None,
         ) for w in f.workers],
+        endpoints=endpoint_totals(f.workers),
     )
 
 

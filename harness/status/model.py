@@ -10,6 +10,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from harness.records import EndpointStats
+
 State = Literal["not started", "running", "complete", "stalled", "failed", "interrupted"]
 STATES: tuple[State, ...] = ("not started", "running", "complete", "stalled", "failed", "interrupted")
 
@@ -71,6 +73,10 @@ class ExperimentStatus(_Model):
     last_error: str | None = Field(None, description="The last error event, else the log's last error line.")
     headlines: list[Headline] = Field(default_factory=list, description="Headline results.")
     workers: list[WorkerStatus] = Field(default_factory=list, description="Its pass's processes.")
+    endpoints: list[EndpointStats] = Field(
+        default_factory=list,
+        description="backend 'openai': each endpoint summed over the workers' last progress events.",
+    )
 
 
 class StudyStatus(_Model):

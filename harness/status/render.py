@@ -39,6 +39,23 @@ def summary(s: StudyStatus) -> str:
     return table(header, rows)
 
 
+ENDPOINT_HEADER = ["endpoint", "in flight", "requests", "requests/s", "tokens/s", "transport retries", "429s",
+                   "latency p50", "latency p95", "resting"]
+
+
+def endpoint_row(e) -> list[str]:
+    """One endpoint's figures as the status table and the monitor show them."""
+    def ms(s: float | None) -> str:
+        return "–" if s is None else f"{s * 1000:.0f} ms"
+    return [e.url, str(e.in_flight), f"{e.requests:,}", f"{e.requests_per_s:.2f}", f"{e.tokens_per_s:.1f}",
+            str(e.transport_retries), str(e.rate_limited), ms(e.latency_p50_s), ms(e.latency_p95_s),
+            "yes" if e.resting else "no"]
+
+
+def endpoints_table(endpoints) -> str:
+    return table(ENDPOINT_HEADER, [endpoint_row(e) for e in endpoints])
+
+
 def section(e: ExperimentStatus) -> str:
     lines = [f"## {e.name} ({e.kind}): {e.state}", ""]
     if e.state == "not started" and not e.outputs:  # nothing to show but why it waits
@@ -53,6 +70,8 @@ def section(e: ExperimentStatus) -> str:
     lines.append(f"- progress: {progress(e)}{eta}")
     for w in e.workers if len(e.workers) > 1 else []:
         lines.append(f"  - worker {w.worker} ({w.gpu or 'cpu'}, pid {w.pid}): {w.status}, {w.done}/{w.total}")
+    if e.endpoints:
+        lines += ["", endpoints_table(e.endpoints).rstrip("\n"), ""]
     outputs = ", ".join(f"`{o.path}` {size(o.bytes)}" for o in e.outputs)
     lines.append(f"- outputs: {outputs or 'none yet'}")
     lines.append(f"- last error: {e.last_error}" if e.last_error else "- last error: none")
