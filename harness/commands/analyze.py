@@ -17,7 +17,7 @@ def register(subparsers) -> None:
         description=(
             f"Compute the docs/protocol.md §2 metrics for each run (one per model) from {GAMES_FILE}: "
             "per-game indices, "
-            "per-condition and per-run rates and means with bootstrap 95%% intervals, index-bankruptcy "
+            "per-condition and per-run rates and means with bootstrap 95% intervals, index-bankruptcy "
             f"correlation, component effects, streak chasing. Writes {REPORT_FILE}, figures/*.png and "
             "tables/*.csv|parquet. A run still in progress can be analysed."
         ),

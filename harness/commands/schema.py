@@ -9,7 +9,8 @@ from pathlib import Path
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("schema", help="Write the JSON Schemas of the run files (default: docs/schemas).")
-    p.add_argument("--out", default="docs/schemas", help="Directory to write *.schema.json into.")
+    p.add_argument("--out", required=True, metavar="DIR",
+                   help="Directory to write *.schema.json into (the repository's copy: docs/schemas).")
     p.set_defaults(func=run)
 
 

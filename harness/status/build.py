@@ -121,10 +121,14 @@ def build_status(directory: str | Path, *, now: float | None = None,
                        stall_minutes=window, experiments=statuses)
 
 
-def write_status(study_dir: Path, *, now: float | None = None, stall_minutes: float | None = None) -> Path:
-    """Write DIR/status.md and DIR/status.json (each replaced whole); returns the status.md path."""
+def write_status(study_dir: Path, *, now: float | None = None, stall_minutes: float | None = None,
+                 out: Path | None = None) -> Path:
+    """Write status.md and status.json (each replaced whole) into `out`, by default the directory
+    reported on (the study runner's own report); returns the status.md path."""
     status = build_status(study_dir, now=now, stall_minutes=stall_minutes)
-    md, js = Path(study_dir) / STATUS_MD, Path(study_dir) / STATUS_JSON
+    folder = Path(out) if out is not None else Path(study_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    md, js = folder / STATUS_MD, folder / STATUS_JSON
     from harness.rundir.fileops import write_atomic
 
     for path, text in ((md, render(status)), (js, status.model_dump_json(indent=2))):

@@ -27,8 +27,10 @@ def register(sub) -> None:
     )
     add_selection_args(p)
     p.add_argument("--trials", type=int, default=50, help="Trials per condition (default 50).")
-    p.add_argument("--temperature", type=float, default=0.7)
-    p.add_argument("--top-p", type=float, default=1.0)
+    p.add_argument("--temperature", type=float, default=0.7,
+                   help="Sampling temperature of the patched games' answers (default 0.7, the study's).")
+    p.add_argument("--top-p", type=float, default=1.0,
+                   help="Nucleus sampling of those answers (default 1.0).")
     p.add_argument(
         "--max-new-tokens", type=int, help="Default: the run's generation.max_new_tokens (else 256)."
     )

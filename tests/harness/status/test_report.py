@@ -106,9 +106,14 @@ def test_study_report_from_real_runs(study, capsys):
     study.log_path("games-b").write_text(log)
     study.append(ExperimentEvent(experiment="games-b", kind="games", state="failed", returncode=3,
                                  note="exit 3"))
+    before = sorted(p.name for p in study.path.iterdir())
     rc, md, err = harness_status(capsys, str(study.path))
     assert rc == 0, err
-    assert md == (study.path / "status.md").read_text()
+    assert sorted(p.name for p in study.path.iterdir()) == before  # the command only reads
+    out = study.path.parent / "report-elsewhere"
+    rc, again, err = harness_status(capsys, str(study.path), "--out", str(out))
+    assert rc == 0, err
+    assert md == again == (out / "status.md").read_text()
     table = rows(md)
     assert list(table) == ["games-a", "games-b", "analyze"]
     assert table["games-a"][1:5] == ["games", "complete", "4/4 (100.0 %)", "cpu"]
@@ -117,7 +122,7 @@ def test_study_report_from_real_runs(study, capsys):
     assert "- command: `harness run games --config" in md and "- log: `" in md
     assert "`games.jsonl`" in md and "- last error: RuntimeError: no engine" in md
     assert "| scripted | variable | 50.0 % (1/2) |" in md  # read back by harness.analysis
-    report = StudyStatus.model_validate_json((study.path / "status.json").read_text())
+    report = StudyStatus.model_validate_json((out / "status.json").read_text())
     assert [e.state for e in report.experiments] == ["complete", "failed", "not started"]
     assert report.stall_minutes == 5 and report.of == "study"
     printed = json.loads(harness_status(capsys, str(study.path), "--json")[1])

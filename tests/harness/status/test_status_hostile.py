@@ -68,7 +68,7 @@ def test_events_file_that_is_a_directory_is_one_line(tmp_path, capsys):
 
 def test_a_status_file_it_cannot_write_is_one_line(tmp_path, capsys):
     (tmp_path / EVENTS_FILE).write_text(_start_line(10**20, time.time()))
-    (tmp_path / STATUS_MD).mkdir()  # as a read-only directory would: the write fails with an OSError
-    assert main(["status", str(tmp_path)]) == 2
+    (tmp_path / "out" / STATUS_MD).mkdir(parents=True)  # as a read-only directory would: the write fails
+    assert main(["status", str(tmp_path), "--out", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("harness: error: ") and "Traceback" not in err
