@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, cast
+
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
@@ -13,11 +15,16 @@ from harness.records import OUTCOMES
 from harness.rundir.files import EVENTS_FILE
 from tui.views import MonitorView
 
+if TYPE_CHECKING:
+    from tui.app import MonitorApp
+
 HELP = f"""\
 [b]harness monitor[/b]: reads the runs' {EVENTS_FILE}, never writes.
 
   [b]←/→ ↑/↓[/b]  move between worker panels
-  [b]c[/b]        outcomes per condition
+  [b]c[/b]        outcomes per condition; there
+           [b]Enter[/b] a condition's games, a game's rounds,
+           [b]Esc[/b] back
   [b]p[/b]        pause / resume updates
   [b]?[/b]        this help      [b]q[/b]  quit
 
@@ -52,7 +59,8 @@ class ConditionTable(DataTable):
         self.clear()
         for r in view.conditions:
             share = f"{100 * r.count('bankrupt') / r.games:.0f}" if r.games else "--"
-            self.add_row(r.run, r.kind, r.condition, r.games, *r.counts, share)
+            self.add_row(r.run, r.kind, r.condition, r.games, *r.counts, share,
+                         key=f"{r.run}\t{r.kind}\t{r.condition}")
         if not view.conditions:
             self.add_row("", "", "no game_done events yet", "", *([""] * len(OUTCOMES)), "")
 
@@ -74,8 +82,20 @@ class ConditionsScreen(Screen):
         yield Footer()
 
     def on_mount(self) -> None:
-        self.query_one("#conditions-box").border_title = "Per condition"
+        self.query_one("#conditions-box").border_title = "Per condition · Enter: its games"
         self.watch_view(self.view)
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        """Enter on a condition: its games (the transcript browser, tui/transcript.py)."""
+        from tui.transcript import GamesScreen
+
+        if event.row_key.value is None:
+            return
+        run, _, condition = event.row_key.value.split("\t")
+        app = cast("MonitorApp", self.app)
+        labels = list(app.state.labels)
+        if run in labels:
+            app.push_screen(GamesScreen(app.runs[labels.index(run)], run, condition))
 
     def watch_view(self, view: MonitorView | None) -> None:
         for table in self.query(ConditionTable):

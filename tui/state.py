@@ -128,7 +128,7 @@ class MonitorState:
             run=self.labels[w.source], show_run=len(self.labels) > 1,
             kind=w.kind, worker=w.worker, gpu=w.gpu, model=w.model, status=w.status,
             stalled=stall is not None, stall=stall, age_s=age, idle_s=idle,
-            games_done=w.games_done, games_total=w.games_total, eta_s=w.eta_s(),
+            games_done=w.games_done, games_total=w.games_total, eta_s=w.eta_s(), wall_s=w.wall_s,
             **(shown | {"errors": max(shown["errors"], w.error_events)}),
         )
 

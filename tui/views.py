@@ -38,6 +38,7 @@ class WorkerView:
     avg_requests_per_s: float
     avg_tokens_per_s: float
     eta_s: float | None
+    wall_s: float | None
     retries: int
     empty_retries: int
     invalid: int
@@ -65,6 +66,8 @@ class SummaryRow:
     stalled: int
     eta_s: float | None
     status: str
+    wall_s: float | None = None
+    """Once every worker has ended: the longest worker's wall time."""
 
 
 @dataclass(frozen=True)
@@ -142,10 +145,12 @@ def summarize(workers: tuple[WorkerView, ...]) -> tuple[SummaryRow, ...]:
         etas = [w.eta_s for w in ws if w.eta_s is not None]
         statuses = {w.status for w in ws}
         status = statuses.pop() if len(statuses) == 1 else "running" if "running" in statuses else "mixed"
+        walls = [w.wall_s for w in ws]
         rows.append(SummaryRow(
             run, model, kind, len(ws), sum(w.games_done for w in ws), sum(w.games_total for w in ws),
             sum(w.requests_per_s for w in ws), sum(w.tokens_per_s for w in ws),
             sum(w.errors for w in ws), sum(w.invalid for w in ws), sum(w.stalled for w in ws),
             max(etas) if etas else None, status,
+            max(x for x in walls if x is not None) if all(x is not None for x in walls) else None,
         ))
     return tuple(rows)

@@ -51,6 +51,12 @@ _ROUND = pa.struct(
         ("win", pa.bool_()),
         ("parse_kind", pa.string()),
         ("balance_after", pa.int64()),
+        ("retries", pa.int64()),
+        ("transport_retries", pa.int64()),
+        ("finish_reason", pa.string()),
+        ("tokens_in", pa.int64()),
+        ("tokens_out", pa.int64()),
+        ("latency_s", pa.float64()),
     ]
 )
 _GAME = pa.schema(
@@ -246,6 +252,13 @@ def flatten(table: pa.Table) -> tuple[pd.DataFrame, pd.DataFrame]:
             "win": pc.if_else(cols["win"].is_null(), -1, pc.cast(cols["win"], pa.int8())).to_numpy(),
             "parse_kind": _cat(cols["parse_kind"].fill_null("forced")),
             "balance_after": cols["balance_after"].to_numpy(),
+            # what each round cost (absent in older runs: 0)
+            "retries": cols["retries"].fill_null(0).to_numpy(),
+            "transport_retries": cols["transport_retries"].fill_null(0).to_numpy(),
+            "finish_reason": _cat(cols["finish_reason"].fill_null("none")),
+            "tokens_in": cols["tokens_in"].fill_null(0).to_numpy(),
+            "tokens_out": cols["tokens_out"].fill_null(0).to_numpy(),
+            "latency_s": cols["latency_s"].fill_null(0.0).to_numpy(),
         }
     )
     return games, rounds

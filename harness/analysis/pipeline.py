@@ -16,7 +16,7 @@ from harness.analysis.load import AnalysisInputError, RunData, load_run, unique_
 from harness.analysis.report import render
 from harness.analysis.results import DEFAULT_BOOT, DEFAULT_EXCLUSION, TABLES, Results
 from harness.analysis.stats import Boot
-from harness.analysis.tables import Exclusion, completeness_row, prepare, run_tables
+from harness.analysis.tables import Exclusion, completeness_row, prepare, round_table, run_tables
 from harness.rundir.files import GAMES_FILE, REPORT_FILE
 
 
@@ -41,6 +41,7 @@ def analyse(
         games = p.games.drop(columns=list("GMHWP")).copy()
         games.insert(0, "run", p.label)
         add("games", games)
+        add("rounds", round_table(p))
     tables = {k: pd.concat(v, ignore_index=True) for k, v in parts.items()}
     tables["completeness"] = pd.DataFrame([completeness_row(p) for p in prepared])
     if "conditions" in tables:
@@ -73,6 +74,10 @@ def write(results: Results, out: Path, *, figures: bool = True) -> Path:
             t["effects"], fig_dir / "component_effects.png"
         )
         results.figures["streak_curves"] = plots.streak_curves(t["streaks"], fig_dir / "streak_curves.png")
+        if len(t["runs"]) and t["runs"]["run"].nunique() > 1:  # the paper's per-model bars
+            results.figures["bankruptcy_by_model"] = plots.bankruptcy_by_model(
+                t["runs"], fig_dir / "bankruptcy_by_model.png"
+            )
     report = out / REPORT_FILE
     report.write_text(render(results, out))
     return report

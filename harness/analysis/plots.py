@@ -56,6 +56,32 @@ def bankruptcy_heatmap(conditions: pd.DataFrame, path: Path) -> Path:
     return _save(plt, fig, path)
 
 
+def bankruptcy_by_model(runs: pd.DataFrame, path: Path) -> Path:
+    """The paper's bar chart: bankruptcy % per run (model), fixed vs variable betting, with the
+    95% intervals of the runs table."""
+    plt, fig, axes = _panels(1, 1.2 * max(4, runs["run"].nunique() * 1.6), 3.6)
+    ax = axes[0]
+    names = list(dict.fromkeys(runs["run"]))
+    width = 0.38
+    for k, (scope, colour) in enumerate((("fixed", "#4c72b0"), ("variable", "#c44e52"))):
+        part = runs[runs["scope"] == scope].set_index("run")
+        xs, ys, lo, hi = [], [], [], []
+        for i, name in enumerate(names):
+            if name not in part.index:
+                continue
+            r = part.loc[name]
+            xs.append(i + (k - 0.5) * width)
+            ys.append(100 * r[RATE])
+            lo.append(100 * (r[RATE] - r.get(f"{RATE}_lo", r[RATE])))
+            hi.append(100 * (r.get(f"{RATE}_hi", r[RATE]) - r[RATE]))
+        ax.bar(xs, ys, width, yerr=[lo, hi], capsize=3, color=colour, label=f"{scope} betting")
+    ax.set_xticks(range(len(names)), names, rotation=20, ha="right", fontsize=8)
+    ax.set_ylabel("bankruptcy %")
+    ax.set_title("Bankruptcy by model", fontsize=9)
+    ax.legend(fontsize=8)
+    return _save(plt, fig, path)
+
+
 def index_scatter(conditions: pd.DataFrame, corr: pd.DataFrame, path: Path) -> Path:
     """Condition mean index vs bankruptcy rate, coloured by bet type, with Pearson r."""
     runs = list(dict.fromkeys(conditions["run"]))

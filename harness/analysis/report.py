@@ -372,7 +372,10 @@ def render(res: Results, out: Path) -> str:
         _first_result(res),
         _streaks(res),
         _clamping(res),
-        _parse_kinds(res),
-        _conditions(res),
         _figures_and_tables(res, out),
+        "# Appendix\n\nThe per-condition tables (one row per condition of each run; "
+        "`tables/conditions.csv` holds the same with every column).\n\n",
+        _parse_kinds(res).replace("## How decisions were read, per condition",
+                                  "## Appendix A. How decisions were read, per condition", 1),
+        _conditions(res).replace("## Per condition", "## Appendix B. Per condition", 1),
     ])

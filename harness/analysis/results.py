@@ -26,12 +26,15 @@ TABLES = {
     "first_result": "per forced first result (W/L)",
     "streaks": "win/loss streak chasing, k = 1..5",
     "games": "one row per game with its metrics and whether it was used",
+    "rounds": "one row per round: its game's keys, balance, decision, bet, result, parse kind, re-asks, "
+    "transport retries, tokens, latency, and whether the round before was a loss (after_loss)",
 }
 FIGURES = {
     "bankruptcy_heatmap": "bankruptcy % by condition",
     "index_vs_bankruptcy": "condition mean index vs bankruptcy rate, with r",
     "component_effects": "effect of each prompt component (with - without)",
     "streak_curves": "win/loss streak chasing",
+    "bankruptcy_by_model": "bankruptcy % per run (model), fixed vs variable betting (several runs)",
 }
 
 

@@ -187,3 +187,26 @@ def completeness_row(prep: PreparedRun) -> dict:
         "guessed": int(g["guessed"].sum()),
         "games_used": int(g["included"].sum()),
     }
+
+
+#: The per-game columns each row of the rounds table repeats.
+_GAME_KEYS = ["game_id", "condition", "bet_type", "first_result", "components", "repetition", "outcome"]
+
+
+def round_table(prep: PreparedRun) -> pd.DataFrame:
+    """One row per round of every game: the game's keys, the round as recorded, what it cost
+    (re-asks, transport retries, tokens, latency), whether the round before was a loss (the bet
+    after a loss), and whether the game is used by the figures (`included`)."""
+    rounds = prep.run.rounds
+    if not len(rounds):
+        return pd.DataFrame()
+    game = rounds["game"].to_numpy()
+    keys = prep.games[_GAME_KEYS].iloc[game].reset_index(drop=True)
+    out = pd.concat([keys, rounds.drop(columns=["game"]).reset_index(drop=True)], axis=1)
+    win = rounds["win"].to_numpy()
+    same_game = np.r_[False, game[1:] == game[:-1]]
+    out["after_loss"] = same_game & np.r_[False, win[:-1] == 0]
+    out["included"] = prep.games["included"].to_numpy()[game]
+    out.insert(0, "model", prep.run.games["model"].astype(str).to_numpy()[game])
+    out.insert(0, "run", prep.label)
+    return out

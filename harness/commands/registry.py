@@ -49,6 +49,8 @@ BUILTIN = (
     "harness.commands.schema",
     "harness.commands.status",
     "harness.commands.analyze",
+    "harness.commands.show",
+    "harness.commands.export",
     "sae.commands",
     "tui.command",
 )

@@ -55,6 +55,8 @@ class WorkerState:
     # count the games it found already done as fast work.
     base_time: float | None = None
     base_done: int = 0
+    wall_s: float | None = None
+    """The latest run_end's wall time (None while running)."""
 
     def apply(self, ev: Event) -> None:
         self.last_time = max(self.last_time, ev.time)
@@ -66,6 +68,7 @@ class WorkerState:
             self.games_done = ev.games_already_done
             self.games_total = max(ev.games_total, ev.games_already_done)
             self.base_time, self.base_done = ev.time, ev.games_already_done
+            self.wall_s = None
             self._idle()
         elif isinstance(ev, ProgressEvent):
             requests = self.progress.requests if self.progress is not None else 0
@@ -86,6 +89,7 @@ class WorkerState:
                 self.status = "failed"
         elif isinstance(ev, RunEndEvent):
             self.games_done, self.games_total, self.status = ev.games_done, ev.games_total, ev.status
+            self.wall_s = ev.wall_s
             self._idle()
 
     def _idle(self) -> None:

@@ -49,6 +49,9 @@ def summary_text(view: MonitorView, width: int) -> Text:
     for r in view.summary:
         out.append("\n")
         out.append_text(_row(r, [w for _, w, _ in widths]))
+    for r in view.summary:
+        if r.wall_s is not None:  # ended: how long it took (rates and in-flight counts are at rest)
+            out.append(f"\n{r.run} {r.kind}: {r.status} after {fmt.duration(r.wall_s)} wall", style="dim")
     for run in view.waiting:
         out.append("\n" + _cell(run, run_w, False) + " ")
         out.append(f"waiting for {EVENTS_FILE}", style="dim")
