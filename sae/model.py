@@ -64,6 +64,10 @@ class SAEConfig(BaseModel):
     )
     k: int | None = Field(None, gt=0, description="Features kept per row by a TopK SAE; None otherwise.")
     model_name: str | None = Field(None, description="Model the SAE was trained on, when the file names one.")
+    release: str | None = Field(None, description="SAELens release/SAE id, when loaded from a saelens: spec.")
+    neuronpedia_id: str | None = Field(
+        None, description="Its Neuronpedia id (the registry's), e.g. gemma-2-2b/20-gemmascope-res-16k."
+    )
 
     @model_validator(mode="after")
     def _k_with_topk(self) -> SAEConfig:

@@ -2,6 +2,8 @@
 
 A SPEC is one string, tried in this order:
 
+0. `saelens:RELEASE[/SAE_ID]`: a release of the installed SAELens registry, read from the local
+   Hugging Face cache (sae/releases.py);
 1. a template with `{layer}`: `saes/Llama3_1-8B-Base-L{layer}R-8x` -> one folder per layer;
 2. a folder holding `layer_{L}` subfolders (`layer_{L}` itself, or the single SAE folder below it,
    e.g. Gemma Scope's `layer_20/width_16k/average_l0_71` when there is only one);
@@ -18,6 +20,7 @@ from pathlib import Path
 from harness.errors import ConfigError
 from sae.loading import LAYOUTS, SAELoadError, check_folder, load
 from sae.model import SAE
+from sae.releases import ResolvedSAE, is_release_spec, resolve_release
 
 MAX_LAYERS = 1000
 """More blocks than any model has: a layer beyond it is a typo, refused before a range is built."""
@@ -68,8 +71,16 @@ def _single_sae_below(p: Path, depth: int = 3) -> Path:
     )
 
 
+#: Folders resolved from a `saelens:` spec, with their release and Neuronpedia id (for the SAE's config).
+RELEASED: dict[Path, ResolvedSAE] = {}
+
+
 def resolve_spec(spec: str, layers: list[int]) -> dict[int, Path]:
     """Layer -> SAE folder for every requested layer (checked to exist and to be an SAE folder)."""
+    if is_release_spec(spec):
+        resolved = resolve_release(spec, layers, _is_sae_folder)
+        RELEASED.update({r.path: r for r in resolved.values()})
+        return {layer: r.path for layer, r in resolved.items()}
     if "{layer}" in spec:
         out = {L: Path(spec.format(layer=L)) for L in layers}
         for L, p in out.items():
@@ -98,14 +109,25 @@ def resolve_spec(spec: str, layers: list[int]) -> dict[int, Path]:
     )
 
 
+def folder_neuronpedia_ids(folders: dict[int, Path]) -> dict[int, str | None]:
+    """Layer -> Neuronpedia id of each folder resolved from a `saelens:` spec (None otherwise)."""
+    return {L: RELEASED[f].neuronpedia_id if f in RELEASED else None for L, f in folders.items()}
+
+
 def load_folders(
     folders: dict[int, Path], *, device: str = "cpu", dtype: str | None = "float32",
     d_model: int | None = None,
 ) -> dict[int, SAE]:
     """Load the SAE of every layer, one after another (never two copies of one in memory)."""
-    return {
-        L: load(folder, device=device, dtype=dtype, d_model=d_model, layer=L) for L, folder in folders.items()
-    }
+    out = {}
+    for L, folder in folders.items():
+        sae = load(folder, device=device, dtype=dtype, d_model=d_model, layer=L)
+        if folder in RELEASED:
+            r = RELEASED[folder]
+            sae.cfg = sae.cfg.model_copy(update={"release": f"{r.release}/{r.sae_id}",
+                                                 "neuronpedia_id": r.neuronpedia_id})
+        out[L] = sae
+    return out
 
 
 def load_layers(

@@ -19,15 +19,21 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
+    from harness.rundir.files import FEATURES_FIGURE
     from sae.features import extract_features, write_result
+    from sae.figures import features_effects
+    from sae.releases import neuronpedia_ids, with_neuronpedia
     from sae.stats import Thresholds
 
     games, reader, saes = open_run(args)
     with progress(args, "features", reader.model_name, args.run_dir) as report:
         result = extract_features(games, saes, reader, Thresholds(args.min_d, args.max_p, args.max_q), report)
     result.meta.update(run_dir=str(args.run_dir), sae_spec=args.sae)
-    paths = write_result(result, args.out or sae_pass_dir(args.run_dir, "features"))
+    result.table = with_neuronpedia(result.table, neuronpedia_ids(saes))
+    out = args.out or sae_pass_dir(args.run_dir, "features")
+    paths = write_result(result, out)
+    figure = features_effects(result.table, out / FEATURES_FIGURE)
     print(result.summary.to_string(index=False))
     significant = int(result.table["significant"].sum())
-    print(f"{significant} significant features; wrote {paths['table']} and {paths['csv']}")
+    print(f"{significant} significant features; wrote {paths['table']}, {paths['csv']} and {figure}")
     return 0

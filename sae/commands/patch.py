@@ -133,8 +133,11 @@ def run(args) -> int:
     meta = {**settings.model_dump(exclude={"prompts"}), "alpha": args.alpha, "min_effect": args.min_effect,
             "features_table": str(table_path), "sae_spec": args.sae, "warnings": warnings,
             "wall_s": round(time.perf_counter() - t0, 2)}
+    from sae.spec import folder_neuronpedia_ids
+
     table = write_results(lines, features, settings.model_copy(update={"warnings": warnings}), meta, out,
-                          alpha=args.alpha, min_effect=args.min_effect)
+                          alpha=args.alpha, min_effect=args.min_effect,
+                          neuronpedia=folder_neuronpedia_ids(folders))
     counts = table["classification"].value_counts().to_dict() if len(table) else {}
     print(f"{len(table)} features patched: {counts.get('safe', 0)} safe, {counts.get('risky', 0)} risky, "
           f"{counts.get('breaks_format', 0)} breaks_format, {counts.get('none', 0)} none; "

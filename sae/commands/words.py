@@ -77,6 +77,9 @@ def run(args) -> int:
         table, meta = extract_words(games, lm, reader, saes, chosen, lambda i: tok.decode([i]),
                                     k_tokens=args.k_tokens, k_words=args.k_words, progress=report)
     out = args.out or sae_pass_dir(run_dir, "words")
+    from sae.releases import neuronpedia_ids, with_neuronpedia
+
+    table = with_neuronpedia(table, neuronpedia_ids(saes))
     paths = write_words(table, meta | {"warnings": warnings}, out)
     print(f"{len(table)} features; wrote {paths['table']} and {paths['report']}")
     return 0

@@ -280,7 +280,7 @@ def write_report(
 
 def write_results(
     lines, features: list[dict], settings: PatchSettings, meta: dict, out: Path, *, alpha: float,
-    min_effect: float,
+    min_effect: float, neuronpedia: dict[int, str | None] | None = None,
 ) -> pd.DataFrame:
     """The end of a pass: the settings with their warnings (patch_meta.json), the tests and the class
     of every feature in `features` (patch_tests, patch_features: .parquet and .csv) and report.md.
@@ -288,8 +288,12 @@ def write_results(
     (out / PATCH_META).write_text(settings.model_dump_json(indent=2))
     wanted = {(f["layer"], f["feature"]) for f in features}
     lines = [u for u in lines if u.type == "baseline" or (u.layer, u.feature) in wanted]
+    from sae.releases import with_neuronpedia
+
     tests = compare_patches(lines, alpha, min_effect)
     table = classify(tests)
+    if neuronpedia is not None:  # each feature's page, where its SAE's release is on Neuronpedia
+        tests, table = with_neuronpedia(tests, neuronpedia), with_neuronpedia(table, neuronpedia)
     for name, frame in ((PATCH_TESTS, tests), (PATCH_FEATURES, table)):
         frame.to_parquet(out / name, index=False)
         frame.to_csv((out / name).with_suffix(".csv"), index=False)

@@ -16,19 +16,20 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from harness.records import GameRecord
-from harness.rundir.files import GAMES_FILE, PATHWAY_SHARDS_DIR
+from harness.rundir.files import GAMES_FILE, PATHWAY_FIGURE, PATHWAY_SHARDS_DIR
 from harness.seeds import derive_seed
 from sae.games import GROUPS, decision_rounds, group_of, split_groups
 from sae.model import SAE
 from sae.pathway.shards import ShardStore, ShardWriter
 from sae.reader import ResidualReader
+from sae.releases import neuronpedia_ids
 from sae.spec import model_warnings, reader_model_names
 from sae.stats import compare_moments
 
@@ -138,6 +139,8 @@ class PathwayResult:
     layers: pd.DataFrame  # one row per layer
     top: pd.DataFrame  # top-K features per layer
     steps: pd.DataFrame  # per layer, alignment, step, group
+    feature_rounds: pd.DataFrame = field(default_factory=pd.DataFrame)
+    """Per layer, top feature, round and group: its mean activation (the heatmap's cells)."""
 
 
 def _group_moments(x, mask: np.ndarray):
@@ -154,7 +157,7 @@ def compare_pathway(store: ShardStore, top_k: int = 10, min_abs_d: float = 0.3) 
     """Bankrupt vs voluntarily stopped games per layer (see the module docstring)."""
     from scipy import sparse
 
-    layer_rows, top_rows, step_rows = [], [], []
+    layer_rows, top_rows, step_rows, feature_rows = [], [], [], []
     for L in store.meta["layers"]:
         rows, x = store.layer(L)
         x = x.astype(np.float64)
@@ -196,6 +199,11 @@ def compare_pathway(store: ShardStore, top_k: int = 10, min_abs_d: float = 0.3) 
                 "direction": "risky" if c.d[f] > 0 else "safe",
                 "mean_bankrupt": float(c.mean_a[f]), "mean_stopped": float(c.mean_b[f]),
             })
+        if order.size:  # each top feature's mean activation per round and group: the heatmap's cells
+            acts = pd.DataFrame(x[:, order].toarray(), columns=[int(f) for f in order])
+            acts[["round", "group"]] = rows[["round", "group"]].to_numpy()
+            cells = acts.groupby(["round", "group"]).mean().stack().rename("mean_activation").reset_index()
+            feature_rows.append(cells.rename(columns={"level_2": "feature"}).assign(layer=L))
         risky_act = np.asarray(x[:, risky].mean(axis=1)).ravel() if risky.size else np.full(len(rows), np.nan)
         safe_act = np.asarray(x[:, safe].mean(axis=1)).ravel() if safe.size else np.full(len(rows), np.nan)
         frame = rows.assign(top_risky=risky_act, top_safe=safe_act)
@@ -209,15 +217,26 @@ def compare_pathway(store: ShardStore, top_k: int = 10, min_abs_d: float = 0.3) 
     steps = pd.concat(step_rows, ignore_index=True)[
         ["layer", "align", "step", "group", "decisions", "n_active_mean", "top_risky_mean", "top_safe_mean"]
     ]
-    return PathwayResult(pd.DataFrame(layer_rows), pd.DataFrame(top_rows), steps)
+    columns = ["layer", "feature", "round", "group", "mean_activation"]
+    rounds = (pd.concat(feature_rows, ignore_index=True)[columns] if feature_rows
+              else pd.DataFrame(columns=columns))
+    return PathwayResult(pd.DataFrame(layer_rows), pd.DataFrame(top_rows), steps, rounds)
 
 
-def write_pathway(result: PathwayResult, out_dir: Path) -> dict[str, Path]:
+def write_pathway(result: PathwayResult, out_dir: Path,
+                  neuronpedia: dict[int, str | None] | None = None) -> dict[str, Path]:
+    from sae.figures import pathway_heatmap
+    from sae.releases import with_neuronpedia
+
+    top = result.top if neuronpedia is None else with_neuronpedia(result.top, neuronpedia)
     paths = {}
-    for name, frame in (("layers", result.layers), ("top_features", result.top), ("steps", result.steps)):
+    for name, frame in (("layers", result.layers), ("top_features", top), ("steps", result.steps),
+                        ("feature_rounds", result.feature_rounds)):
         paths[name] = out_dir / f"pathway_{name}.csv"
         frame.to_csv(paths[name], index=False)
         frame.to_parquet(out_dir / f"pathway_{name}.parquet", index=False)
+    if len(result.feature_rounds):
+        paths["figure"] = pathway_heatmap(result.feature_rounds, result.top, out_dir / PATHWAY_FIGURE)
     return paths
 
 
@@ -253,5 +272,5 @@ def run_pathway(
     result = None
     if all(per_group.get(g, 0) >= 2 for g in GROUPS):
         result = compare_pathway(store, top_k=top_k)
-        write_pathway(result, out_dir)
+        write_pathway(result, out_dir, neuronpedia_ids(saes))
     return PathwayPass(index, store, size, result)
