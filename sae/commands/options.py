@@ -19,7 +19,8 @@ if TYPE_CHECKING:
 
 SAE_SPEC_HELP = (
     "SAE folder per layer: a template like 'saes/L{layer}R-8x', a folder with layer_{L} "
-    "subfolders, or one SAE folder (with one layer). See docs/sae.md."
+    "subfolders, one SAE folder (with one layer), or saelens:RELEASE[/SAE_ID] (a SAELens release "
+    "already in the local Hugging Face cache). See docs/sae.md."
 )
 
 
