@@ -84,6 +84,7 @@ class ConditionsScreen(Screen):
     def on_mount(self) -> None:
         self.query_one("#conditions-box").border_title = "Per condition · Enter: its games"
         self.watch_view(self.view)
+        self.query_one(ConditionTable).focus()  # the keys (↑ ↓ Enter) go to the table
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         """Enter on a condition: its games (the transcript browser, tui/transcript.py)."""

@@ -65,6 +65,7 @@ class GamesScreen(Screen):
         table.add_columns("game", "rep", "outcome", "rounds", "final balance", "re-asks")
         self.refresh_games()
         self.set_interval(REFRESH_S, self.refresh_games)
+        table.focus()
 
     def refresh_games(self) -> None:
         if not self.source.read():
@@ -115,6 +116,7 @@ class RoundsScreen(Screen):
             table.add_row(r.round, decision, r.parse_kind or "", result,
                           f"${r.balance_before} → ${r.balance_after}", r.retries + r.transport_retries)
         self.show_round(0)
+        table.focus()
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         self.show_round(event.cursor_row)
@@ -125,7 +127,7 @@ class RoundsScreen(Screen):
         r = self.view.rounds[min(index, len(self.view.rounds) - 1)]
         detail = self.query_one("#round-detail", VerticalScroll)
         detail.remove_children()
-        parts: list = [Static(round_line(r), classes="round-title")]
+        parts: list = [Static(round_line(r), markup=False, classes="round-title")]
         if r.forced:
             parts.append(Static("The opening round, forced: no model call."))
         else:
@@ -133,7 +135,8 @@ class RoundsScreen(Screen):
                 Collapsible(Static(r.new_prompt or "", markup=False), title="New in this round's prompt",
                             collapsed=False),
                 Collapsible(Static(r.prompt or "", markup=False), title="Whole prompt", collapsed=True),
-                Static(f"Answer ({r.parse_kind}, finish {r.finish_reason}, seed {r.seed}):", classes="label"),
+                Static(f"Answer ({r.parse_kind}, finish {r.finish_reason}, seed {r.seed}):", markup=False,
+                       classes="label"),
                 Static((r.response or "").strip() or "(empty)", markup=False, classes="answer"),
             ]
             if r.extract_prompt is not None:

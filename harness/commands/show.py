@@ -153,7 +153,7 @@ def _game(view):
                 step = "follow-up turn" if r.parse_kind == "follow_up" else "decision step"
                 body.append(f"\n\n{step}: ", style="bold")
                 body.append((r.extract_response or "(no answer)").strip())
-        yield Panel(body, title=round_line(r), title_align="left")
+        yield Panel(body, title=Text(round_line(r)), title_align="left")
 
 
 def _round_full(r):

@@ -24,7 +24,7 @@ def _run(tmp_path: Path) -> Path:
 
 
 def _app(run: Path) -> MonitorApp:
-    last = max(line.game.started + line.game.wall_s for line in RunFiles(run).games().lines)
+    last = max(line.game.started + line.game.wall_s for line in RunFiles(DATA).games().lines)
     return MonitorApp([run], stall_after=90, clock=lambda: last + 5, follow=False)
 
 
