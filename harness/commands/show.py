@@ -89,7 +89,8 @@ def _conditions_table(rows):
 
     table = Table(title="Conditions", title_justify="left")
     for name in ("condition", "games", "outcomes", "mean rounds", "mean final balance"):
-        table.add_column(name, justify="left" if name in ("condition", "outcomes") else "right")
+        table.add_column(name, justify="left" if name in ("condition", "outcomes") else "right",
+                         no_wrap=name == "condition")
     for r in rows:
         outcomes = ", ".join(f"{o} {n}" for o, n in r.outcomes.items())
         table.add_row(r.condition, str(r.games), outcomes, f"{r.mean_rounds:.1f}",
@@ -102,7 +103,8 @@ def _games_table(rows):
 
     table = Table(title=f"Games of {rows[0].condition}", title_justify="left")
     for name in ("game", "repetition", "outcome", "rounds", "final balance", "re-asks"):
-        table.add_column(name, justify="left" if name in ("game", "outcome") else "right")
+        table.add_column(name, justify="left" if name in ("game", "outcome") else "right",
+                         no_wrap=name == "game")
     for r in rows:
         table.add_row(r.game_id, str(r.repetition), r.outcome, str(r.rounds), f"${r.final_balance}",
                       str(r.retries))

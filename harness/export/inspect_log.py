@@ -29,12 +29,14 @@ def _messages(game: GameRecord) -> list[Any]:
         if r.forced or r.prompt is None:
             continue
         meta = {"round": r.round, "parse_kind": r.parse_kind, "seed": r.seed, "retries": r.retries}
-        out.append(ChatMessageUser(content=r.prompt, metadata={"round": r.round}))
-        out.append(ChatMessageAssistant(content=r.response or "", metadata=meta))
+        at = f"{game.game_id}-r{r.round}"  # message ids: messages_df keys its rows by them
+        out.append(ChatMessageUser(id=f"{at}-prompt", content=r.prompt, metadata={"round": r.round}))
+        out.append(ChatMessageAssistant(id=f"{at}-answer", content=r.response or "", metadata=meta))
         if r.extract_prompt is not None:
             step = {"round": r.round, "step": "decision"}
-            out.append(ChatMessageUser(content=r.extract_prompt, metadata=step))
-            out.append(ChatMessageAssistant(content=r.extract_response or "", metadata=step))
+            out.append(ChatMessageUser(id=f"{at}-step-prompt", content=r.extract_prompt, metadata=step))
+            out.append(ChatMessageAssistant(id=f"{at}-step-answer", content=r.extract_response or "",
+                                            metadata=step))
     return out
 
 
