@@ -21,6 +21,7 @@ from harness.run.runner import GameSpec
 from harness.rundir.manifest import Manifest
 from harness.workers.gpus import CPU
 from harness.workers.process import EXIT_INCOMPLETE, WorkerJob
+from harness.workers.ray_errors import explain_refused, ray_error_line
 from harness.workers.scheduler import MultiResult, Slot, ViewFactory, run_and_report, split_conditions
 
 RAY_GPU = "?"  # a GPU actor's id until Ray places it; the actor reports its own in its events
@@ -122,8 +123,8 @@ class RayLauncher:
             try:
                 rc = self.ray.get(ref)
                 out.append((index, rc in (0, EXIT_INCOMPLETE), "ok" if rc == 0 else f"exit code {rc}"))
-            except self.ray.exceptions.RayError as e:
-                out.append((index, False, f"{type(e).__name__}: {str(e).strip().splitlines()[0][:300]}"))
+            except self.ray.exceptions.RayError as e:  # the worker's own line, not Ray's header
+                out.append((index, False, ray_error_line(e)))
             self.ray.kill(actor)  # frees its GPU for a restart
         return out
 
@@ -142,9 +143,8 @@ def connect(ray, address: str) -> bool:
             ray.init(address="local", include_dashboard=False, log_to_driver=False)
         else:
             ray.init(address=address, log_to_driver=False)
-    except ConnectionError as e:
-        raise BackendError(f"--ray {address}: cannot connect ({e}); start a cluster with "
-                           "`ray start --head`, or use --ray local") from None
+    except (ConnectionError, RuntimeError, ValueError) as e:
+        raise BackendError(explain_refused(address, e)) from None
     return True
 
 
