@@ -158,7 +158,7 @@ class MonitorApp(App[None]):
         self.paused = not self.paused
 
     def action_conditions(self) -> None:
-        screen = ConditionsScreen()
+        screen = ConditionsScreen(dict(zip(self.state.labels, self.runs, strict=False)))
         screen.set_reactive(ConditionsScreen.view, self.view)
         self.push_screen(screen)
 

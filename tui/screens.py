@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, cast
+from pathlib import Path
 
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -14,9 +14,6 @@ from textual.widgets import DataTable, Footer, Static
 from harness.records import OUTCOMES
 from harness.rundir.files import EVENTS_FILE
 from tui.views import MonitorView
-
-if TYPE_CHECKING:
-    from tui.app import MonitorApp
 
 HELP = f"""\
 [b]harness monitor[/b]: reads the runs' {EVENTS_FILE}, never writes.
@@ -76,6 +73,11 @@ class ConditionsScreen(Screen):
 
     view: reactive[MonitorView | None] = reactive(None)
 
+    def __init__(self, runs: dict[str, Path] | None = None) -> None:
+        """`runs`: each run's label -> its directory (where Enter finds the condition's games)."""
+        super().__init__()
+        self.runs = runs or {}
+
     def compose(self) -> ComposeResult:
         with Vertical(id="conditions-box"):
             yield ConditionTable(id="conditions")
@@ -93,10 +95,8 @@ class ConditionsScreen(Screen):
         if event.row_key.value is None:
             return
         run, _, condition = event.row_key.value.split("\t")
-        app = cast("MonitorApp", self.app)
-        labels = list(app.state.labels)
-        if run in labels:
-            app.push_screen(GamesScreen(app.runs[labels.index(run)], run, condition))
+        if run in self.runs:
+            self.app.push_screen(GamesScreen(self.runs[run], run, condition))
 
     def watch_view(self, view: MonitorView | None) -> None:
         for table in self.query(ConditionTable):

@@ -7,13 +7,14 @@ import json
 from pathlib import Path
 
 from harness.errors import ConfigError
+from harness.rundir.files import GAMES_FILE
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "show",
         help="Print a run's games: its conditions, a condition's games, or one game round by round.",
-        description="Read RUN/games.jsonl (as every reader of a run reads it) and print: without GAME_ID, "
+        description=f"Read RUN/{GAMES_FILE} (as every reader of a run reads it) and print: without GAME_ID, "
         "one row per condition (games, outcomes, mean rounds and final balance); with --condition ID, that "
         "condition's games; with GAME_ID, the game round by round (the part of each prompt new to its "
         "round, the answer, parse kind, decision, bet, result, balance, re-asks, the decision step); "

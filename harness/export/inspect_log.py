@@ -120,12 +120,13 @@ def write_inspect_log(run_dir: Path, out: Path) -> tuple[Path, int]:
     from inspect_ai.log import write_eval_log
 
     from harness.errors import RunDirError
+    from harness.rundir.files import MANIFEST_FILE
     from harness.rundir.manifest import read_manifest
     from harness.rundir.reader import RunFiles
 
     manifest = read_manifest(run_dir)
     if manifest is None:
-        raise RunDirError(f"{run_dir}: no manifest.json (not a run directory)")
+        raise RunDirError(f"{run_dir}: no {MANIFEST_FILE} (not a run directory)")
     games = [line.game for line in RunFiles(run_dir).games().lines]
     log = eval_log(manifest, games, run_dir)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -32,6 +32,12 @@ def study(games: str = "", analyze: str = "") -> Callable[[Path], list[str]]:
     return argv
 
 
+def status_out_blocked(tmp: Path) -> list[str]:
+    """`harness status --out OUT` where OUT/status.md is a directory: the write fails."""
+    (tmp / "out" / "status.md").mkdir(parents=True)
+    return [*events(10**20)(tmp), "--out", str(tmp / "out")]
+
+
 def events(pid: int) -> Callable[[Path], list[str]]:
     def argv(tmp: Path) -> list[str]:
         line = {"type": "run_start", "time": time.time() - 5, "run_id": "x", "model": "m", "games_total": 3,
@@ -95,8 +101,7 @@ ROWS = {
     "status: a pid of 1e20": Row(events(10**20), 0, f"pid {10**20} gone"),
     "status: pid 1 (alive, not the run)": Row(events(1), 0, "pid 1 gone"),
     "status: a study whose pid is 1e20": Row(study_with_pid(10**20), 0, "the process died"),
-    "status: status.md a directory (as a read-only one)": Row(
-        lambda t: (events(10**20)(t), (t / "status.md").mkdir())[0], 2, "status.md"),
+    "status: --out's status.md a directory (as a read-only one)": Row(status_out_blocked, 2, "status.md"),
     "monitor: a misspelt path": Row(lambda t: ["monitor", str(t / "nope")], 2, "no such directory"),
     "sae: hook_name = 5": Row(sae({"hook_name": 5}, "--layers", "5"), 2, "5 not supported"),
     "sae: --layers 0-100000000": Row(sae({}, "--layers", "0-100000000"), 2, "beyond any model"),
