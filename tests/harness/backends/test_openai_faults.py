@@ -5,6 +5,7 @@ with every endpoint gone the run ends `failed` with one line naming them, and a 
 
 from __future__ import annotations
 
+import itertools
 import json
 import threading
 from pathlib import Path
@@ -152,15 +153,17 @@ def test_constrained_mode_is_refused_where_the_server_cannot_constrain(tmp_path,
 
 def test_an_endpoint_that_dies_mid_run_with_another_alive_loses_nothing(tmp_path):
     a = FaultServer(answer=_answer)
-    b = FaultServer(answer=_answer).start()
+    b = FaultServer(answer=_answer)
+    seen = itertools.count(1)  # requests over both endpoints
 
     def faults(n: int, body: dict) -> None:
-        if n == 6:
+        if next(seen) == 10:
             threading.Thread(target=a.stop).start()  # dies while requests are in flight
         return None
 
-    a.faults = faults
+    a.faults = b.faults = faults
     a.start()
+    b.start()
     try:
         out = tmp_path / "run"
         assert main(["run", "games", "--config", str(_config(tmp_path, [a.url, b.url], out)), "--quiet"]) == 0
@@ -168,7 +171,8 @@ def test_an_endpoint_that_dies_mid_run_with_another_alive_loses_nothing(tmp_path
         b.stop()
     ids = [g["game_id"] for g in _games(out)]
     assert len(ids) == 12 and len(set(ids)) == 12
-    assert len(b.received) > 0 and len(a.received) >= 7
+    assert len(b.received) > 0 and len(a.received) > 0
+    assert len(a.received) + len(b.received) > 10  # a died before the run was over
 
 
 def test_every_endpoint_gone_ends_failed_with_one_line_and_a_rerun_resumes(tmp_path, capsys):
@@ -176,12 +180,14 @@ def test_every_endpoint_gone_ends_failed_with_one_line_and_a_rerun_resumes(tmp_p
     ports = [s.httpd.server_address[1] for s in (a, b)]
     urls = [a.url, b.url]
 
+    seen = itertools.count(1)  # requests over both endpoints, whichever takes them
+
     def faults(n: int, body: dict) -> None:
-        if n == 8:
+        if next(seen) == 8:
             threading.Thread(target=lambda: (a.stop(), b.stop())).start()
         return None
 
-    a.faults = faults
+    a.faults = b.faults = faults
     a.start()
     b.start()
     out = tmp_path / "run"
