@@ -267,10 +267,7 @@ class EndpointPool:
         except asyncio.CancelledError:
             raise
         except Exception as e:  # noqa: BLE001 - sorted into transport faults and bad requests
-            verdict = classify(e)
-            if isinstance(verdict, BackendError):
-                raise verdict from None
-            raise verdict from None
+            raise classify(e) from None
         body = response.model_dump() if hasattr(response, "model_dump") else response
         if not isinstance(body, dict) or (needs_choices and not body.get("choices")):
             raise TransportFault("malformed answer (no choices)")

@@ -72,9 +72,8 @@ def run(args: argparse.Namespace) -> int:
 
 def _print(view, as_json: bool, render) -> int:
     if as_json:
-        views = view if isinstance(view, list) else [view]
-        data = [v.model_dump(mode="json") for v in views]
-        data = data if isinstance(view, list) else data[0]
+        data = ([v.model_dump(mode="json") for v in view] if isinstance(view, list)
+                else view.model_dump(mode="json"))
         print(json.dumps(data, indent=2))
         return 0
     from rich.console import Console

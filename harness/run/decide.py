@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass
+from typing import Literal
 
 from harness.backends.base import Backend, GenerationRequest, GenerationResult
 from harness.config import RunConfig
@@ -176,25 +177,26 @@ class DecisionAsker:
         out.extract_prompt = FOLLOW_UP
         seed = derive_seed(call.game_seed, "follow_up", call.round_no)
         request = self._request(call, "follow_up", out.prompt, seed, False, turns=turns)
-        result = await self._call(request, out)
-        if result is None:
-            return
-        out.extract_response = result.text
-        d = self._parse(result.text, result.finish_reason, call, False)
-        if d.action is not None:
-            out.decision = Decision(d.action, d.bet, "follow_up", d.requested_bet)
-            self.stats.follow_ups += 1
+        await self._decision_step(call, out, request, "follow_up")
 
     async def _extract(self, call: RoundCall, out: Asked) -> None:
         """The constrained decision step after the model's own last answer."""
         assert out.result is not None
         out.extract_prompt = extraction_prompt(out.prompt, out.result.text)
         seed = derive_seed(call.game_seed, "extract", call.round_no)
-        result = await self._call(self._request(call, "extract", out.extract_prompt, seed, True), out)
+        request = self._request(call, "extract", out.extract_prompt, seed, True)
+        await self._decision_step(call, out, request, "extracted")
+
+    async def _decision_step(self, call: RoundCall, out: Asked, request: GenerationRequest,
+                             kind: Literal["extracted", "follow_up"]) -> None:
+        """Ask once more after the re-asks failed; a readable answer is the round's decision under
+        parse kind `kind` (a constrained answer continues the cue; a follow-up is read as free text)."""
+        result = await self._call(request, out)
         if result is None:
             return
         out.extract_response = result.text
-        d = self._parse(result.text, result.finish_reason, call, True)
+        d = self._parse(result.text, result.finish_reason, call, request.decision_pattern is not None)
         if d.action is not None:
-            out.decision = Decision(d.action, d.bet, "extracted", d.requested_bet)
-            self.stats.extracted += 1
+            out.decision = Decision(d.action, d.bet, kind, d.requested_bet)
+            if kind == "extracted":
+                self.stats.extracted += 1

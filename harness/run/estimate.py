@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from pydantic import BaseModel, Field
 
 from harness.config import DEFAULT_MAX_NEW_TOKENS, PricingConfig, RunConfig
+from harness.game.conditions import Condition
 from harness.game.prompts import build_prompt
 from harness.game.rules import GameState, PlayedRound, new_game
 
@@ -48,11 +49,11 @@ def _cost(prompt_tokens: int, output_tokens: int, pricing: PricingConfig | None)
     return prompt_tokens / 1e6 * pricing.input_per_million + output_tokens / 1e6 * pricing.output_per_million
 
 
-def _prompts(config: RunConfig, rounds_before: int) -> list[str]:
+def _prompts(config: RunConfig, conditions: list[Condition], rounds_before: int) -> list[str]:
     """One prompt per condition after `rounds_before` lost $10 rounds (the longest history shown)."""
     rules = config.game
     out = []
-    for cond in config.conditions.resolve():
+    for cond in conditions:
         state: GameState = new_game(rules)
         for r in range(rounds_before):
             before = state.balance
@@ -66,13 +67,16 @@ def estimate(config: RunConfig, count: Callable[[str], int], counted_by: str, *,
              measured: Sequence[tuple[int, int]] = ()) -> Estimate:
     """The three scenarios for the games not yet done. `count`: tokens of a rendered prompt;
     `measured`: (decision rounds, model calls) of games already played, for the reference."""
-    per_condition = config.repetitions
-    todo = max(len(config.conditions.resolve()) * per_condition - games_done, 0)
-    n_cond = len(config.conditions.resolve())
+    conditions = config.conditions.resolve()
+    todo = max(len(conditions) * config.repetitions - games_done, 0)
     max_new = config.generation.max_new_tokens or DEFAULT_MAX_NEW_TOKENS[config.model.style]
-    first = sum(count(p) for p in _prompts(config, 0)) / n_cond
     window = config.game.history_window
-    longest = sum(count(p) for p in _prompts(config, window)) / n_cond if window else first
+
+    def mean_tokens(rounds_before: int) -> float:
+        return sum(count(p) for p in _prompts(config, conditions, rounds_before)) / len(conditions)
+
+    first = mean_tokens(0)
+    longest = mean_tokens(window) if window else first
     calls_max = 1 + config.guard.max_retries + (1 if config.guard.extract else 0)
     rounds_max = config.game.max_rounds
 

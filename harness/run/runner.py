@@ -64,7 +64,6 @@ class RunStats:
     errors: int = 0
     in_flight: int = 0
     extracted: int = 0
-    follow_ups: int = 0
     transport_retries: int = 0
     outcomes: dict[str, int] = field(default_factory=dict)
     parse_kinds: dict[str, int] = field(default_factory=dict)

@@ -62,8 +62,12 @@ async def test_keys_go_in_and_back_out(tmp_path):
         assert isinstance(app.screen, RoundsScreen)
         game = app.screen.view
         assert app.screen.query_one(DataTable).row_count == len(game.rounds)
+        decided = next(i for i, r in enumerate(game.rounds) if not r.forced)
+        await pilot.press(*["down"] * decided)  # the detail pane follows the highlighted round
+        await pilot.pause()
         texts = " ".join(str(s.content) for s in app.screen.query("Static"))
-        assert game.rounds[0].response is None or (game.rounds[0].response or "").strip()[:20] in texts
+        answer = (game.rounds[decided].response or "").strip()
+        assert answer and answer[:20] in texts and (game.rounds[decided].new_prompt or "")[:20] in texts
         await pilot.press("escape", "escape")
         await pilot.pause()
         assert not isinstance(app.screen, (GamesScreen, RoundsScreen))
