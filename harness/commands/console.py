@@ -94,8 +94,9 @@ def print_summary(out: str, result, pricing=None) -> None:
 class MultiProgress(_LiveBars):
     """Live view: a bar for the run and one per worker, fed by following events.jsonl."""
 
-    def __init__(self, events_path: Path, slots: list[Slot], shares: list[list[str]], done: int,
+    def __init__(self, events_path: Path, slots: list[Slot], shares: list[list[str]] | None, done: int,
                  total: int, *, enabled: bool = True):
+        """`shares` None: work is pulled (Ray), each worker's bar grows with what it is handed."""
         self.tail = JsonlTail(events_path, from_end=True)
         self.outcomes: dict[str, int] = {}
         self.console = Console(stderr=True)
@@ -104,11 +105,10 @@ class MultiProgress(_LiveBars):
             TextColumn("{task.fields[info]}"), TimeElapsedColumn(), console=self.console, disable=not enabled,
         )
         self.run_task = self.progress.add_task("games", total=total, completed=done, info="")
+        sizes = [len(share) for share in shares] if shares is not None else [None] * len(slots)
         self.tasks = {
-            slot.index: self.progress.add_task(
-                f"{describe(slot.gpu)} w{slot.index}", total=len(share), info=""
-            )
-            for slot, share in zip(slots, shares, strict=True) if share
+            slot.index: self.progress.add_task(f"{describe(slot.gpu)} w{slot.index}", total=size, info="")
+            for slot, size in zip(slots, sizes, strict=True) if size != 0
         }
 
     def say(self, message: str) -> None:
@@ -140,6 +140,7 @@ class MultiProgress(_LiveBars):
         elif ev.type == "game_done":
             self.progress.advance(task)
         elif ev.type == "progress":
+            self.progress.update(task, total=ev.games_total)
             info = f"{ev.requests_per_s:.1f} req/s {ev.tokens_per_s:.0f} tok/s retries {ev.retries}"
             if ev.gpu_memory_used_mb is not None:
                 info += f" mem {ev.gpu_memory_used_mb / 1024:.1f} GiB"

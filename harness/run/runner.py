@@ -197,9 +197,11 @@ class GameRunner:
             worker=self.worker, gpu=self.gpu, started=started, wall_s=round(time.time() - started, 3),
         )
 
-    async def run(self, specs: list[GameSpec], on_game: GameSink, on_error: ErrorSink) -> None:
-        """Play all `specs` concurrently. A game that raises is reported and left for a rerun."""
-        sem = asyncio.Semaphore(self.config.concurrency)
+    async def run(self, specs: list[GameSpec], on_game: GameSink, on_error: ErrorSink,
+                  sem: asyncio.Semaphore | None = None) -> None:
+        """Play all `specs` concurrently. A game that raises is reported and left for a rerun.
+        `sem` bounds the games in flight across calls (a Ray worker plays several batches at once)."""
+        sem = sem or asyncio.Semaphore(self.config.concurrency)
 
         async def one(spec: GameSpec) -> None:
             async with sem:

@@ -11,6 +11,9 @@ from harness.errors import HarnessError
 
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 #: Ray's header lines around a worker's traceback: not the error.
+#: Ray's words for a dead actor: the reason, and for a dead process Ray's exit type and detail.
+_ACTOR_DIED = re.compile(r"(The actor (?:is dead|died) because [^.]*)\.(?:.*?Worker exit type: (\w+) Worker exit "
+                         r"detail: ([^.]*)\.)?", re.S)
 _RAY_LINES = re.compile(r"^(ray::|Ray\w*Error|Traceback|\s+File |\s+\^|During handling|The above exception)")
 
 
@@ -18,6 +21,10 @@ def ray_error_line(error: BaseException) -> str:
     """The harness's own error line from a RayTaskError / RayActorError: the cause's message when
     Ray kept it (a HarnessError says exactly what is wrong), else the last line of the remote
     traceback; never Ray's header, never terminal colour codes. One line, at most 500 characters."""
+    died = _ACTOR_DIED.search(_ANSI.sub("", str(error)))
+    if died:
+        reason, kind, detail = died.groups()
+        return (reason + (f" ({kind}: {detail.strip()})" if kind else ""))[:500]
     cause = getattr(error, "cause", None)
     if isinstance(cause, BaseException) and cause is not error:
         text = str(cause) if isinstance(cause, HarnessError) else f"{type(cause).__name__}: {cause}"
@@ -55,5 +62,6 @@ def explain_refused(address: str, error: BaseException) -> str:
     if "auth" in what.lower() or "token" in what.lower() or not token:
         return (f"--ray {address}: the cluster refused this driver ({what}); Ray >= 2.60 clusters use "
                 "token authentication: give the driver the head's token (RAY_AUTH_TOKEN, "
-                "RAY_AUTH_TOKEN_PATH, or ~/.ray/auth_token copied from the head; see docs/workers.md)")
+                "RAY_AUTH_TOKEN_PATH, or ~/.ray/auth_token copied from the head) and RAY_AUTH_MODE=token; "
+                "see docs/workers.md)")
     return f"--ray {address}: cannot connect ({what})"

@@ -217,8 +217,9 @@ class WorkerView(Protocol):
     def tick(self) -> None: ...
 
 
-#: Builds the view from the events file, the slots, their shares, games done before and in all.
-ViewFactory = Callable[[Path, list[Slot], list[list[str]], int, int], WorkerView]
+#: Builds the view from the events file, the slots, their shares (None: pulled as they free up),
+#: games done before and in all.
+ViewFactory = Callable[[Path, list[Slot], list[list[str]] | None, int, int], WorkerView]
 
 
 @dataclass

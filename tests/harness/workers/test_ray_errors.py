@@ -26,6 +26,16 @@ def test_the_harness_line_from_inside_a_ray_task_error():
     assert ray_error_line(other) == "ValueError: bad value"
 
 
+def test_a_dead_actor_in_one_line():
+    process = RuntimeError("The actor is dead because its worker process has died. Worker exit type: SYSTEM_ERROR "
+                           "Worker exit detail: Worker unexpectedly exits with a connection error code 2. End of "
+                           "file. Some common causes include: (1) the process was killed by the OOM killer")
+    assert ray_error_line(process) == ("The actor is dead because its worker process has died (SYSTEM_ERROR: "
+                                       "Worker unexpectedly exits with a connection error code 2)")
+    node = RuntimeError("The actor died because its node has died. Node Id: 20ccb68a\n\tthe node was lost")
+    assert ray_error_line(node) == "The actor died because its node has died"
+
+
 def test_a_closed_port_says_nothing_listens():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
