@@ -14,6 +14,9 @@ _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 #: Ray's words for a dead actor: the reason, and for a dead process Ray's exit type and detail.
 _ACTOR_DIED = re.compile(r"(The actor (?:is dead|died) because [^.]*)\.(?:.*?Worker exit type: (\w+) Worker exit "
                          r"detail: ([^.]*)\.)?", re.S)
+#: Ray's words for an actor it cannot reach (its node lost, or not yet declared dead).
+_UNAVAILABLE = re.compile(r"The actor \w+ is unavailable.*?(Failed to connect to remote host: [^.;]*|rpc_code: \d+)",
+                          re.S)
 _RAY_LINES = re.compile(r"^(ray::|Ray\w*Error|Traceback|\s+File |\s+\^|During handling|The above exception)")
 
 
@@ -25,6 +28,9 @@ def ray_error_line(error: BaseException) -> str:
     if died:
         reason, kind, detail = died.groups()
         return (reason + (f" ({kind}: {detail.strip()})" if kind else ""))[:500]
+    unreachable = _UNAVAILABLE.search(_ANSI.sub("", str(error)))
+    if unreachable:
+        return f"The actor is unreachable, its node may be lost ({unreachable.group(1).strip()})"[:500]
     cause = getattr(error, "cause", None)
     if isinstance(cause, BaseException) and cause is not error:
         text = str(cause) if isinstance(cause, HarnessError) else f"{type(cause).__name__}: {cause}"

@@ -244,13 +244,13 @@ class RayDriver:
                 try:
                     self.out.write(w.slot.index, Drained.model_validate(self.ray.get(ref)))
                 except self.ray.exceptions.RayError as e:
-                    self._died(w, ray_error_line(e))
+                    self._died(w, e)
             elif ref is w.open_ref:
                 w.open_ref = None
                 try:
                     w.opened = Opened.model_validate(self.ray.get(ref))
                 except self.ray.exceptions.RayError as e:
-                    self._died(w, ray_error_line(e))
+                    self._died(w, e)
                     continue
                 if w.opened.gpu is not None:
                     w.slot.gpu = w.opened.gpu
@@ -261,7 +261,7 @@ class RayDriver:
                     self.ray.get(ref)
                 except self.ray.exceptions.RayError as e:
                     w.plays[ref] = batch  # still held: its unwritten games go back to the queue
-                    self._died(w, ray_error_line(e))
+                    self._died(w, e)
                     continue
                 self._drain_now(w)  # its last games, before judging what is left
                 self.pool.finished(w.slot.index, batch.id, self.out.unwritten(batch.game_ids))
@@ -275,7 +275,13 @@ class RayDriver:
             if w.up and w.opened is not None and self.pool.queue:
                 self._give(w)
 
-    def _died(self, w: _Worker, detail: str) -> None:
+    def _node_lost(self, error: BaseException) -> bool:
+        """Whether the worker's node itself may be gone (not only its process)."""
+        exc = self.ray.exceptions
+        return isinstance(error, (exc.ActorUnavailableError, exc.NodeDiedError)) or "node has died" in str(error)
+
+    def _died(self, w: _Worker, error: BaseException) -> None:
+        detail, node_lost = ray_error_line(error), self._node_lost(error)
         index = w.slot.index
         self.deaths += 1
         self._drain_now(w)  # an engine that raised leaves its actor alive: keep its last lines
@@ -290,25 +296,28 @@ class RayDriver:
         node = w.node
         if node:
             self.failed_nodes.add(node)
-        fate = self._replace(w, node)
-        where = describe(w.slot.gpu) + (f" on {w.opened.host}" if w.opened else "")
+        where = describe(w.slot.gpu) + (f" on {w.opened.host}" if w.opened else "") + (
+            f", node {node[:12]}" if node else "")
+        gpu, started = w.slot.gpu, w.started
+        fate = self._replace(w, node, node_lost)
         message = (f"worker {index} ({where}) died: {detail}; {len(unfinished)} unfinished games back in the "
                    f"queue; {fate}")
         self.say(f"harness: {message}")
         self.out.log(index, f"--- harness: {message}\n")
-        events = EventWriter(self.run_dir.events_path, run_id=self.run_id, worker=index, gpu=w.slot.gpu,
-                             node_id=node)
+        events = EventWriter(self.run_dir.events_path, run_id=self.run_id, worker=index, gpu=gpu, node_id=node)
         events.error(message, fatal=True)
         done = self.out.by_worker[index]
-        events.run_end("failed", games_done=done, games_total=done + len(unfinished),
-                       wall_s=time.time() - w.started)
+        events.run_end("failed", games_done=done, games_total=done + len(unfinished), wall_s=time.time() - started)
 
-    def _replace(self, w: _Worker, lost: str | None) -> str:
-        """Start a replacement now, wait for Ray's verdict on the lost node, or give up; says which."""
+    def _replace(self, w: _Worker, lost: str | None, node_lost: bool) -> str:
+        """Start a replacement now (on a node that has not failed if one has room; on the same node
+        when only the process died), wait for Ray's verdict on a lost node, or give up; says which."""
         if self.pool.restarts_left < 1:
             return "no replacement left (workers.max_restarts)"
         nodes = cluster_nodes(self.ray)
         node = choose_node(nodes, self.need, self._in_use(), avoid=self.failed_nodes)
+        if node is None and lost is not None and not node_lost:
+            node = choose_node(nodes, self.need, self._in_use(), avoid=self.failed_nodes - {lost})
         if node is not None:
             self.pool.restart(w.slot.index)
             self._start(w, node)

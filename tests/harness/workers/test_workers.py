@@ -335,7 +335,6 @@ device = "cpu"
     assert all(r["response"] is not None for g in games for r in g["rounds"] if not r["forced"])
 
 
-@pytest.mark.slow
 def test_ray_gpu_actors_recover_from_a_killed_actor(tmp_path, capsys, monkeypatch):
     """One actor per (pretend) GPU of a local Ray; SIGKILL one actor's process mid-run."""
     ray = pytest.importorskip("ray")
@@ -355,7 +354,10 @@ def test_ray_gpu_actors_recover_from_a_killed_actor(tmp_path, capsys, monkeypatc
         ray.shutdown()
     out = capsys.readouterr()
     assert rc == [0], out
-    killed_on = next(e.gpu for e in events(run) if isinstance(e, RunStartEvent) and e.worker == 1)
-    assert killed_on in ("0", "1")  # Ray placed the actor and set its CUDA_VISIBLE_DEVICES
-    assert_killed_worker_recovered(run, out.out + out.err, label=f"GPU {killed_on}")
-    assert {g["gpu"] for g in game_lines(run)} <= {"0", "1"}  # a restart may land on either GPU
+    text = out.out + out.err
+    assert "harness: worker 1 (GPU" in text and "a replacement starts on node" in text
+    assert "32/32 games" in text and "worker failures 1" in text
+    assert_one_line_per_game(run, 32)
+    starts = [e for e in events(run) if isinstance(e, RunStartEvent)]
+    assert {e.gpu for e in starts} <= {"0", "1"}  # Ray placed each actor and set its CUDA_VISIBLE_DEVICES
+    assert {g["gpu"] for g in game_lines(run)} <= {"0", "1"}
