@@ -31,9 +31,11 @@ def rate(x: float) -> str:
     return f"{x / 1000:.1f}k"
 
 
-def gpu_label(gpu: str | None) -> str:
-    """`GPU 0` for a GPU id, `CPU` for a CPU worker."""
-    return "CPU" if gpu is None else f"GPU {gpu}"
+def gpu_label(gpu: str | None, node: str | None = None) -> str:
+    """`GPU 0` for a GPU id, `CPU` for a CPU worker; `node-b GPU 0` when the run spans machines
+    (each numbers its GPUs from 0)."""
+    label = "CPU" if gpu is None else f"GPU {gpu}"
+    return f"{node} {label}" if node else label
 
 
 def memory(used_mb: float | None, total_mb: float | None) -> str | None:

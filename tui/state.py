@@ -13,7 +13,7 @@ from collections import deque
 from dataclasses import dataclass, field, fields
 
 from harness.records import OUTCOMES, ErrorEvent, Event, GameDoneEvent, ProgressEvent
-from harness.rundir.progress import WorkerState, endpoint_totals, pass_name
+from harness.rundir.progress import WorkerState, endpoint_totals, node_labels, pass_name
 from tui.follow import SourceBatch
 from tui.views import ConditionRow, ErrorLine, MonitorView, WorkerView, summarize
 
@@ -101,7 +101,10 @@ class MonitorState:
         self.malformed[source] = 0
 
     def view(self, now: float, stall_after: float) -> MonitorView:
-        workers = tuple(self._worker_view(w, now, stall_after) for _, w in sorted(self.workers.items()))
+        nodes = {source: node_labels(w for k, w in self.workers.items() if k[0] == source)
+                 for source in {k[0] for k in self.workers}}
+        workers = tuple(self._worker_view(w, now, stall_after, nodes[w.source][(w.host, w.node_id)])
+                        for _, w in sorted(self.workers.items()))
         return MonitorView(
             workers=workers,
             summary=summarize(workers),
@@ -117,7 +120,7 @@ class MonitorState:
             ),
         )
 
-    def _worker_view(self, w: WorkerState, now: float, stall_after: float) -> WorkerView:
+    def _worker_view(self, w: WorkerState, now: float, stall_after: float, node: str | None) -> WorkerView:
         shown = shown_progress(w)
         age, idle = max(0.0, now - w.last_time), max(0.0, now - w.moved_time)
         stall = None
@@ -126,7 +129,7 @@ class MonitorState:
         return WorkerView(
             id=f"w-{w.source}-{w.kind}-{w.worker}",
             run=self.labels[w.source], show_run=len(self.labels) > 1,
-            kind=w.kind, worker=w.worker, gpu=w.gpu, model=w.model, status=w.status,
+            kind=w.kind, worker=w.worker, gpu=w.gpu, node=node, model=w.model, status=w.status,
             stalled=stall is not None, stall=stall, age_s=age, idle_s=idle,
             games_done=w.games_done, games_total=w.games_total, eta_s=w.eta_s(), wall_s=w.wall_s,
             **(shown | {"errors": max(shown["errors"], w.error_events)}),

@@ -21,6 +21,8 @@ class WorkerView:
     kind: str
     worker: int
     gpu: str | None
+    node: str | None
+    """Its machine, when the run's workers are on several (Ray); None on one machine."""
     model: str
     status: str
     stalled: bool

@@ -44,6 +44,10 @@ class WorkerState:
     last_error: str | None = None
     pid: int | None = None
     """The process of the latest `run_start`, when it said."""
+    host: str | None = None
+    """The machine of the latest `run_start` (a Ray worker may run on another than the reader's)."""
+    node_id: str | None = None
+    """Its Ray node, for a Ray worker."""
     start_time: float = 0.0
     """Time of the latest `run_start` (0 when none was read)."""
     last_time: float = 0.0
@@ -64,6 +68,7 @@ class WorkerState:
         if isinstance(ev, RunStartEvent):
             self.model, self.status, self.moved_time = ev.model, "running", ev.time
             self.pid, self.start_time = ev.pid, ev.time
+            self.host, self.node_id = ev.host, ev.node_id
             # The runner counts games found done on resume in games_total (harness/run/worker_run.py).
             self.games_done = ev.games_already_done
             self.games_total = max(ev.games_total, ev.games_already_done)
@@ -132,6 +137,17 @@ def endpoint_totals(workers: Iterable[WorkerState]) -> list[EndpointStats]:
                 latency_p95_s=_worst(t.latency_p95_s, e.latency_p95_s),
             ))
     return list(totals.values())
+
+
+def node_labels(workers: Iterable[WorkerState]) -> dict[tuple[str | None, str | None], str | None]:
+    """What tells the workers' machines apart, by (host, node id): the host name when they run on
+    several hosts, the node id's start when several Ray nodes share a host, None on one machine."""
+    places = {(w.host, w.node_id) for w in workers}
+    if len(places) < 2:
+        return dict.fromkeys(places)
+    if len({h for h, _ in places}) > 1:
+        return {(h, n): h for h, n in places}
+    return {(h, n): (n[:8] if n else h) for h, n in places}
 
 
 def _worst(a: float | None, b: float | None) -> float | None:

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from harness.rundir.files import EVENTS_FILE, GAMES_FILE
+from harness.rundir.files import EVENTS_FILE, GAMES_FILE, LOCK_FILE
 from harness.rundir.progress import WorkerState
 from harness.status.facts import ExperimentFacts
 from harness.status.model import State
@@ -55,10 +55,28 @@ def waits_for(needs: list[str], states: dict[str, str]) -> str:
 
 
 def _pids(f: ExperimentFacts) -> list[int]:
-    """The processes that should be alive: the recorded one, else the running workers'."""
+    """The processes that should be alive: the recorded one, else the running workers' on this
+    machine (`f.processes` holds only those)."""
     if f.recorded is not None and f.recorded.pid is not None:
         return [f.recorded.pid]
-    return [w.pid for w in f.workers if w.status == "running" and w.pid is not None]
+    return [w.pid for w in f.workers if w.status == "running" and w.pid is not None and w.pid in f.processes]
+
+
+def _remote(f: ExperimentFacts) -> list[WorkerState]:
+    """Running workers on other machines (Ray): no local /proc to ask, only their heartbeats and
+    the driver that writes them."""
+    return [w for w in f.workers if w.status == "running" and w.pid is not None and w.pid not in f.processes]
+
+
+def _driver_gone(f: ExperimentFacts, remote: list[WorkerState], now: float, window: float) -> Verdict | None:
+    """Remote workers with no driver here: lost once their heartbeats are older than the window
+    (a driver on another machine sharing the disk keeps them fresh); None while they are fresh."""
+    quiet = now - max(w.last_time for w in remote)
+    if f.driver_pid is not None or quiet <= window:
+        return None
+    who = ", ".join(f"worker {w.worker} on {w.host or '?'}" for w in remote)
+    return Verdict("failed", f"no event for {span(quiet)} from {who}, no run_end, and no process here holds "
+                             f"{LOCK_FILE}: the driver is gone; rerun the same command to resume")
 
 
 def _from_record(f: ExperimentFacts) -> Verdict | None:
@@ -174,6 +192,9 @@ def judge(f: ExperimentFacts, now: float, window_s: float) -> Verdict:
         elif not running:
             verdict = Verdict("complete", "no progress events; judged by its outputs") if f.outputs \
                 else Verdict("not started")
+        elif not pids and _remote(f) and f.recorded is None and (
+                lost := _driver_gone(f, _remote(f), now, window_s)) is not None:
+            verdict = lost
         elif pids and all(f.processes.get(p) == "gone" for p in pids):
             again = "the study" if f.recorded is not None else "the same command"
             verdict = Verdict("failed", f"the process died (pid {', '.join(map(str, pids))} gone, "

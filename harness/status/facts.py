@@ -10,6 +10,7 @@ RUN/events.jsonl, told apart by the events' `kind`. Only reading here; the judgi
 from __future__ import annotations
 
 import os
+import socket
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +20,7 @@ from pydantic import ValidationError
 
 from harness.errors import RunDirError
 from harness.records import Event, read_event
-from harness.rundir.files import EVENTS_FILE, GAMES_FILE, SAE_DIR, STATUS_JSON, STATUS_MD, sae_pass_dir
+from harness.rundir.files import EVENTS_FILE, GAMES_FILE, LOCK_FILE, SAE_DIR, STATUS_JSON, STATUS_MD, sae_pass_dir
 from harness.rundir.jsonl import complete_lines
 from harness.rundir.manifest import read_manifest
 from harness.rundir.progress import WorkerKey, WorkerState, fold_events, pass_name
@@ -28,6 +29,9 @@ from harness.study.kinds import KINDS, kind_of_pass, kind_of_sae_folder, pass_ki
 from harness.study.layout import ExperimentEvent, StudyDir, last_error_line, log_tail
 
 ProcessState = Literal["alive", "stopped", "gone"]
+
+#: This machine: only its workers' pids mean something in the local /proc (a Ray worker's may not).
+LOCAL_HOST = socket.gethostname()
 
 #: The report's own files, not an experiment's outputs.
 REPORT_FILES = (STATUS_MD, STATUS_JSON, STATUS_MD + ".tmp", STATUS_JSON + ".tmp")
@@ -52,7 +56,9 @@ class ExperimentFacts:
     recorded: ExperimentEvent | None = None
     """The experiment's last ExperimentEvent (its state on record); None outside a study."""
     processes: dict[int, ProcessState] = field(default_factory=dict)
-    """The recorded pid's and the workers' pids, as found now."""
+    """The recorded pid's and the workers' pids, as found now: those on this machine only."""
+    driver_pid: int | None = None
+    """The process holding the run's lock (`harness.rundir.lock`), when it runs on this machine."""
     command: list[str] = field(default_factory=list)
     devices: list[str] = field(default_factory=list)
     log: Path | None = None
@@ -163,9 +169,32 @@ def list_outputs(folder: Path, skip: tuple[str, ...] = ()) -> list[Output]:
     return out
 
 
+def lock_holder(path: Path, locks: Path = Path("/proc/locks")) -> int | None:
+    """The pid holding an flock on `path`, from the kernel's table (read only: taking the lock to
+    test it could make a starting run fail). None: not held, or held from another machine."""
+    try:
+        st = path.stat()
+        table = locks.read_text()
+    except OSError:
+        return None
+    device = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
+    for line in table.splitlines():
+        fields = line.split()
+        if "->" in fields:  # a process waiting for the lock, not holding it
+            continue
+        if len(fields) >= 6 and fields[1] == "FLOCK" and fields[5] == device and fields[4].isdigit():
+            return int(fields[4])
+    return None
+
+
+def local(worker: WorkerState) -> bool:
+    """Whether the worker's pid is one of this machine's (events before hosts were written: yes)."""
+    return worker.host is None or worker.host == LOCAL_HOST
+
+
 def _processes(recorded: ExperimentEvent | None, workers: list[WorkerState]) -> dict[int, ProcessState]:
     recorded_at: dict[int, list[float]] = {}
-    for pid, t in [(w.pid, w.start_time) for w in workers] + (
+    for pid, t in [(w.pid, w.start_time) for w in workers if local(w)] + (
         [(recorded.pid, recorded.time)] if recorded is not None else []
     ):
         if pid is not None:
@@ -212,7 +241,8 @@ def study_facts(study: StudyDir, names: list[str], kinds: dict[str, str]) -> lis
         size, mtime, error = log_facts(study.log_path(name))
         found.append(ExperimentFacts(
             name=name, kind=kind, folder=folder, workers=workers, recorded=rec,
-            processes=_processes(rec, workers), command=rec.command if rec is not None else [],
+            processes=_processes(rec, workers), driver_pid=lock_holder(folder / LOCK_FILE),
+            command=rec.command if rec is not None else [],
             devices=rec.devices if rec is not None else [], log=study.log_path(name), log_bytes=size,
             log_mtime=mtime, log_error=error, outputs=list_outputs(folder), bad_event_lines=bad,
             **games_facts(kind, folder),
@@ -259,6 +289,7 @@ def run_facts(run_dir: Path, argv: list[str]) -> list[ExperimentFacts]:
         skip = (SAE_DIR, *REPORT_FILES) if folder == run_dir else ()
         found.append(ExperimentFacts(
             name=name, kind=kind, folder=folder, workers=mine, processes=_processes(None, mine),
+            driver_pid=lock_holder(run_dir / LOCK_FILE) if kind == "games" else None,
             command=argv if kind == "games" else [], outputs=list_outputs(folder, skip),
             bad_event_lines=bad if kind == "games" else 0, **games_facts(kind, folder),
         ))

@@ -67,7 +67,7 @@ class WorkerPanel(GridPanel):
         bars = self.query_children(ProgressBar)
         if v is None or not bars:
             return  # not composed yet: on_mount calls again
-        title = f"{fmt.gpu_label(v.gpu)} · w{v.worker} · {v.kind}"
+        title = f"{fmt.gpu_label(v.gpu, v.node)} · w{v.worker} · {v.kind}"
         self.border_title = f"{v.run} · {title}" if v.show_run else title
         bars.first().update(total=max(v.games_total, 1), progress=v.games_done)
         self.query_one(".stats", Static).update(stats_text(v))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -128,3 +129,38 @@ def test_eta_from_the_rate_since_the_restart():
 @pytest.mark.parametrize("seconds,text", [(42, "42 s"), (210, "3.5 min"), (7560, "2.1 h")])
 def test_span(seconds, text):
     assert span(seconds) == text
+
+
+def remote_start(t, *, worker, pid, host="node-b"):
+    return start(t, worker=worker, pid=pid).model_copy(update={"host": host, "node_id": f"n-{host}"})
+
+
+def test_a_ray_worker_on_another_machine_is_judged_by_its_heartbeats_not_the_local_proc():
+    """Its pid means nothing here (no entry in `processes`, which holds this machine's only)."""
+    events = [remote_start(0, worker=0, pid=201), prog(20, 4)]
+    fresh = judge(facts(events), T0 + 30, WINDOW)
+    assert fresh.state == "running"
+    lost = judge(facts(events), T0 + 200, WINDOW)
+    assert lost.state == "failed"
+    assert "no event for 3.0 min from worker 0 on node-b" in lost.note and "driver is gone" in lost.note
+    with_driver = facts(events)
+    with_driver.driver_pid = 4242  # the driver holds run.lock on this machine: silence is a stall
+    assert judge(with_driver, T0 + 200, WINDOW).state == "stalled"
+    ended = judge(facts([*events, end(40, 4, "interrupted")]), T0 + 200, WINDOW)
+    assert ended.state == "interrupted"
+
+
+def test_the_holder_of_a_run_lock_from_the_kernels_table(tmp_path):
+    from harness.rundir.lock import RunLock
+    from harness.status.facts import lock_holder
+
+    lock = tmp_path / "run.lock"
+    assert lock_holder(lock) is None  # no file
+    with RunLock(tmp_path):
+        assert lock_holder(lock) == os.getpid()
+    assert lock_holder(lock) is None  # released
+    st = lock.stat()
+    table = tmp_path / "locks"
+    device = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
+    table.write_text(f"1: FLOCK  ADVISORY  WRITE 77 {device} 0 EOF\n1: -> FLOCK  ADVISORY  WRITE 78 {device} 0 EOF\n")
+    assert lock_holder(lock, table) == 77  # the waiter (->) is not the holder
