@@ -55,10 +55,13 @@ def gpu_ids(devices: list[str]) -> list[str]:
 
 
 def games_argv(r: Resolved) -> list[str]:
-    """`run games`: one worker per GPU (or a Ray cluster), else one in-process worker on its device."""
+    """`run games`: one worker per GPU (or a Ray cluster: as many GPU actors, or CPU actors for
+    devices ['cpu']), else one in-process worker on its device."""
     assert r.config is not None
     argv = ["run", "games", "--config", str(r.config), "--out", str(r.out)]
-    if len(r.devices) > 1 or r.ray:
+    if r.ray and r.devices == ["cpu"]:
+        argv += ["--workers", "1"]  # CPU actors (options.workers = N for more): a CPU cluster has no GPU
+    elif len(r.devices) > 1 or r.ray:
         argv += [] if r.devices == ["cpu"] else ["--gpus", ",".join(gpu_ids(r.devices))]
     else:
         argv += ["--device", r.devices[0]]

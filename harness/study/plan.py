@@ -84,7 +84,14 @@ def experiment_argv(study: Study, exp: Experiment, root: Path, ray: str | None =
     return argv + option_flags({**_inherited_layers(study, exp), **exp.options})
 
 
-def _check_devices(i: int, exp: Experiment) -> None:
+def _check_devices(i: int, exp: Experiment, ray: str | None = None) -> None:
+    if ray and exp.kind != "games" and exp.devices != ["cpu"]:
+        raise ConfigError(
+            f"experiment[{i}].devices: with --ray the games run on GPUs Ray hands out, which may include "
+            f"{', '.join(exp.devices)} of this machine; a {exp.kind} experiment there could share a GPU with "
+            "a games worker: give it devices = ['cpu'], or run the SAE experiments without --ray once the "
+            "games are complete"
+        )
     for d in exp.devices:
         if not _DEVICE.match(d):
             raise ConfigError(f"experiment[{i}].devices: {d!r} is neither 'cpu' nor 'cuda:N'")
@@ -170,7 +177,7 @@ def check_experiment(study: Study, i: int, root: Path, ray: str | None = None,
     exp = study.experiment[i]
     parser = parser or build_parser()
     try:
-        _check_devices(i, exp)
+        _check_devices(i, exp, ray)
         _check_options(i, exp, KINDS[exp.kind].argv(resolve(study, exp, root, ray)), parser)
         argv = experiment_argv(study, exp, root, ray)
         message = _parse_error(parser, argv)

@@ -103,12 +103,28 @@ def test_each_kind_runs_its_command_on_the_study_directory(tmp_path):
 def test_ray_goes_to_the_games_and_a_relative_sae_spec_starts_at_the_study_file(tmp_path):
     head = '\noptions = { games'
     study = _load(tmp_path, STUDY.replace('sae = "train"' + head, 'sae = "saes/L{layer}"' + head))
-    assert experiment_argv(study, study.get("games"), ROOT, ray="auto")[-2:] == ["--ray", "auto"]
+    # a CPU cluster has no GPU: CPU actors (options.workers = N for more than one)
+    assert experiment_argv(study, study.get("games"), ROOT, ray="auto")[-4:] == ["--workers", "1", "--ray", "auto"]
     on_gpus = experiment_argv(study, study.get("games-b"), ROOT, ray="auto")
     assert on_gpus[-4:] == ["--gpus", "0,1", "--ray", "auto"]
     pathway = experiment_argv(study, study.get("pathway"), ROOT)
     assert pathway[pathway.index("--sae") + 1] == str(tmp_path.resolve() / "saes/L{layer}")
     assert "--ray" not in experiment_argv(study, study.get("train"), ROOT, ray="auto")
+
+
+def test_with_ray_an_sae_experiment_may_not_take_a_gpu_of_this_machine(tmp_path):
+    study = _load(tmp_path, STUDY.replace('kind = "sae-train"', 'kind = "sae-train"\ndevices = ["cuda:0"]'))
+    assert plan_study(study, ROOT)  # without Ray: fine
+    with pytest.raises(ConfigError, match=r"experiment\[3\].devices: with --ray the games run on GPUs Ray hands "
+                                          r"out, which may include cuda:0 of this machine"):
+        plan_study(study, ROOT, ray="auto")
+
+
+def test_the_demo_study_plans_on_a_cpu_cluster():
+    study = load_study(Path("configs/study-demo.toml"))
+    argvs = plan_study(study, ROOT, ray="local")
+    assert argvs["games"][-4:] == ["--workers", "1", "--ray", "local"]
+    assert all("--ray" not in argv for name, argv in argvs.items() if name != "games")
 
 
 def test_options_become_flags():
