@@ -20,7 +20,15 @@ from pydantic import ValidationError
 
 from harness.errors import RunDirError
 from harness.records import Event, read_event
-from harness.rundir.files import EVENTS_FILE, GAMES_FILE, LOCK_FILE, SAE_DIR, STATUS_JSON, STATUS_MD, sae_pass_dir
+from harness.rundir.files import (
+    EVENTS_FILE,
+    GAMES_FILE,
+    LOCK_FILE,
+    SAE_DIR,
+    STATUS_JSON,
+    STATUS_MD,
+    sae_pass_dir,
+)
 from harness.rundir.jsonl import complete_lines
 from harness.rundir.manifest import read_manifest
 from harness.rundir.progress import WorkerKey, WorkerState, fold_events, pass_name

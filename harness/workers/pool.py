@@ -11,6 +11,7 @@ next. Replacements are counted over the whole run (`workers.max_restarts`) and p
 from __future__ import annotations
 
 from collections import Counter, deque
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 
 from harness.run.runner import GameSpec
@@ -108,8 +109,9 @@ class NodeView:
     host: str = ""
 
 
-def choose_node(nodes: list[NodeView], need: dict[str, float], in_use: Counter[str],
-                avoid: set[str] = frozenset()) -> str | None:  # type: ignore[assignment]
+def choose_node(
+    nodes: list[NodeView], need: dict[str, float], in_use: Counter[str], avoid: AbstractSet[str] = frozenset()
+) -> str | None:
     """The live node, not in `avoid`, with room for one more worker needing `need` (its totals
     less `in_use` workers of ours), the one with the most room first (the first listed on ties).
     None: no such node."""
@@ -124,9 +126,10 @@ def choose_node(nodes: list[NodeView], need: dict[str, float], in_use: Counter[s
     return best
 
 
-def worker_needs(gpu: bool, gpus_per_worker: int = 1, custom: dict[str, float] | None = None) -> dict[str, float]:
+def worker_needs(
+    gpu: bool, gpus_per_worker: int = 1, custom: dict[str, float] | None = None
+) -> dict[str, float]:
     """What one worker asks Ray for: its GPUs (or one CPU) and any custom resources. Ray places an
     actor on one node, so a worker of N GPUs holds N GPUs of one machine (a tensor-parallel engine)."""
     need = {"GPU": float(gpus_per_worker)} if gpu else {"CPU": 1.0}
     return need | dict(custom or {})
-

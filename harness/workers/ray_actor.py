@@ -17,6 +17,7 @@ import threading
 
 from pydantic import BaseModel, Field
 
+from harness.backends.base import Backend
 from harness.errors import HarnessError
 from harness.records import GameRecord
 from harness.rundir.events import EventWriter
@@ -107,7 +108,7 @@ class WorkerSession:
         self.config = worker_config(job)
         self._games = _GameBuffer()
         self._plays: set[asyncio.Task] = set()
-        self._backend = None
+        self._backend: Backend | None = None
         self._served_sent = False
 
     async def open(self) -> Opened:
@@ -119,7 +120,9 @@ class WorkerSession:
         from harness.run.worker_run import WorkerEvents, _GameSink, make_formatter
 
         job, config = self.job, self.config
-        self.writer = BufferedEventWriter(run_id=job.run_id, worker=job.worker, gpu=job.gpu, node_id=self.node_id)
+        self.writer = BufferedEventWriter(
+            run_id=job.run_id, worker=job.worker, gpu=job.gpu, node_id=self.node_id
+        )
         self.stats = RunStats()
         self.events = WorkerEvents(self.writer, self.stats, games_total=0, already_done=0)
         await self.events.run_start(config.model.name)
@@ -134,8 +137,15 @@ class WorkerSession:
         self._backend = backend
         self.writer.gpu = job.gpu if job.gpu is not None else backend.gpu
         self.specs = {s.game_id: s for s in plan_games(config)}
-        self.runner = GameRunner(config, backend, formatter, run_id=job.run_id, worker=job.worker,
-                                 gpu=self.writer.gpu, stats=self.stats)
+        self.runner = GameRunner(
+            config,
+            backend,
+            formatter,
+            run_id=job.run_id,
+            worker=job.worker,
+            gpu=self.writer.gpu,
+            stats=self.stats,
+        )
         self.sink = _GameSink(self._games, self.events, None, self.stats)  # type: ignore[arg-type]
         self.sem = asyncio.Semaphore(config.concurrency)
         self.reporter = asyncio.create_task(self.events.report_progress(config.progress_interval_s, backend))
@@ -171,7 +181,9 @@ class WorkerSession:
         served = None
         if self._backend is not None and not self._served_sent and self._backend.served():
             served, self._served_sent = self._backend.served(), True
-        return Drained(games=games, events=events, log=self.capture.take() if self.capture else "", served=served)
+        return Drained(
+            games=games, events=events, log=self.capture.take() if self.capture else "", served=served
+        )
 
     async def close(self, status: str | None = None) -> Drained:
         """End the session: cancel what still plays, stop the engine, write run_end (`status`, or
@@ -202,10 +214,12 @@ def actor_class(ray):
             worker_job = WorkerJob.model_validate(job)
             if worker_job.gpu is not None:
                 worker_job = worker_job.model_copy(update={"gpu": ",".join(str(g) for g in gpu_ids) or None})
-            self.session = WorkerSession(worker_job, node_id=ray.get_runtime_context().get_node_id(),
-                                         capture=OutputCapture().start())
-            print(f"worker {worker_job.worker}: pid {os.getpid()} on {socket.gethostname()}, gpu {worker_job.gpu}, "
-                  f"CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES')!r}", file=sys.stderr, flush=True)
+            self.session = WorkerSession(
+                worker_job, node_id=ray.get_runtime_context().get_node_id(), capture=OutputCapture().start()
+            )
+            where = f"pid {os.getpid()} on {socket.gethostname()}, gpu {worker_job.gpu}"
+            cuda = os.environ.get("CUDA_VISIBLE_DEVICES")
+            os.write(2, f"worker {worker_job.worker}: {where}, CUDA_VISIBLE_DEVICES={cuda!r}\n".encode())
 
         async def open(self) -> dict:
             return (await self.session.open()).model_dump()

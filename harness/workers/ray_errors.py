@@ -12,11 +12,15 @@ from harness.errors import HarnessError
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 #: Ray's header lines around a worker's traceback: not the error.
 #: Ray's words for a dead actor: the reason, and for a dead process Ray's exit type and detail.
-_ACTOR_DIED = re.compile(r"(The actor (?:is dead|died) because [^.]*)\.(?:.*?Worker exit type: (\w+) Worker exit "
-                         r"detail: ([^.]*)\.)?", re.S)
+_ACTOR_DIED = re.compile(
+    r"(The actor (?:is dead|died) because [^.]*)\."
+    r"(?:.*?Worker exit type: (\w+) Worker exit detail: ([^.]*)\.)?",
+    re.S,
+)
 #: Ray's words for an actor it cannot reach (its node lost, or not yet declared dead).
-_UNAVAILABLE = re.compile(r"The actor \w+ is unavailable.*?(Failed to connect to remote host: [^.;]*|rpc_code: \d+)",
-                          re.S)
+_UNAVAILABLE = re.compile(
+    r"The actor \w+ is unavailable.*?(Failed to connect to remote host: [^.;]*|rpc_code: \d+)", re.S
+)
 _RAY_LINES = re.compile(r"^(ray::|Ray\w*Error|Traceback|\s+File |\s+\^|During handling|The above exception)")
 
 

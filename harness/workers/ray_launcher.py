@@ -26,6 +26,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from harness.config import RunConfig
 from harness.errors import BackendError, ConfigError
@@ -61,17 +62,21 @@ def ray_slots(gpus: list[str] | None, cluster_gpus: int, gpus_per_worker: int = 
     N 'cpu'."""
     if gpus is None or gpus == ["all"]:
         if cluster_gpus < gpus_per_worker:
-            raise ConfigError("--ray: the cluster has no GPU; use --workers N for CPU actors" if cluster_gpus < 1 else
-                              f"--ray: workers.gpus_per_worker = {gpus_per_worker}, the cluster has "
-                              f"{cluster_gpus} GPUs")
+            raise ConfigError(
+                "--ray: the cluster has no GPU; use --workers N for CPU actors"
+                if cluster_gpus < 1
+                else f"--ray: workers.gpus_per_worker = {gpus_per_worker}, the cluster has "
+                f"{cluster_gpus} GPUs"
+            )
         return [Slot(i, RAY_GPU) for i in range(cluster_gpus // gpus_per_worker)]
     if all(g == CPU for g in gpus):
         return [Slot(i, None) for i in range(len(gpus))]
     if CPU in gpus:
         raise ConfigError("--ray: give GPU workers or CPU workers, not both")
     if len(gpus) * gpus_per_worker > cluster_gpus:
-        raise ConfigError(f"--ray: {len(gpus)} GPU workers of {gpus_per_worker} asked, the cluster has "
-                          f"{cluster_gpus} GPUs")
+        raise ConfigError(
+            f"--ray: {len(gpus)} GPU workers of {gpus_per_worker} asked, the cluster has {cluster_gpus} GPUs"
+        )
     return [Slot(i, RAY_GPU) for i in range(len(gpus))]
 
 
@@ -85,16 +90,22 @@ def worker_run_config(config: RunConfig) -> RunConfig:
     if n > 1 and config.backend.kind == "vllm":
         asked = config.backend.engine_args.get("tensor_parallel_size", n)
         if asked != n:
-            raise ConfigError(f"backend.engine_args.tensor_parallel_size = {asked} but workers.gpus_per_worker "
-                              f"= {n}: a worker's engine spans its GPUs")
+            raise ConfigError(
+                f"backend.engine_args.tensor_parallel_size = {asked} but workers.gpus_per_worker "
+                f"= {n}: a worker's engine spans its GPUs"
+            )
         engine_args = config.backend.engine_args | {"tensor_parallel_size": n}
         update["backend"] = config.backend.model_copy(update={"engine_args": engine_args})
     return config.model_copy(update=update)
 
 
 def cluster_nodes(ray) -> list[NodeView]:
-    return [NodeView(n["NodeID"], bool(n["Alive"]), dict(n.get("Resources", {})), n.get("NodeManagerHostname", ""))
-            for n in ray.nodes()]
+    return [
+        NodeView(
+            n["NodeID"], bool(n["Alive"]), dict(n.get("Resources", {})), n.get("NodeManagerHostname", "")
+        )
+        for n in ray.nodes()
+    ]
 
 
 class RunWriter:
@@ -124,7 +135,9 @@ class RunWriter:
             self.by_worker[worker] += 1
             new.append(line)
         if new:
-            append_line(self.run_dir.games_path, "".join(f"{line}\n" for line in new).encode(), fsync=self.fsync)
+            append_line(
+                self.run_dir.games_path, "".join(f"{line}\n" for line in new).encode(), fsync=self.fsync
+            )
         events = [e for e in drained.events if not self._duplicate_event(e)]
         if events:
             append_line(self.run_dir.events_path, "".join(f"{line}\n" for line in events).encode())
@@ -146,7 +159,7 @@ class _Worker:
     """One worker's current actor, as the driver sees it."""
 
     slot: Slot
-    actor: object = None
+    actor: Any = None  # a Ray ActorHandle
     target: str | None = None  # the node it was pinned to
     opened: Opened | None = None
     open_ref: object = None
@@ -164,7 +177,9 @@ class _Worker:
 class RayDriver:
     """Starts the actors, hands out batches, drains and writes, and applies the failure policy."""
 
-    def __init__(self, ray, config: RunConfig, run_id: str, slots: list[Slot], *, say=print, tick=lambda: None):
+    def __init__(
+        self, ray, config: RunConfig, run_id: str, slots: list[Slot], *, say=print, tick=lambda: None
+    ):
         self.ray, self.config, self.run_id = ray, config, run_id
         self.say, self.tick = say, tick
         self.run_dir = RunDir(config.out)
@@ -192,9 +207,12 @@ class RayDriver:
         env = {"PYTHONUNBUFFERED": "1"} | ({"CUDA_VISIBLE_DEVICES": ""} if w.slot.gpu is None else {})
         if node is not None:
             opts["scheduling_strategy"] = NodeAffinitySchedulingStrategy(node, soft=False)
-        job = WorkerJob(config=self.config_json, run_id=self.run_id, worker=w.slot.index,
-                        gpu=w.slot.gpu, game_ids=[])
-        w.actor = self.actor_cls.options(**opts, runtime_env={"env_vars": env}).remote(job.model_dump(mode="json"))
+        job = WorkerJob(
+            config=self.config_json, run_id=self.run_id, worker=w.slot.index, gpu=w.slot.gpu, game_ids=[]
+        )
+        w.actor = self.actor_cls.options(**opts, runtime_env={"env_vars": env}).remote(
+            job.model_dump(mode="json")
+        )
         w.target, w.opened, w.plays, w.drain_ref = node, None, {}, None
         w.open_ref = w.actor.open.remote()
         w.started, w.waiting, w.up = time.time(), None, True
@@ -278,7 +296,9 @@ class RayDriver:
     def _node_lost(self, error: BaseException) -> bool:
         """Whether the worker's node itself may be gone (not only its process)."""
         exc = self.ray.exceptions
-        return isinstance(error, (exc.ActorUnavailableError, exc.NodeDiedError)) or "node has died" in str(error)
+        return isinstance(error, (exc.ActorUnavailableError, exc.NodeDiedError)) or "node has died" in str(
+            error
+        )
 
     def _died(self, w: _Worker, error: BaseException) -> None:
         detail, node_lost = ray_error_line(error), self._node_lost(error)
@@ -296,18 +316,27 @@ class RayDriver:
         node = w.node
         if node:
             self.failed_nodes.add(node)
-        where = describe(w.slot.gpu) + (f" on {w.opened.host}" if w.opened else "") + (
-            f", node {node[:12]}" if node else "")
+        where = (
+            describe(w.slot.gpu)
+            + (f" on {w.opened.host}" if w.opened else "")
+            + (f", node {node[:12]}" if node else "")
+        )
         gpu, started = w.slot.gpu, w.started
         fate = self._replace(w, node, node_lost)
-        message = (f"worker {index} ({where}) died: {detail}; {len(unfinished)} unfinished games back in the "
-                   f"queue; {fate}")
+        message = (
+            f"worker {index} ({where}) died: {detail}; {len(unfinished)} unfinished games back in the "
+            f"queue; {fate}"
+        )
         self.say(f"harness: {message}")
         self.out.log(index, f"--- harness: {message}\n")
-        events = EventWriter(self.run_dir.events_path, run_id=self.run_id, worker=index, gpu=gpu, node_id=node)
+        events = EventWriter(
+            self.run_dir.events_path, run_id=self.run_id, worker=index, gpu=gpu, node_id=node
+        )
         events.error(message, fatal=True)
         done = self.out.by_worker[index]
-        events.run_end("failed", games_done=done, games_total=done + len(unfinished), wall_s=time.time() - started)
+        events.run_end(
+            "failed", games_done=done, games_total=done + len(unfinished), wall_s=time.time() - started
+        )
 
     def _replace(self, w: _Worker, lost: str | None, node_lost: bool) -> str:
         """Start a replacement now (on a node that has not failed if one has room; on the same node
@@ -341,18 +370,26 @@ class RayDriver:
             w.waiting = None
             node = choose_node(nodes, self.need, self._in_use(), avoid=set() if alive else {lost})
             if node is None or not self.pool.restart(w.slot.index):
-                self.say(f"harness: worker {w.slot.index}: node {lost[:12]} "
-                         f"{'still alive' if alive else 'declared dead'}, no node has room: the worker stays down")
+                self.say(
+                    f"harness: worker {w.slot.index}: node {lost[:12]} "
+                    f"{'still alive' if alive else 'declared dead'}, no node has room: the worker stays down"
+                )
                 continue
-            self.say(f"harness: worker {w.slot.index}: node {lost[:12]} "
-                     f"{'still alive' if alive else 'declared dead'}; a replacement starts on node {node[:12]}")
+            self.say(
+                f"harness: worker {w.slot.index}: node {lost[:12]} "
+                f"{'still alive' if alive else 'declared dead'}; a replacement starts on node {node[:12]}"
+            )
             self._start(w, node)
 
     def run(self, todo: list[GameSpec]) -> list[str]:
         """Play `todo` to the end; returns the games no worker finished."""
         fill = max(self.config.concurrency, 1)
-        self.pool = WorkPool(condition_batches(todo), len(self.workers), fill=fill,
-                             max_restarts=self.config.workers.max_restarts)
+        self.pool = WorkPool(
+            condition_batches(todo),
+            len(self.workers),
+            fill=fill,
+            max_restarts=self.config.workers.max_restarts,
+        )
         self.start_all()
         try:
             while self.pool.busy and any(w.up or w.waiting for w in self.workers):
@@ -386,9 +423,13 @@ class RayDriver:
         for w in self.workers:
             if w.up and w.slot.index not in answered:
                 done = self.out.by_worker[w.slot.index]
-                EventWriter(self.run_dir.events_path, run_id=self.run_id, worker=w.slot.index, gpu=w.slot.gpu,
-                            node_id=w.node).run_end("interrupted", games_done=done, games_total=done,
-                                                    wall_s=time.time() - w.started)
+                EventWriter(
+                    self.run_dir.events_path,
+                    run_id=self.run_id,
+                    worker=w.slot.index,
+                    gpu=w.slot.gpu,
+                    node_id=w.node,
+                ).run_end("interrupted", games_done=done, games_total=done, wall_s=time.time() - w.started)
             self._kill(w)
 
     def _kill(self, w: _Worker) -> None:
@@ -403,8 +444,11 @@ class RayDriver:
 def token_available(env=os.environ, home: Path | None = None) -> bool:
     """A Ray auth token this driver can send: RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH or ~/.ray/auth_token."""
     home = home or Path.home()
-    return bool(env.get("RAY_AUTH_TOKEN") or env.get("RAY_AUTH_TOKEN_PATH")
-                or (home / ".ray" / "auth_token").is_file())
+    return bool(
+        env.get("RAY_AUTH_TOKEN")
+        or env.get("RAY_AUTH_TOKEN_PATH")
+        or (home / ".ray" / "auth_token").is_file()
+    )
 
 
 def send_token(address: str, env=os.environ) -> None:
@@ -429,14 +473,17 @@ def connect(ray, address: str) -> bool:
     return True
 
 
-def run_ray(config: RunConfig, manifest: Manifest, todo: list[GameSpec], done: int, *, address: str,
-            view: ViewFactory) -> MultiResult:
+def run_ray(
+    config: RunConfig, manifest: Manifest, todo: list[GameSpec], done: int, *, address: str, view: ViewFactory
+) -> MultiResult:
     """The `harness run games --ray ADDRESS` path."""
     send_token(address)
     ray = import_ray()
     connected = connect(ray, address)
     try:
-        slots = ray_slots(config.gpus, int(ray.cluster_resources().get("GPU", 0)), config.workers.gpus_per_worker)
+        slots = ray_slots(
+            config.gpus, int(ray.cluster_resources().get("GPU", 0)), config.workers.gpus_per_worker
+        )
         run_dir = RunDir(config.out)
         t0 = time.time()
         with view(run_dir.events_path, slots, None, done, done + len(todo)) as live:
@@ -446,8 +493,15 @@ def run_ray(config: RunConfig, manifest: Manifest, todo: list[GameSpec], done: i
         wanted = {s.game_id for s in todo}
         this_run = [g for g in run_dir.games().by_id().values() if g.game_id in wanted]
         outcomes = dict(Counter(str(g.outcome) for g in this_run))
-        return MultiResult(done + len(this_run), done + len(todo), len(this_run), outcomes,
-                           [describe(s.gpu) for s in slots], driver.deaths, time.time() - t0)
+        return MultiResult(
+            done + len(this_run),
+            done + len(todo),
+            len(this_run),
+            outcomes,
+            [describe(s.gpu) for s in slots],
+            driver.deaths,
+            time.time() - t0,
+        )
     finally:
         if connected:
             ray.shutdown()

@@ -162,5 +162,6 @@ def test_the_holder_of_a_run_lock_from_the_kernels_table(tmp_path):
     st = lock.stat()
     table = tmp_path / "locks"
     device = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
-    table.write_text(f"1: FLOCK  ADVISORY  WRITE 77 {device} 0 EOF\n1: -> FLOCK  ADVISORY  WRITE 78 {device} 0 EOF\n")
+    table.write_text(f"1: FLOCK  ADVISORY  WRITE 77 {device} 0 EOF\n"
+                     f"1: -> FLOCK  ADVISORY  WRITE 78 {device} 0 EOF\n")
     assert lock_holder(lock, table) == 77  # the waiter (->) is not the holder

@@ -104,7 +104,8 @@ def test_ray_goes_to_the_games_and_a_relative_sae_spec_starts_at_the_study_file(
     head = '\noptions = { games'
     study = _load(tmp_path, STUDY.replace('sae = "train"' + head, 'sae = "saes/L{layer}"' + head))
     # a CPU cluster has no GPU: CPU actors (options.workers = N for more than one)
-    assert experiment_argv(study, study.get("games"), ROOT, ray="auto")[-4:] == ["--workers", "1", "--ray", "auto"]
+    on_cpu = experiment_argv(study, study.get("games"), ROOT, ray="auto")
+    assert on_cpu[-4:] == ["--workers", "1", "--ray", "auto"]
     on_gpus = experiment_argv(study, study.get("games-b"), ROOT, ray="auto")
     assert on_gpus[-4:] == ["--gpus", "0,1", "--ray", "auto"]
     pathway = experiment_argv(study, study.get("pathway"), ROOT)
@@ -115,8 +116,8 @@ def test_ray_goes_to_the_games_and_a_relative_sae_spec_starts_at_the_study_file(
 def test_with_ray_an_sae_experiment_may_not_take_a_gpu_of_this_machine(tmp_path):
     study = _load(tmp_path, STUDY.replace('kind = "sae-train"', 'kind = "sae-train"\ndevices = ["cuda:0"]'))
     assert plan_study(study, ROOT)  # without Ray: fine
-    with pytest.raises(ConfigError, match=r"experiment\[3\].devices: with --ray the games run on GPUs Ray hands "
-                                          r"out, which may include cuda:0 of this machine"):
+    match = r"experiment\[3\].devices: with --ray the games run on GPUs Ray hands out, which may include cuda"
+    with pytest.raises(ConfigError, match=match):
         plan_study(study, ROOT, ray="auto")
 
 

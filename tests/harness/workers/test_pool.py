@@ -16,8 +16,10 @@ from tests.harness.workers.test_workers import specs
 
 def test_batches_are_whole_conditions_in_plan_order():
     plan = specs({"fixed-L-G": 2, "variable-W-BASE": 3})
-    assert condition_batches(plan) == [["fixed-L-G-rep000", "fixed-L-G-rep001"],
-                                       [f"variable-W-BASE-rep00{i}" for i in range(3)]]
+    assert condition_batches(plan) == [
+        ["fixed-L-G-rep000", "fixed-L-G-rep001"],
+        [f"variable-W-BASE-rep00{i}" for i in range(3)],
+    ]
 
 
 def test_a_worker_is_handed_batches_until_it_holds_enough_games():
@@ -47,8 +49,11 @@ def test_a_dead_workers_games_go_to_whichever_worker_asks_next():
     assert a.id != b.id
 
 
-NODES = [NodeView("head", True, {"CPU": 2.0}), NodeView("n2", True, {"CPU": 5.0, "GPU": 2.0}),
-         NodeView("gone", False, {"CPU": 64.0})]
+NODES = [
+    NodeView("head", True, {"CPU": 2.0}),
+    NodeView("n2", True, {"CPU": 5.0, "GPU": 2.0}),
+    NodeView("gone", False, {"CPU": 64.0}),
+]
 
 
 def test_the_node_with_most_room_that_has_not_failed():
@@ -74,8 +79,9 @@ def test_workers_of_several_gpus():
     base = dict(model={"name": "m", "path": "x"}, conditions={"ids": ["fixed-L-G"]})
     vllm = RunConfig.model_validate(base | {"backend": {"kind": "vllm"}, "workers": {"gpus_per_worker": 2}})
     assert worker_run_config(vllm).backend.engine_args == {"tensor_parallel_size": 2}
-    clash = vllm.model_copy(update={"backend": vllm.backend.model_copy(update={"engine_args": {
-        "tensor_parallel_size": 4}})})
+    clash = vllm.model_copy(
+        update={"backend": vllm.backend.model_copy(update={"engine_args": {"tensor_parallel_size": 4}})}
+    )
     with pytest.raises(ConfigError, match="tensor_parallel_size = 4 but workers.gpus_per_worker = 2"):
         worker_run_config(clash)
 

@@ -68,13 +68,43 @@ def cluster(tmp_path_factory):
     hidden = tmp_path_factory.getbasetemp()
     port = _free_port()
     address = f"127.0.0.1:{port}"
-    _ray("start", "--head", "--node-ip-address", "127.0.0.1", "--port", str(port), "--num-cpus", "2",
-         "--num-gpus", "0", "--include-dashboard", "false", "--disable-usage-stats")
+    _ray(
+        "start",
+        "--head",
+        "--node-ip-address",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--num-cpus",
+        "2",
+        "--num-gpus",
+        "0",
+        "--include-dashboard",
+        "false",
+        "--disable-usage-stats",
+    )
     try:
-        _ray("start", "--address", address, "--node-ip-address", "127.0.0.1", "--num-cpus", "5",
-             "--num-gpus", "0", "--disable-usage-stats",
-             prefix=("unshare", "-m", "--propagation", "private", "sh", "-c",
-                     f'mount -t tmpfs none "{hidden}" && exec "$0" "$@"'))
+        _ray(
+            "start",
+            "--address",
+            address,
+            "--node-ip-address",
+            "127.0.0.1",
+            "--num-cpus",
+            "5",
+            "--num-gpus",
+            "0",
+            "--disable-usage-stats",
+            prefix=(
+                "unshare",
+                "-m",
+                "--propagation",
+                "private",
+                "sh",
+                "-c",
+                f'mount -t tmpfs none "{hidden}" && exec "$0" "$@"',
+            ),
+        )
         yield address
     finally:
         for pid in node2_pids():
@@ -86,8 +116,24 @@ def cluster(tmp_path_factory):
 
 
 def harness(config: Path, address: str, *extra: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "harness", "run", "games", "--config", str(config), "--quiet",
-                             "--ray", address, *extra], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "harness",
+            "run",
+            "games",
+            "--config",
+            str(config),
+            "--quiet",
+            "--ray",
+            address,
+            *extra,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
 
 
 def read_events(run: Path) -> list[dict]:
@@ -119,8 +165,11 @@ def actor_on_node2(run: Path) -> dict | None:
 def replacement_playing(run: Path, after: float) -> bool:
     """A worker started after `after` outside node 2 has finished a game."""
     evs = read_events(run)
-    started = {e["worker"]: e["time"] for e in evs if e["type"] == "run_start" and e["time"] > after
-               and not on_node2(e["pid"])}
+    started = {
+        e["worker"]: e["time"]
+        for e in evs
+        if e["type"] == "run_start" and e["time"] > after and not on_node2(e["pid"])
+    }
     return any(e["type"] == "game_done" and e["time"] > started.get(e["worker"], float("inf")) for e in evs)
 
 
@@ -133,7 +182,7 @@ def test_the_real_error_line_from_a_node_without_the_model(cluster, tmp_path):
     config = tmp_path / "hidden.toml"
     config.write_text(f"""
 seed = 1
-out = "{tmp_path / 'run'}"
+out = "{tmp_path / "run"}"
 [model]
 name = "hidden"
 path = "{model}"
@@ -172,7 +221,9 @@ def test_ctrl_c_stops_every_worker_and_a_rerun_resumes(cluster, tmp_path):
     assert not [e for e in evs if isinstance(e, ErrorEvent)]
     kept = len((run / "games.jsonl").read_text().splitlines())
     assert 4 <= kept < 24
-    status = subprocess.run([sys.executable, "-m", "harness", "status", str(run)], capture_output=True, text=True)
+    status = subprocess.run(
+        [sys.executable, "-m", "harness", "status", str(run)], capture_output=True, text=True
+    )
     assert "interrupted" in status.stdout, status.stdout
 
     proc = harness(config, cluster, "--workers", "2")

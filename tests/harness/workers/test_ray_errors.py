@@ -27,18 +27,24 @@ def test_the_harness_line_from_inside_a_ray_task_error():
 
 
 def test_a_dead_actor_in_one_line():
-    process = RuntimeError("The actor is dead because its worker process has died. Worker exit type: SYSTEM_ERROR "
-                           "Worker exit detail: Worker unexpectedly exits with a connection error code 2. End of "
-                           "file. Some common causes include: (1) the process was killed by the OOM killer")
+    process = RuntimeError(
+        "The actor is dead because its worker process has died. Worker exit type: SYSTEM_ERROR Worker exit "
+        "detail: Worker unexpectedly exits with a connection error code 2. End of file. Some common causes "
+        "include: (1) the process was killed by the OOM killer"
+    )
     assert ray_error_line(process) == ("The actor is dead because its worker process has died (SYSTEM_ERROR: "
                                        "Worker unexpectedly exits with a connection error code 2)")
     node = RuntimeError("The actor died because its node has died. Node Id: 20ccb68a\n\tthe node was lost")
     assert ray_error_line(node) == "The actor died because its node has died"
-    lost = RuntimeError("The actor 5556b805 is unavailable: The actor is temporarily unavailable: RpcError: RPC "
-                        "error: failed to connect to all addresses; last error: UNKNOWN: ipv4:10.0.0.2:14623: Failed "
-                        "to connect to remote host: Connection refused rpc_code: 14. The task may or may not have run.")
-    assert ray_error_line(lost) == ("The actor is unreachable, its node may be lost (Failed to connect to remote host: "
-                                    "Connection refused rpc_code: 14)")
+    lost = RuntimeError(
+        "The actor 5556b805 is unavailable: The actor is temporarily unavailable: RpcError: RPC error: "
+        "failed to connect to all addresses; last error: UNKNOWN: ipv4:10.0.0.2:14623: Failed to connect to "
+        "remote host: Connection refused rpc_code: 14. The task may or may not have run."
+    )
+    assert ray_error_line(lost) == (
+        "The actor is unreachable, its node may be lost (Failed to connect to remote host: Connection "
+        "refused rpc_code: 14)"
+    )
 
 
 def test_a_closed_port_says_nothing_listens():
