@@ -53,6 +53,30 @@ def node2_pids() -> list[int]:
     return pids
 
 
+def cluster_pids(port: int) -> set[int]:
+    """The processes of the cluster at `port`: those naming the port, and their descendants."""
+    parents: dict[int, int] = {}
+    ours: set[int] = set()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            status = (entry / "status").read_text()
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        ppid = next(x.split()[1] for x in status.splitlines() if x.startswith("PPid:"))
+        parents[int(entry.name)] = int(ppid)
+        if str(port) in cmdline and "ray" in cmdline:
+            ours.add(int(entry.name))
+    grew = True
+    while grew:
+        more = {pid for pid, parent in parents.items() if parent in ours} - ours
+        ours |= more
+        grew = bool(more)
+    return ours
+
+
 def on_node2(pid: int) -> bool:
     try:
         return os.readlink(f"/proc/{pid}/ns/mnt") != OUR_MOUNTS
@@ -107,12 +131,12 @@ def cluster(tmp_path_factory):
         )
         yield address
     finally:
-        for pid in node2_pids():
+        # ours only: not `ray stop`, which would stop every Ray on this machine
+        for pid in cluster_pids(port) | set(node2_pids()):
             try:
                 os.kill(pid, signal.SIGKILL)
             except OSError:
                 pass
-        subprocess.run([str(RAY), "stop", "--force"], capture_output=True, timeout=120)
 
 
 def harness(config: Path, address: str, *extra: str) -> subprocess.Popen:
