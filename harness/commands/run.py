@@ -46,7 +46,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     games.add_argument(
         "--ray", metavar="ADDRESS",
         help="Run the workers as Ray actors: 'auto' (a cluster started with `ray start`), 'local' "
-        "(a throwaway one-machine Ray) or a cluster address. --out must be on a shared filesystem.",
+        "(a throwaway one-machine Ray) or a cluster address. Actors are fed conditions as they free up "
+        "and send their results back; only this process writes --out. See docs/workers.md.",
     )
     games.add_argument("--quiet", action="store_true", help="No progress bar.")
     games.add_argument(

@@ -22,8 +22,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import time
 from collections import Counter
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -46,6 +48,7 @@ from harness.workers.scheduler import MultiResult, Slot, ViewFactory, describe
 RAY_GPU = "?"  # a GPU actor's id until Ray places it; the actor reports its own in its events
 NODE_VERDICT_S = 60.0  # how long a replacement waits for Ray to declare its lost node dead
 DRAIN_TIMEOUT_S = 10.0  # a drain of a worker that has just finished or failed
+UNPLACED_S = 120.0  # an actor not started by then is told about (no room in the cluster?)
 
 
 def import_ray():
@@ -167,6 +170,7 @@ class _Worker:
     plays: dict = field(default_factory=dict)  # ObjectRef -> Batch
     started: float = 0.0
     waiting: tuple[str, float] | None = None  # (lost node, since): a replacement awaits Ray's verdict
+    told_unplaced: bool = False  # the driver said this actor waits for Ray to place it
     up: bool = False
 
     @property
@@ -286,6 +290,17 @@ class RayDriver:
                 self._give(w)
         self._idle_workers_take()
         self._judge_waiting()
+        self._tell_unplaced()
+
+    def _tell_unplaced(self) -> None:
+        """Say once when an actor has waited long for Ray to place it (the cluster lacks room)."""
+        for w in self.workers:
+            if w.up and w.opened is None and not w.told_unplaced and time.time() - w.started > UNPLACED_S:
+                w.told_unplaced = True
+                need = ", ".join(f"{k} {v:g}" for k, v in self.need.items())
+                self.say(f"harness: worker {w.slot.index} has waited {UNPLACED_S:.0f} s for Ray to place it "
+                         f"(it needs {need}; the cluster has {self.ray.available_resources()} free); the "
+                         "others go on")
 
     def _idle_workers_take(self) -> None:
         """A batch back in the queue (a lost worker's) goes to whichever live worker has room."""
@@ -304,7 +319,8 @@ class RayDriver:
         detail, node_lost = ray_error_line(error), self._node_lost(error)
         index = w.slot.index
         self.deaths += 1
-        self._drain_now(w)  # an engine that raised leaves its actor alive: keep its last lines
+        if not node_lost:  # an engine that raised leaves its actor alive: keep its last lines
+            self._drain_now(w)
         try:
             self.ray.kill(w.actor)
         except self.ray.exceptions.RayError:
@@ -392,9 +408,10 @@ class RayDriver:
         )
         self.start_all()
         try:
-            while self.pool.busy and any(w.up or w.waiting for w in self.workers):
-                self._step(0.25)
-                self.tick()
+            with interrupt_on_sigterm():
+                while self.pool.busy and any(w.up or w.waiting for w in self.workers):
+                    self._step(0.25)
+                    self.tick()
         except KeyboardInterrupt:
             self.stop()
             raise
@@ -449,6 +466,24 @@ def token_available(env=os.environ, home: Path | None = None) -> bool:
         or env.get("RAY_AUTH_TOKEN_PATH")
         or (home / ".ray" / "auth_token").is_file()
     )
+
+
+@contextmanager
+def interrupt_on_sigterm():
+    """SIGTERM stops the run as Ctrl-C does (actors asked to stop, run_end written), not at once."""
+
+    def handler(signum, frame):
+        raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def send_token(address: str, env=os.environ) -> None:

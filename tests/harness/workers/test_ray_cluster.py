@@ -231,29 +231,44 @@ max_restarts = 0
     assert "0/1 games" in out
 
 
-def test_ctrl_c_stops_every_worker_and_a_rerun_resumes(cluster, tmp_path):
-    config = scripted_config(tmp_path, reps=6, concurrency=2, delay_s=0.1)
-    run = tmp_path / "run"
-    proc = harness(config, cluster, "--workers", "2")
-    wait_until(lambda: sum(e["type"] == "game_done" for e in read_events(run)) >= 4, proc)
-    proc.send_signal(signal.SIGINT)
+def interrupt(config: Path, run: Path, address: str, signum: int, after_games: int) -> int:
+    """Start a run, send `signum` once `after_games` games are on disk; the games it kept."""
+    proc = harness(config, address, "--workers", "2")
+    wait_until(lambda: len(game_ids(run)) >= after_games, proc)
+    proc.send_signal(signum)
     out, _ = proc.communicate(timeout=60)
     assert proc.returncode == 130, out
+    assert "rerun the same command to resume" in out or "interrupted" in out, out
+    return len(game_ids(run))
+
+
+def game_ids(run: Path) -> list[str]:
+    path = run / "games.jsonl"
+    return [json.loads(x)["game_id"] for x in path.read_text().splitlines()] if path.exists() else []
+
+
+def test_ctrl_c_then_sigterm_stop_every_worker_and_a_rerun_resumes(cluster, tmp_path):
+    config = scripted_config(tmp_path, reps=6, concurrency=2, delay_s=0.1)
+    run = tmp_path / "run"
+    kept = interrupt(config, run, cluster, signal.SIGINT, after_games=4)
     evs = events(run)
     ends = {e.worker: e.status for e in evs if isinstance(e, RunEndEvent)}
-    assert ends == {0: "interrupted", 1: "interrupted"}, out
+    assert ends == {0: "interrupted", 1: "interrupted"}  # each worker's own run_end, through the driver
     assert not [e for e in evs if isinstance(e, ErrorEvent)]
-    kept = len((run / "games.jsonl").read_text().splitlines())
     assert 4 <= kept < 24
-    status = subprocess.run(
-        [sys.executable, "-m", "harness", "status", str(run)], capture_output=True, text=True
-    )
+    status = subprocess.run([sys.executable, "-m", "harness", "status", str(run)], capture_output=True,
+                            text=True)
     assert "interrupted" in status.stdout, status.stdout
+
+    kept_too = interrupt(config, run, cluster, signal.SIGTERM, after_games=kept + 2)  # a scheduler's stop
+    assert kept + 2 <= kept_too < 24
+    ends = [e.status for e in events(run) if isinstance(e, RunEndEvent)]
+    assert ends == ["interrupted"] * 4
 
     proc = harness(config, cluster, "--workers", "2")
     out, _ = proc.communicate(timeout=120)
     assert proc.returncode == 0, out
-    assert f"24/24 games ({24 - kept} this run)" in out
+    assert f"24/24 games ({24 - kept_too} this run)" in out
     assert_one_line_per_game(run, 24)
 
 
