@@ -137,3 +137,17 @@ def test_rates_and_memory_fit_small_cells():
     assert [fmt.rate(x) for x in (0.4237, 12.34, 845.2, 12_345)] == ["0.42", "12.3", "845", "12.3k"]
     assert fmt.memory(31_000, 81_920) == "30.3/80.0G" and fmt.memory(None, None) is None
     assert fmt.gpu_label(None) == "CPU" and fmt.clock_utc(0) == "00:00:00"
+
+
+def test_workers_on_several_machines_are_labelled_by_machine():
+    """Each machine numbers its GPUs from 0: two 'GPU 0' panels must say whose."""
+    def on(ev, host, node):
+        return ev.model_copy(update={"host": host, "node_id": node})
+
+    one = fold(on(start(0), "gpu-a", "n1"), on(start(0, worker=1), "gpu-a", "n1"))
+    assert [w.node for w in one.view(T0 + 1, 120).workers] == [None, None]  # one machine: no label
+    hosts = fold(on(start(0), "gpu-a", "n1"), on(start(0, worker=1), "gpu-b", "n2"))
+    assert [w.node for w in hosts.view(T0 + 1, 120).workers] == ["gpu-a", "gpu-b"]
+    nodes = fold(on(start(0), "vm", "3f2a9c1d0e4b"), on(start(0, worker=1), "vm", "a81c77e2f0"))
+    assert [w.node for w in nodes.view(T0 + 1, 120).workers] == ["3f2a9c1d", "a81c77e2"]  # nodes share a host
+    assert fmt.gpu_label("0", "gpu-b") == "gpu-b GPU 0" and fmt.gpu_label(None, "gpu-b") == "gpu-b CPU"
