@@ -114,12 +114,13 @@ def process_state(pid: int, since: float | None = None) -> ProcessState:
 
 
 def _ours(proc: Path) -> bool:
-    """A Python process (or a `harness` entry point): the only kind that writes a run's events."""
+    """A Python process (or a `harness` entry point): the only kind that writes a run's events. A
+    Ray actor retitles its process (`ray::WorkerActor`): still Python."""
     try:
         cmdline = (proc / "cmdline").read_bytes()
     except PermissionError:
         return True
-    return b"python" in cmdline or b"harness" in cmdline
+    return b"python" in cmdline or b"harness" in cmdline or cmdline.startswith(b"ray::")
 
 
 def _started_after(stat_fields: list[str], since: float | None) -> bool:

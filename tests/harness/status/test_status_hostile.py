@@ -32,6 +32,20 @@ def test_this_process_lives_when_recorded_after_it_started():
     assert process_state(os.getpid()) == "alive"
 
 
+def test_a_ray_actor_retitled_by_ray_is_still_the_recorded_process():
+    pytest.importorskip("setproctitle")
+    code = "import setproctitle, time; setproctitle.setproctitle('ray::WorkerActor'); time.sleep(30)"
+    proc = subprocess.Popen([sys.executable, "-c", code])
+    try:
+        deadline = time.time() + 10
+        while b"ray::" not in open(f"/proc/{proc.pid}/cmdline", "rb").read() and time.time() < deadline:
+            time.sleep(0.02)
+        assert process_state(proc.pid, time.time()) == "alive"
+    finally:
+        proc.kill()
+        proc.wait()
+
+
 def test_a_process_started_after_the_record_is_a_reused_pid():
     proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
     try:

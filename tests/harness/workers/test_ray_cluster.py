@@ -281,6 +281,9 @@ def test_run_survives_a_killed_actor_then_a_lost_node(cluster, tmp_path):
     proc = harness(config, cluster, "--workers", "3")
     try:
         victim = wait_until(lambda: actor_on_node2(run), proc)
+        status = subprocess.run([sys.executable, "-m", "harness", "status", str(run)], capture_output=True,
+                                text=True)
+        assert "| games | games | running |" in status.stdout, status.stdout  # actors' pids are Ray-titled
         killed_at = time.time()
         os.kill(victim["pid"], signal.SIGKILL)
         wait_until(lambda: replacement_playing(run, killed_at), proc)
