@@ -1,9 +1,9 @@
 """Work pulled by Ray workers as they free up, and where a replacement worker goes: pure logic, no Ray.
 
-The driver (`harness.workers.ray_launcher`) cuts the unfinished games into batches of whole
-conditions (`condition_batches`) and keeps each live worker holding about `fill` games: a worker
-that finishes a batch gets the next one, so a slow or lost worker never holds more than its share
-of the tail. A dead worker's batches go back to the front of the queue for whichever worker asks
+The driver (`harness.workers.ray_launcher`) cuts the unfinished games into batches of one condition
+each, at most `fill` games (`condition_batches`), and keeps each live worker holding about `fill`
+games: a worker that finishes a batch gets the next one, so a slow or lost worker never holds more
+than its share of the tail. A dead worker's batches go back to the front of the queue for whichever worker asks
 next. Replacements are counted over the whole run (`workers.max_restarts`) and placed by
 `choose_node`: never on a node that lost a worker while another node has room.
 """
@@ -17,12 +17,15 @@ from dataclasses import dataclass, field
 from harness.run.runner import GameSpec
 
 
-def condition_batches(specs: list[GameSpec]) -> list[list[str]]:
-    """The games' ids by condition, in plan order (the first game of each condition decides)."""
+def condition_batches(specs: list[GameSpec], max_games: int | None = None) -> list[list[str]]:
+    """The games' ids by condition, in plan order (the first game of each condition decides); a
+    condition of more than `max_games` games is cut into consecutive batches of at most that many
+    (so an idle worker can help with the last condition)."""
     groups: dict[str, list[str]] = {}
     for s in specs:
         groups.setdefault(s.condition.id, []).append(s.game_id)
-    return list(groups.values())
+    size = max_games or max((len(g) for g in groups.values()), default=1)
+    return [group[i : i + size] for group in groups.values() for i in range(0, len(group), size)]
 
 
 @dataclass

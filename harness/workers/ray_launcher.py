@@ -401,7 +401,7 @@ class RayDriver:
         """Play `todo` to the end; returns the games no worker finished."""
         fill = max(self.config.concurrency, 1)
         self.pool = WorkPool(
-            condition_batches(todo),
+            condition_batches(todo, fill),
             len(self.workers),
             fill=fill,
             max_restarts=self.config.workers.max_restarts,

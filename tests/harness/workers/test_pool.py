@@ -14,8 +14,13 @@ from harness.workers.scheduler import Slot
 from tests.harness.workers.test_workers import specs
 
 
-def test_batches_are_whole_conditions_in_plan_order():
+def test_batches_are_conditions_in_plan_order_cut_to_size():
     plan = specs({"fixed-L-G": 2, "variable-W-BASE": 3})
+    assert condition_batches(plan, 2) == [
+        ["fixed-L-G-rep000", "fixed-L-G-rep001"],
+        ["variable-W-BASE-rep000", "variable-W-BASE-rep001"],
+        ["variable-W-BASE-rep002"],
+    ]
     assert condition_batches(plan) == [
         ["fixed-L-G-rep000", "fixed-L-G-rep001"],
         [f"variable-W-BASE-rep00{i}" for i in range(3)],

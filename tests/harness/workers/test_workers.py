@@ -339,7 +339,7 @@ def test_ray_gpu_actors_recover_from_a_killed_actor(tmp_path, capsys, monkeypatc
     """One actor per (pretend) GPU of a local Ray; SIGKILL one actor's process mid-run."""
     ray = pytest.importorskip("ray")
     # Ray counts GPUs, the scripted backend needs none
-    ray.init(num_cpus=2, num_gpus=2, include_dashboard=False)
+    ray.init(address="local", num_cpus=2, num_gpus=2, include_dashboard=False)
     try:
         config = scripted_config(tmp_path, reps=8, concurrency=2, delay_s=0.05)
         run, rc = tmp_path / "run", []
