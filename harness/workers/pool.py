@@ -3,9 +3,9 @@
 The driver (`harness.workers.ray_launcher`) cuts the unfinished games into batches of one condition
 each, at most `fill` games (`condition_batches`), and keeps each live worker holding about `fill`
 games: a worker that finishes a batch gets the next one, so a slow or lost worker never holds more
-than its share of the tail. A dead worker's batches go back to the front of the queue for whichever worker asks
-next. Replacements are counted over the whole run (`workers.max_restarts`) and placed by
-`choose_node`: never on a node that lost a worker while another node has room.
+than its share of the tail. A dead worker's batches go back to the front of the queue for
+whichever worker asks next. Replacements are counted over the whole run (`workers.max_restarts`)
+and placed by `choose_node`: never on a node that lost a worker while another node has room.
 """
 
 from __future__ import annotations
