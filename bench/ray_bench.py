@@ -1,12 +1,13 @@
 """Wall time of one run with and without Ray, and the tail of a Ray run where one of three workers fails.
 
-    python bench/ray_bench.py [--reps 5] [--delay 0.05] [--workers 3] [--dir DIR]
+    python bench/ray_bench.py [--reps 5] [--delay 0.05] [--workers 3] [--ray ADDRESS] [--dir DIR]
 
 The same scripted run (16 conditions x --reps games, each answer taking --delay seconds, 4 games in
 flight per worker) is played four ways, each into a fresh run directory, by the real CLI in a
-subprocess: one process; --workers N local processes; --ray local --workers N (a throwaway one-machine
-Ray); and --ray local --workers N again with one worker's actor killed (SIGKILL) after its first game,
-whose output tail is printed. Every run is checked: every game written once.
+subprocess: one process; --workers N local processes; --ray ADDRESS --workers N (default `local`, a
+throwaway one-machine Ray that each run starts; give a running cluster's address to leave its start
+out); and the same again with one worker's actor killed (SIGKILL) after its first game, whose output
+tail is printed. Every run is checked: every game written once.
 """
 
 from __future__ import annotations
@@ -99,6 +100,7 @@ def main() -> None:
     parser.add_argument("--reps", type=int, default=5)
     parser.add_argument("--delay", type=float, default=0.05)
     parser.add_argument("--workers", type=int, default=3)
+    parser.add_argument("--ray", default="local", help="The cluster for the Ray runs (default: local).")
     parser.add_argument("--dir", type=Path, help="Where the runs go (default: a temporary folder).")
     args = parser.parse_args()
     folder = args.dir or Path(tempfile.mkdtemp(prefix="ray_bench_"))
@@ -106,19 +108,17 @@ def main() -> None:
     config = write_config(folder, args.reps, args.delay)
     n = str(args.workers)
     total = 16 * args.reps
-    rows = []
     for label, extra in [
         ("one process", ()),
         (f"{n} worker processes", ("--workers", n)),
-        (f"Ray local, {n} CPU actors", ("--ray", "local", "--workers", n)),
+        (f"Ray {args.ray}, {n} CPU actors", ("--ray", args.ray, "--workers", n)),
     ]:
-        wall, _ = play(config, folder / label.replace(" ", "_").replace(",", ""), total, *extra)
-        rows.append((label, wall))
+        wall, _ = play(config, folder / "".join(c if c.isalnum() else "_" for c in label), total, *extra)
         print(f"{label:32s} {total} games  {wall:6.1f} s", flush=True)
     wall, out = play(
-        config, folder / "ray_one_fails", total, "--ray", "local", "--workers", n, kill_after_first_game=True
+        config, folder / "ray_one_fails", total, "--ray", args.ray, "--workers", n, kill_after_first_game=True
     )
-    print(f"{'Ray local, worker 1 killed':32s} {total} games  {wall:6.1f} s", flush=True)
+    print(f"{'Ray, worker 1 killed':32s} {total} games  {wall:6.1f} s", flush=True)
     print("\ntail of the run with a failed worker:")
     print("\n".join(line for line in out.splitlines()[-6:]))
 

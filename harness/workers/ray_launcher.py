@@ -399,11 +399,14 @@ class RayDriver:
 
     def run(self, todo: list[GameSpec]) -> list[str]:
         """Play `todo` to the end; returns the games no worker finished."""
-        fill = max(self.config.concurrency, 1)
+        # Batches of at most `concurrency` games; a worker holds two batches' worth, so the next one
+        # is already there when a game of the current one ends (the session's semaphore keeps the
+        # games in flight at `concurrency`).
+        size = max(self.config.concurrency, 1)
         self.pool = WorkPool(
-            condition_batches(todo, fill),
+            condition_batches(todo, size),
             len(self.workers),
-            fill=fill,
+            fill=2 * size,
             max_restarts=self.config.workers.max_restarts,
         )
         self.start_all()
