@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 from harness.rundir.files import EVENTS_FILE, GAMES_FILE, LOCK_FILE
 from harness.rundir.progress import WorkerState
-from harness.status.facts import ExperimentFacts
+from harness.status.facts import ExperimentFacts, local
 from harness.status.model import State
 from harness.study.kinds import pass_kind_of
 
@@ -56,16 +56,16 @@ def waits_for(needs: list[str], states: dict[str, str]) -> str:
 
 def _pids(f: ExperimentFacts) -> list[int]:
     """The processes that should be alive: the recorded one, else the running workers' on this
-    machine (`f.processes` holds only those)."""
+    machine (their events' host)."""
     if f.recorded is not None and f.recorded.pid is not None:
         return [f.recorded.pid]
-    return [w.pid for w in f.workers if w.status == "running" and w.pid is not None and w.pid in f.processes]
+    return [w.pid for w in f.workers if w.status == "running" and w.pid is not None and local(w)]
 
 
 def _remote(f: ExperimentFacts) -> list[WorkerState]:
     """Running workers on other machines (Ray): no local /proc to ask, only their heartbeats and
     the driver that writes them."""
-    return [w for w in f.workers if w.status == "running" and w.pid is not None and w.pid not in f.processes]
+    return [w for w in f.workers if w.status == "running" and w.pid is not None and not local(w)]
 
 
 def _driver_gone(f: ExperimentFacts, remote: list[WorkerState], now: float, window: float) -> Verdict | None:

@@ -167,7 +167,8 @@ class _Worker:
     opened: Opened | None = None
     open_ref: object = None
     drain_ref: object = None
-    plays: dict = field(default_factory=dict)  # ObjectRef -> Batch
+    plays: dict = field(default_factory=dict)  # ObjectRef of play() -> Batch
+    settling: dict = field(default_factory=dict)  # ObjectRef of the drain after a play returned -> Batch
     started: float = 0.0
     waiting: tuple[str, float] | None = None  # (lost node, since): a replacement awaits Ray's verdict
     told_unplaced: bool = False  # the driver said this actor waits for Ray to place it
@@ -217,7 +218,7 @@ class RayDriver:
         w.actor = self.actor_cls.options(**opts, runtime_env={"env_vars": env}).remote(
             job.model_dump(mode="json")
         )
-        w.target, w.opened, w.plays, w.drain_ref = node, None, {}, None
+        w.target, w.opened, w.plays, w.settling, w.drain_ref = node, None, {}, {}, None
         w.open_ref = w.actor.open.remote()
         w.started, w.waiting, w.up = time.time(), None, True
         where = f" on node {node[:12]}" if node else ""
@@ -250,7 +251,7 @@ class RayDriver:
                 w.drain_ref = w.actor.drain.remote()
         refs = {}
         for w in live:
-            for ref in [w.open_ref, w.drain_ref, *w.plays]:
+            for ref in [w.open_ref, w.drain_ref, *w.plays, *w.settling]:
                 if ref is not None:
                     refs[ref] = w
         if not refs:
@@ -278,14 +279,22 @@ class RayDriver:
                     w.slot.gpu = w.opened.gpu
                 self._give(w)
             elif ref in w.plays:
-                batch: Batch = w.plays.pop(ref)
                 try:
                     self.ray.get(ref)
                 except self.ray.exceptions.RayError as e:
-                    w.plays[ref] = batch  # still held: its unwritten games go back to the queue
+                    self._died(w, e)  # the batch is still held: its unwritten games go back to the queue
+                    continue
+                # Its last games are in the actor until drained: a drain sent now (after every earlier
+                # call) settles the batch, and the worker's death before it requeues it.
+                w.settling[w.actor.drain.remote()] = w.plays.pop(ref)
+            elif ref in w.settling:
+                try:
+                    drained = Drained.model_validate(self.ray.get(ref))
+                except self.ray.exceptions.RayError as e:
                     self._died(w, e)
                     continue
-                self._drain_now(w)  # its last games, before judging what is left
+                self.out.write(w.slot.index, drained)
+                batch: Batch = w.settling.pop(ref)
                 self.pool.finished(w.slot.index, batch.id, self.out.unwritten(batch.game_ids))
                 self._give(w)
         self._idle_workers_take()
@@ -325,10 +334,10 @@ class RayDriver:
             self.ray.kill(w.actor)
         except self.ray.exceptions.RayError:
             pass
-        held = [g for b in w.plays.values() for g in b.game_ids]
+        held = [g for b in [*w.plays.values(), *w.settling.values()] for g in b.game_ids]
         unfinished = self.out.unwritten(held)
         self.pool.died(index, unfinished)
-        w.up, w.plays, w.drain_ref, w.open_ref = False, {}, None, None
+        w.up, w.plays, w.settling, w.drain_ref, w.open_ref = False, {}, {}, None, None
         node = w.node
         if node:
             self.failed_nodes.add(node)

@@ -353,8 +353,8 @@ def test_ray_gpu_actors_recover_from_a_killed_actor(tmp_path, capsys, monkeypatc
     finally:
         ray.shutdown()
     out = capsys.readouterr()
-    assert rc == [0], out
     text = out.out + out.err
+    assert rc == [0], "\n".join(line for line in text.splitlines() if "raylet" not in line)[-3000:]
     assert "harness: worker 1 (GPU" in text and "a replacement starts on node" in text
     assert "32/32 games" in text and "worker failures 1" in text
     assert_one_line_per_game(run, 32)
