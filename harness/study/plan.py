@@ -155,7 +155,7 @@ def _check_options(i: int, exp: Experiment, base: list[str], parser: argparse.Ar
         if key.replace("_", "-") in _SET_BY_STUDY or dests.get(flag) in owned:
             raise ConfigError(f"{field}: set by the study, not an option here")
         if flag not in dests:
-            raise ConfigError(f"{field}: `{command.prog}` has no option {flag}")
+            raise ConfigError(f"{field}: `{command.prog}` has no option {flag if plain else repr(flag)}")
         for v in value if isinstance(value, list) else [value]:
             if isinstance(v, str) and v.startswith("-") and not _is_number(v):
                 raise ConfigError(f"{field}: the value {v!r} starts with '-' and would read as a flag")

@@ -7,7 +7,7 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from harness.cli import build_parser
@@ -60,6 +60,7 @@ def _plan(text: str | bytes) -> None:
 
 
 @given(options, st.sampled_from(KINDS), options)
+@example({}, "games", {"0\n": -9223372036854775809})  # a key with a newline: the flag is quoted too
 def test_generated_study_options(games_opts, other_kind, other_opts):
     _plan(_study(games_opts, other_kind, other_opts))
 
