@@ -192,8 +192,8 @@ def judge(f: ExperimentFacts, now: float, window_s: float) -> Verdict:
         elif not running:
             verdict = Verdict("complete", "no progress events; judged by its outputs") if f.outputs \
                 else Verdict("not started")
-        elif not pids and _remote(f) and f.recorded is None and (
-                lost := _driver_gone(f, _remote(f), now, window_s)) is not None:
+        elif not pids and (remote := _remote(f)) and f.recorded is None and (
+                lost := _driver_gone(f, remote, now, window_s)) is not None:
             verdict = lost
         elif pids and all(f.processes.get(p) == "gone" for p in pids):
             again = "the study" if f.recorded is not None else "the same command"

@@ -14,6 +14,7 @@ import os
 import socket
 import sys
 import threading
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, Field
 
@@ -23,11 +24,16 @@ from harness.records import GameRecord
 from harness.rundir.events import EventWriter
 from harness.workers.process import WorkerJob, worker_config
 
+if TYPE_CHECKING:
+    from harness.run.worker_run import WorkerEvents
+
 
 class Drained(BaseModel):
     """What a session kept since the last drain: whole JSON lines, and its output text."""
 
     games: list[str] = Field(default_factory=list)
+    game_ids: list[str] = Field(default_factory=list)
+    """`games[i]` is game `game_ids[i]`: the driver keeps each game once without parsing its line."""
     events: list[str] = Field(default_factory=list)
     log: str = ""
     served: dict | None = None
@@ -61,9 +67,11 @@ class _GameBuffer:
 
     def __init__(self):
         self.lines: list[str] = []
+        self.ids: list[str] = []
 
     async def write(self, record: GameRecord) -> None:
         self.lines.append(record.model_dump_json())
+        self.ids.append(record.game_id)
 
 
 class OutputCapture:
@@ -110,6 +118,8 @@ class WorkerSession:
         self._plays: set[asyncio.Task] = set()
         self._backend: Backend | None = None
         self._served_sent = False
+        self.events: WorkerEvents | None = None  # from open() on
+        self.reporter: asyncio.Task | None = None
 
     async def open(self) -> Opened:
         """Start the engine; a model directory missing on this node fails here, with the harness's
@@ -157,19 +167,21 @@ class WorkerSession:
         from harness.backends.base import BackendDied
         from harness.run.worker_run import _found
 
+        events = self.events
+        assert events is not None, "open() first"
         specs = [self.specs[g] for g in game_ids if g in self.specs]
-        self.events.games_total += len(specs)
+        events.games_total += len(specs)
         errors_before = self.stats.errors
         task = asyncio.current_task()
         assert task is not None
         self._plays.add(task)
         try:
-            await self.runner.run(specs, self.sink, self.events.error, sem=self.sem)
+            await self.runner.run(specs, self.sink, events.error, sem=self.sem)
         except BaseExceptionGroup as group:
             died = _found(group, (BackendDied,))
             if died is None:
                 raise
-            await self.events.error(str(died), fatal=True)
+            await events.error(str(died), fatal=True)
             raise died from None
         finally:
             self._plays.discard(task)
@@ -177,13 +189,13 @@ class WorkerSession:
 
     def drain(self) -> Drained:
         games, self._games.lines = self._games.lines, []
+        game_ids, self._games.ids = self._games.ids, []
         events, self.writer.lines = self.writer.lines, []
         served = None
         if self._backend is not None and not self._served_sent and self._backend.served():
             served, self._served_sent = self._backend.served(), True
-        return Drained(
-            games=games, events=events, log=self.capture.take() if self.capture else "", served=served
-        )
+        log = self.capture.take() if self.capture else ""
+        return Drained(games=games, game_ids=game_ids, events=events, log=log, served=served)
 
     async def close(self, status: str | None = None) -> Drained:
         """End the session: cancel what still plays, stop the engine, write run_end (`status`, or
@@ -192,14 +204,14 @@ class WorkerSession:
             task.cancel()
         if self._plays:
             await asyncio.wait(list(self._plays), timeout=30)
-        if getattr(self, "reporter", None) is not None:
+        if self.reporter is not None:
             self.reporter.cancel()
         if self._backend is not None:
             try:
                 await self._backend.__aexit__(None, None, None)
             finally:
                 self._backend = None
-        if hasattr(self, "events"):
+        if self.events is not None:
             self.events.end_now(status or ("complete" if self.stats.errors == 0 else "incomplete"))
         return self.drain()
 

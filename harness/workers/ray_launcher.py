@@ -129,8 +129,7 @@ class RunWriter:
 
     def write(self, worker: int, drained: Drained) -> None:
         new: list[str] = []
-        for line in drained.games:
-            game_id = json.loads(line)["game_id"]
+        for line, game_id in zip(drained.games, drained.game_ids, strict=True):
             if game_id in self.written:
                 self._dropped.add(game_id)
                 continue
